@@ -1,0 +1,214 @@
+//! The plugin side of hashicorp/go-plugin's gRPC protocol, in the order go-plugin's own
+//! `Serve` follows: magic cookie → listener → server → handshake line → serve until told to
+//! stop (spec §2–§5). Knows nothing of Velero: the caller brings the handshake values, its
+//! gRPC routes and the work to drain before exit.
+//!
+//! Stopping: `plugin.GRPCController/Shutdown` and SIGTERM take the same path — run the
+//! drain (once), end the held-open streams, stop the server within a bounded grace, remove
+//! the socket. SIGINT is ignored, as Go plugins do (a terminal's Ctrl-C reaches the host).
+
+mod services;
+mod socket;
+
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::service::Routes;
+use tonic::transport::Server;
+
+use crate::proto::plugin::{
+    grpc_broker_server::GrpcBrokerServer, grpc_controller_server::GrpcControllerServer,
+    grpc_stdio_server::GrpcStdioServer,
+};
+pub use services::Stopping;
+pub use socket::PrivateSocket;
+
+/// How long in-flight calls may take to finish once stopping; the host SIGKILLs after 2 s.
+const STOP_GRACE: Duration = Duration::from_millis(1000);
+
+/// The values host and plugin agree on (go-plugin's `HandshakeConfig`).
+#[derive(Debug, Clone, Copy)]
+pub struct Handshake {
+    /// Environment variable the host sets, e.g. `VELERO_PLUGIN`.
+    pub cookie_key: &'static str,
+    /// Its expected value, e.g. `hello`.
+    pub cookie_value: &'static str,
+    /// The application protocol version printed in the handshake line.
+    pub app_protocol_version: u32,
+}
+
+/// go-plugin's own core protocol version, field 1 of the handshake line.
+pub const CORE_PROTOCOL_VERSION: u32 = 1;
+
+/// What can stop the plugin server from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The binary was started by a person, not by its host.
+    #[error(
+        "This binary is a plugin. These are not meant to be executed directly.\n\
+         Please execute the program that consumes these plugins, which will\n\
+         load any plugins automatically. (environment variable {key} is not {value:?})"
+    )]
+    NotLaunchedByHost {
+        /// The cookie variable.
+        key: &'static str,
+        /// Its expected value.
+        value: &'static str,
+    },
+    /// The private socket directory could not be created.
+    #[error("cannot create a private socket directory under {dir}: {source}")]
+    SocketDir {
+        /// The base directory.
+        dir: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The socket path does not fit a Unix socket address.
+    #[error("socket path {path} is longer than a Unix socket address allows (107 bytes); set TMPDIR to a shorter directory")]
+    SocketPathTooLong {
+        /// The path that did not fit.
+        path: PathBuf,
+    },
+    /// Binding or securing the socket failed.
+    #[error("cannot listen on {path}: {source}")]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Installing the signal handlers failed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// The handshake line could not be written to stdout.
+    #[error("cannot write the handshake line to stdout: {0}")]
+    Handshake(std::io::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Checks the magic cookie in the environment (go-plugin exits 1 with a hint when it is wrong).
+pub fn check_cookie(handshake: &Handshake) -> Result<(), Error> {
+    match std::env::var(handshake.cookie_key) {
+        Ok(value) if value == handshake.cookie_value => Ok(()),
+        _ => Err(Error::NotLaunchedByHost {
+            key: handshake.cookie_key,
+            value: handshake.cookie_value,
+        }),
+    }
+}
+
+/// The handshake line for a Unix socket, e.g. `1|2|unix|/tmp/quiesce-x/plugin.sock|grpc|`.
+pub fn handshake_line(handshake: &Handshake, socket: &std::path::Path) -> String {
+    format!(
+        "{}|{}|unix|{}|grpc|\n",
+        CORE_PROTOCOL_VERSION,
+        handshake.app_protocol_version,
+        socket.display()
+    )
+}
+
+/// Points fd 1 at `/dev/null` once the handshake is out. The host reads our stdout until EOF;
+/// closing it now ends that read early, instead of racing the host's own close of the pipe when
+/// the process exits (go-plugin before v1.7.0 logs that race as an error). It also guarantees
+/// that nothing else ever reaches the host's stdout reader.
+fn detach_stdout() {
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+        return;
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup2 on two open descriptors; fd 1 is atomically replaced, `null` stays owned
+    // by the File and is closed when it drops.
+    unsafe {
+        libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO);
+    }
+}
+
+/// Serves `routes` (plus health and go-plugin's own services) until Shutdown or SIGTERM.
+///
+/// `drain` runs once when stopping, before the server stops (inside the Shutdown call when the
+/// host asks, so the host waits for it). The handshake line goes to `stdout` once the socket
+/// listens; nothing else is ever written there.
+pub async fn serve(
+    handshake: &Handshake,
+    routes: Routes,
+    drain: impl Future<Output = ()> + Send + 'static,
+    mut stdout: impl Write,
+) -> Result<(), Error> {
+    let (socket, listener) = PrivateSocket::bind()?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(Error::Signals)?;
+    // Registered and never read: the OS handler stays installed, so SIGINT no longer kills us.
+    let _sigint = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
+
+    let stopping = Stopping::new();
+    let drain = drain.boxed().shared();
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("plugin", tonic_health::ServingStatus::Serving)
+        .await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+
+    let routes = routes
+        .add_service(health_service)
+        .add_service(GrpcControllerServer::new(services::Controller {
+            drain: drain.clone(),
+            stopping: stopping.clone(),
+        }))
+        .add_service(GrpcStdioServer::new(services::Stdio {
+            stopping: stopping.clone(),
+        }))
+        .add_service(GrpcBrokerServer::new(services::Broker {
+            stopping: stopping.clone(),
+        }));
+    let server = Server::builder()
+        .initial_stream_window_size(Some(4 << 20))
+        .initial_connection_window_size(Some(8 << 20))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopping.stopped());
+    let mut server = tokio::spawn(server);
+
+    stdout
+        .write_all(handshake_line(handshake, socket.path()).as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(Error::Handshake)?;
+    drop(stdout);
+    detach_stdout();
+    tracing::debug!(socket = %socket.path().display(), "Plugin serving");
+
+    tokio::select! {
+        _ = sigterm.recv() => {
+            tracing::info!("SIGTERM received, stopping");
+            drain.await;
+            stopping.stop();
+        }
+        _ = stopping.stopped() => {}
+        finished = &mut server => {
+            // The server only ends early on a transport failure.
+            return match finished {
+                Ok(result) => result.map_err(Error::from),
+                Err(join) => {
+                    tracing::error!(error = %join, "gRPC server task failed");
+                    Ok(())
+                }
+            };
+        }
+    }
+    match tokio::time::timeout(STOP_GRACE, &mut server).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(join)) => tracing::error!(error = %join, "gRPC server task failed"),
+        Err(_) => {
+            tracing::debug!("In-flight calls outlived the stop grace; exiting anyway");
+            server.abort();
+        }
+    }
+    drop(socket);
+    Ok(())
+}

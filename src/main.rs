@@ -1,0 +1,48 @@
+//! `velero-plugin-quiesce`: the binary Velero launches from `/plugins` (and, with `--copy-to`,
+//! the image's init container that puts it there).
+
+use std::process::ExitCode;
+
+use quiesce::args::PluginArgs;
+use quiesce::{goplugin, install, velero};
+
+fn main() -> ExitCode {
+    // The image's init container runs `--copy-to /target`, without the plugin cookie.
+    if let Some(target) = install::copy_to_target(std::env::args_os()) {
+        return match target.and_then(|dir| install::copy_current_exe_to(&dir)) {
+            Ok(installed) => {
+                eprintln!("velero-plugin-quiesce: {installed}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("velero-plugin-quiesce: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let args = PluginArgs::parse(std::env::args_os());
+    if let Err(error) = goplugin::check_cookie(&velero::HANDSHAKE) {
+        eprintln!("{error}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("velero-plugin-quiesce: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(velero::serve(args));
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %error, "velero-plugin-quiesce stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Velero's plugin protocol on top of [`crate::goplugin`]: the handshake values, the plugin
+//! list, quiesce's BackupItemAction v2 and ItemBlockAction services, errors as gRPC status,
+//! and Velero's log format (spec §1, §6–§13).
+
+pub mod actions;
+pub mod error;
+pub mod item;
+pub mod log;
+pub mod plugins;
+
+use std::sync::Arc;
+
+use tonic::service::Routes;
+
+use crate::args::PluginArgs;
+use crate::exec::{velero_namespace, ClusterClient, KubeExecutor};
+use crate::goplugin::{self, Handshake};
+use crate::proto::generated::plugin_lister_server::PluginListerServer;
+use crate::proto::v1::item_block_action_server::ItemBlockActionServer;
+use crate::proto::v2::backup_item_action_server::BackupItemActionServer;
+use crate::quiesce::cluster::KubeCluster;
+use crate::quiesce::Engine;
+use plugins::{PluginKind, Plugins, Registration};
+
+/// The one plugin name quiesce registers, under two kinds.
+pub const PLUGIN_NAME: &str = "quiesce.dev/pod-hooks";
+
+/// Velero's go-plugin handshake (Velero `pkg/plugin/framework/handshake.go`, spec §3.1).
+pub const HANDSHAKE: Handshake = Handshake {
+    cookie_key: "VELERO_PLUGIN",
+    cookie_value: "hello",
+    app_protocol_version: 2,
+};
+
+/// Largest request or response message, each way. Velero sends up to 2 GiB; items with the
+/// Backup JSON are far smaller, and this bounds what one call can make us hold.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// The plugins this binary registers.
+pub fn plugins() -> Plugins {
+    Plugins::new(vec![
+        Registration {
+            kind: PluginKind::BackupItemActionV2,
+            name: PLUGIN_NAME,
+        },
+        Registration {
+            kind: PluginKind::ItemBlockAction,
+            name: PLUGIN_NAME,
+        },
+    ])
+}
+
+/// The gRPC routes of Velero's services for `plugins`, reporting `command` in `ListPlugins`
+/// and handing items to `engine`.
+pub fn routes(command: String, plugins: Plugins, engine: Engine) -> Routes {
+    let lister = PluginListerServer::new(plugins::Lister {
+        command,
+        plugins: plugins.clone(),
+    });
+    let backup_action = BackupItemActionServer::new(actions::PodHooksBackupAction {
+        plugins: plugins.clone(),
+        engine: engine.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let item_block_action =
+        ItemBlockActionServer::new(actions::PodHooksItemBlockAction { plugins, engine })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    Routes::new(lister)
+        .add_service(backup_action)
+        .add_service(item_block_action)
+}
+
+/// Runs the plugin as Velero launched it, until Velero stops it. The cookie was checked.
+pub async fn serve(args: PluginArgs) -> Result<(), goplugin::Error> {
+    let level = args
+        .log_level
+        .as_deref()
+        .map(|l| (l, log::level_from_flag(l)));
+    log::init(match level {
+        Some((_, Some(filter))) => filter,
+        _ => tracing_subscriber::filter::LevelFilter::INFO,
+    });
+    if let Some((given, None)) = level {
+        tracing::warn!(logLevel = given, "Unknown --log-level, using info");
+    }
+    tracing::debug!(features = %args.features.join(","), "Starting velero-plugin-quiesce");
+    // The client is built on first use, after the handshake: start-up never waits for the
+    // API server, and discovery (which only lists plugins) never touches it.
+    let client = ClusterClient::infer();
+    let engine = Engine::new(
+        Arc::new(KubeExecutor::new(client.clone())),
+        Arc::new(KubeCluster::new(client, velero_namespace())),
+    );
+    let routes = routes(args.command, plugins(), engine.clone());
+    let drain = async move { engine.drain().await };
+    goplugin::serve(&HANDSHAKE, routes, drain, std::io::stdout()).await
+}
