@@ -1,0 +1,242 @@
+//! The pure hook model: which exec hooks a pod gets in a backup phase, from its annotations
+//! (`pre.hook.backup.quiesce.dev/*`, `post.hook.backup.quiesce.dev/*`) or from the rules of the
+//! plugin ConfigMap (the `Backup.spec.hooks.resources[]` schema).
+//!
+//! No I/O here: no logging, no clock, no Kubernetes calls. Functions take values and return
+//! values; warnings and validation problems come back as data that names the pod, key, value,
+//! rule or field, for the caller to log. Nothing here runs a hook.
+//!
+//! Layout:
+//! - `annotations.rs`: annotation keys and values (command, container, on-error, timeout).
+//! - `rules.rs`: the ConfigMap's `config.yaml`, parsed and validated into [`Config`].
+//! - `resolve.rs`: [`resolve`], the ordered concrete hooks of one pod and phase.
+//! - `duration.rs`: Go duration parsing/rendering and the timeout policy.
+//! - `selector.rs`: label selectors. `glob.rs`: namespace/resource glob patterns.
+
+mod annotations;
+mod duration;
+mod glob;
+mod resolve;
+mod rules;
+mod selector;
+
+use std::fmt;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+
+pub use annotations::{
+    annotation_key, parse_command, AnnotationWarning, ParsedCommand, POST_ANNOTATION_PREFIX,
+    PRE_ANNOTATION_PREFIX,
+};
+pub use duration::{
+    format_go_duration, parse_go_duration, DurationError, GoDuration, DEFAULT_TIMEOUT, MAX_TIMEOUT,
+};
+pub use glob::{GlobError, NamespaceFilter};
+pub use resolve::{resolve, HookDefect, Resolution, SkipReason};
+pub use rules::{Config, ExecHook, Location, Problem, Rule, Severity, CONFIG_KEY};
+pub use selector::{LabelSelector, Operator, Requirement};
+
+/// Hook name that Velero logs (`hookName`) for annotation hooks.
+pub const ANNOTATION_HOOK_NAME: &str = "<from-annotation>";
+
+/// When a hook runs relative to the pod's volume snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    /// Before (freeze).
+    Pre,
+    /// After (thaw).
+    Post,
+}
+
+impl Phase {
+    /// `pre` or `post`, as Velero logs `hookPhase` and as the annotation prefix starts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pre => "pre",
+            Phase::Post => "post",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a hook failure does to the rest of the pod's hooks in that phase.
+///
+/// The default is `Fail`, as Velero documents (Velero's code since v1.9 treats an unset mode
+/// as non-fatal while logging it as `Fail`; quiesce follows the documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OnError {
+    /// Stop the pod's remaining hooks of the phase; a failed pre hook fails the pod.
+    #[default]
+    Fail,
+    /// Log the failure and go on.
+    Continue,
+}
+
+impl OnError {
+    /// Parses the exact, case-sensitive spelling `Fail` or `Continue`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "Fail" => Some(OnError::Fail),
+            "Continue" => Some(OnError::Continue),
+            _ => None,
+        }
+    }
+
+    /// `Fail` or `Continue`, as Velero logs `hookOnError`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnError::Fail => "Fail",
+            OnError::Continue => "Continue",
+        }
+    }
+}
+
+impl fmt::Display for OnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a hook was defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HookSource {
+    /// The pod's own annotations.
+    Annotation,
+    /// A rule of the plugin ConfigMap (Velero's `spec.hooks` counterpart).
+    Spec,
+}
+
+impl HookSource {
+    /// `annotation` or `spec`, the values Velero (v1.13+) logs in `hookSource`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookSource::Annotation => "annotation",
+            HookSource::Spec => "spec",
+        }
+    }
+}
+
+impl fmt::Display for HookSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Namespace and name of a pod, for messages (`namespace/name`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct PodRef {
+    /// `metadata.namespace` (empty if unset).
+    pub namespace: String,
+    /// `metadata.name` (empty if unset).
+    pub name: String,
+}
+
+impl PodRef {
+    /// The namespace and name of `pod`.
+    pub fn of(pod: &Pod) -> Self {
+        PodRef {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl fmt::Display for PodRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// One concrete hook of a pod and phase, ready to run (unless `defect` says it cannot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedHook {
+    /// Pre or post.
+    pub phase: Phase,
+    /// Annotation or spec (ConfigMap rule).
+    pub source: HookSource,
+    /// [`ANNOTATION_HOOK_NAME`] for annotations, else the rule's `name` (Velero's `hookName`).
+    pub name: String,
+    /// Position in the rule's `pre`/`post` list (0 for annotations), as in Velero's hook
+    /// tracker key since v1.17; (`name`, `index`) identifies a spec hook within a phase.
+    pub index: usize,
+    /// Target container: the one named, or the pod's first container.
+    pub container: String,
+    /// argv, executed without a shell.
+    pub command: Vec<String>,
+    /// Failure mode.
+    pub on_error: OnError,
+    /// Effective timeout (default 30s, at most 4h).
+    pub timeout: Duration,
+    /// Set when the hook cannot be executed on this pod (for instance its container is not in
+    /// the pod). The caller must not exec it: it records the hook as failed with this error
+    /// and applies `on_error`, as Velero does for `no such container`.
+    pub defect: Option<HookDefect>,
+}
+
+/// Renders argv the way Velero logs `hookCommand` (Go's `fmt.Sprint` of a `[]string`):
+/// elements joined by single spaces inside brackets, unquoted, e.g.
+/// `[/sbin/fsfreeze --freeze /data]`.
+pub fn render_command(command: &[String]) -> String {
+    format!("[{}]", command.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_command_matches_go_sprint_of_string_slice() {
+        let argv: Vec<String> = ["/sbin/fsfreeze", "--freeze", "/data"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(render_command(&argv), "[/sbin/fsfreeze --freeze /data]");
+    }
+
+    #[test]
+    fn render_command_does_not_quote_elements_with_spaces() {
+        let argv = vec![
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            "sync && echo ok".to_owned(),
+        ];
+        assert_eq!(render_command(&argv), "[/bin/sh -c sync && echo ok]");
+    }
+
+    #[test]
+    fn render_command_of_empty_argv_is_empty_brackets() {
+        assert_eq!(render_command(&[]), "[]");
+    }
+
+    #[test]
+    fn phase_strings_are_pre_and_post() {
+        assert_eq!(Phase::Pre.as_str(), "pre");
+        assert_eq!(Phase::Post.as_str(), "post");
+    }
+
+    #[test]
+    fn hook_source_strings_match_velero_hook_source_field() {
+        assert_eq!(HookSource::Annotation.as_str(), "annotation");
+        assert_eq!(HookSource::Spec.as_str(), "spec");
+    }
+
+    #[test]
+    fn on_error_parses_only_exact_spellings() {
+        assert_eq!(OnError::parse("Fail"), Some(OnError::Fail));
+        assert_eq!(OnError::parse("Continue"), Some(OnError::Continue));
+        for wrong in ["fail", "FAIL", "continue", "CONTINUE", " Fail", "Fail ", ""] {
+            assert_eq!(OnError::parse(wrong), None, "{wrong:?}");
+        }
+    }
+
+    #[test]
+    fn on_error_defaults_to_fail_as_documented() {
+        assert_eq!(OnError::default(), OnError::Fail);
+    }
+}

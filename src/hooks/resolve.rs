@@ -1,0 +1,235 @@
+//! Resolution: the ordered, concrete hooks of one pod in one phase.
+//!
+//! Precedence (per pod and per phase, as Velero): an annotation hook for the phase replaces
+//! every rule hook of that phase; otherwise matching rules in array order, each rule's hooks
+//! in list order. Pods that finished (phase Succeeded/Failed) or are being deleted get none.
+//! Containers are resolved against the pod spec here; a hook whose container cannot be
+//! resolved stays in the list, marked with a [`HookDefect`], so that it fails in its place.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::annotations::{read_annotation_hook, AnnotationWarning};
+use super::{Config, HookSource, Phase, PodRef, ResolvedHook, ANNOTATION_HOOK_NAME};
+
+/// The hooks of one pod and phase, with what the caller should log about them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Resolution {
+    /// Hooks in execution order (empty when `skipped` is set).
+    pub hooks: Vec<ResolvedHook>,
+    /// Odd annotation values that were defaulted or read literally (log at warning level).
+    pub warnings: Vec<AnnotationWarning>,
+    /// Why the pod gets no hooks at all in this backup (log at info level).
+    pub skipped: Option<SkipReason>,
+}
+
+/// Why a pod gets no hooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The pod's `status.phase` is `Succeeded` or `Failed`: its containers no longer run.
+    Terminated {
+        /// The pod.
+        pod: PodRef,
+        /// `Succeeded` or `Failed`.
+        pod_phase: String,
+        /// The hook phase that was asked for.
+        phase: Phase,
+    },
+    /// `metadata.deletionTimestamp` is set: Velero does not back the pod up.
+    Deleting {
+        /// The pod.
+        pod: PodRef,
+        /// The hook phase that was asked for.
+        phase: Phase,
+    },
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::Terminated {
+                pod,
+                pod_phase,
+                phase,
+            } => write!(
+                f,
+                "pod {pod} is in phase {pod_phase}, so its {phase} hooks are skipped"
+            ),
+            SkipReason::Deleting { pod, phase } => write!(
+                f,
+                "pod {pod} is being deleted, so its {phase} hooks are skipped"
+            ),
+        }
+    }
+}
+
+/// Why a resolved hook cannot be executed on its pod. The texts start like Velero's errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookDefect {
+    /// The named container is neither a container nor a native sidecar of the pod.
+    #[error(
+        "no such container: {container:?} (pod {pod} has no container or native sidecar of that name)"
+    )]
+    NoSuchContainer {
+        /// The pod.
+        pod: PodRef,
+        /// The container the hook names.
+        container: String,
+    },
+    /// The named container is an init container that is not a native sidecar.
+    #[error(
+        "no such container: {container:?} (in pod {pod} it is an init container without \
+         restartPolicy: Always; hooks only run in containers and native sidecars)"
+    )]
+    InitContainerNotSidecar {
+        /// The pod.
+        pod: PodRef,
+        /// The container the hook names.
+        container: String,
+    },
+    /// No container was named and the pod has none to default to.
+    #[error("need at least 1 container: pod {pod} has no containers to run the hook in")]
+    NoContainers {
+        /// The pod.
+        pod: PodRef,
+    },
+    /// The annotation's command is an empty JSON array.
+    #[error("command is required: annotation {key} of pod {pod} is an empty JSON array")]
+    EmptyCommand {
+        /// The pod.
+        pod: PodRef,
+        /// The annotation key.
+        key: String,
+    },
+}
+
+/// The hooks `pod` gets in `phase`: its annotation hook if it has one for the phase,
+/// otherwise the hooks of every rule of `config` that applies to it.
+pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
+    let pod_ref = PodRef::of(pod);
+    if let Some(skipped) = skip_reason(pod, &pod_ref, phase) {
+        return Resolution {
+            skipped: Some(skipped),
+            ..Resolution::default()
+        };
+    }
+
+    let empty = BTreeMap::new();
+    let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
+    let mut warnings = Vec::new();
+    if let Some(hook) = read_annotation_hook(&pod_ref, annotations, phase, &mut warnings) {
+        let (container, mut defect) = resolve_container(pod, &pod_ref, hook.container.as_deref());
+        if hook.command.is_empty() {
+            defect = Some(HookDefect::EmptyCommand {
+                pod: pod_ref.clone(),
+                key: hook.command_key.clone(),
+            });
+        }
+        let resolved = ResolvedHook {
+            phase,
+            source: HookSource::Annotation,
+            name: ANNOTATION_HOOK_NAME.to_owned(),
+            index: 0,
+            container,
+            command: hook.command,
+            on_error: hook.on_error,
+            timeout: hook.timeout,
+            defect,
+        };
+        return Resolution {
+            hooks: vec![resolved],
+            warnings,
+            skipped: None,
+        };
+    }
+
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+    let hooks = config
+        .rules()
+        .iter()
+        .filter(|rule| rule.applies_to(namespace, labels))
+        .flat_map(|rule| {
+            rule.hooks(phase).iter().enumerate().map(|(index, hook)| {
+                let (container, defect) =
+                    resolve_container(pod, &pod_ref, hook.container.as_deref());
+                ResolvedHook {
+                    phase,
+                    source: HookSource::Spec,
+                    name: rule.name().to_owned(),
+                    index,
+                    container,
+                    command: hook.command.clone(),
+                    on_error: hook.on_error,
+                    timeout: hook.timeout,
+                    defect,
+                }
+            })
+        })
+        .collect();
+    Resolution {
+        hooks,
+        warnings,
+        skipped: None,
+    }
+}
+
+fn skip_reason(pod: &Pod, pod_ref: &PodRef, phase: Phase) -> Option<SkipReason> {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Some(SkipReason::Deleting {
+            pod: pod_ref.clone(),
+            phase,
+        });
+    }
+    let pod_phase = pod.status.as_ref()?.phase.as_deref()?;
+    matches!(pod_phase, "Succeeded" | "Failed").then(|| SkipReason::Terminated {
+        pod: pod_ref.clone(),
+        pod_phase: pod_phase.to_owned(),
+        phase,
+    })
+}
+
+/// The container a hook runs in: the named one if it is a container or a native sidecar
+/// (an init container with `restartPolicy: Always`), else the first of `spec.containers`.
+fn resolve_container(
+    pod: &Pod,
+    pod_ref: &PodRef,
+    requested: Option<&str>,
+) -> (String, Option<HookDefect>) {
+    let spec = pod.spec.as_ref();
+    let containers = spec.map(|s| s.containers.as_slice()).unwrap_or_default();
+    let init_containers = spec
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or_default();
+    let Some(name) = requested else {
+        return match containers.first() {
+            Some(first) => (first.name.clone(), None),
+            None => (
+                String::new(),
+                Some(HookDefect::NoContainers {
+                    pod: pod_ref.clone(),
+                }),
+            ),
+        };
+    };
+    if containers.iter().any(|c| c.name == name) {
+        return (name.to_owned(), None);
+    }
+    let defect = match init_containers.iter().find(|c| c.name == name) {
+        Some(init) if init.restart_policy.as_deref() == Some("Always") => None,
+        Some(_) => Some(HookDefect::InitContainerNotSidecar {
+            pod: pod_ref.clone(),
+            container: name.to_owned(),
+        }),
+        None => Some(HookDefect::NoSuchContainer {
+            pod: pod_ref.clone(),
+            container: name.to_owned(),
+        }),
+    };
+    (name.to_owned(), defect)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,475 @@
+//! Tests of resolution: precedence, order, containers, skipped pods.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::hooks::{OnError, DEFAULT_TIMEOUT};
+
+/// A running pod `shop/db-0` with containers `db` and `fsfreeze`, plus `extra` merged into
+/// its JSON (metadata/spec/status keys are merged one level deep).
+fn pod_with(extra: Value) -> Pod {
+    let mut pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"namespace": "shop", "name": "db-0", "labels": {"app": "db"}},
+        "spec": {"containers": [{"name": "db"}, {"name": "fsfreeze"}]},
+        "status": {"phase": "Running"},
+    });
+    if let Value::Object(extra) = extra {
+        for (section, fields) in extra {
+            match (pod.get_mut(&section), fields) {
+                (Some(Value::Object(target)), Value::Object(fields)) => target.extend(fields),
+                (_, fields) => {
+                    pod[section] = fields;
+                }
+            }
+        }
+    }
+    serde_json::from_value(pod).unwrap()
+}
+
+fn annotated(annotations: Value) -> Pod {
+    pod_with(json!({"metadata": {"annotations": annotations}}))
+}
+
+fn config(yaml: &str) -> Config {
+    let (config, problems) = Config::from_yaml(yaml);
+    assert!(
+        problems
+            .iter()
+            .all(|p| p.severity == crate::hooks::Severity::Warning),
+        "{problems:#?}"
+    );
+    config
+}
+
+fn argv(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn shop_db() -> PodRef {
+    PodRef {
+        namespace: "shop".to_owned(),
+        name: "db-0".to_owned(),
+    }
+}
+
+/// (name, index, container, argv[0]) of each resolved hook.
+fn summary(resolution: &Resolution) -> Vec<(String, usize, String, String)> {
+    resolution
+        .hooks
+        .iter()
+        .map(|h| {
+            (
+                h.name.clone(),
+                h.index,
+                h.container.clone(),
+                h.command[0].clone(),
+            )
+        })
+        .collect()
+}
+
+fn row(
+    name: &str,
+    index: usize,
+    container: &str,
+    command: &str,
+) -> (String, usize, String, String) {
+    (
+        name.to_owned(),
+        index,
+        container.to_owned(),
+        command.to_owned(),
+    )
+}
+
+const TWO_RULES: &str = r#"
+hooks:
+  resources:
+  - name: first
+    pre:
+    - exec: {command: [a1]}
+    - exec: {command: [a2], container: fsfreeze}
+    post:
+    - exec: {command: [a3]}
+  - name: second
+    pre:
+    - exec: {command: [b1], onError: Continue, timeout: 10s}
+"#;
+
+#[test]
+fn pod_without_annotations_or_rules_gets_no_hooks() {
+    let resolution = resolve(&pod_with(json!({})), Phase::Pre, &Config::default());
+    assert_eq!(resolution, Resolution::default());
+}
+
+#[test]
+fn annotation_hook_resolves_with_defaults() {
+    let pod = annotated(json!({
+        "pre.hook.backup.quiesce.dev/command": r#"["/sbin/fsfreeze","--freeze","/data"]"#
+    }));
+    let resolution = resolve(&pod, Phase::Pre, &Config::default());
+    assert_eq!(
+        resolution.hooks,
+        vec![ResolvedHook {
+            phase: Phase::Pre,
+            source: HookSource::Annotation,
+            name: "<from-annotation>".to_owned(),
+            index: 0,
+            container: "db".to_owned(),
+            command: argv(&["/sbin/fsfreeze", "--freeze", "/data"]),
+            on_error: OnError::Fail,
+            timeout: DEFAULT_TIMEOUT,
+            defect: None,
+        }]
+    );
+    assert!(resolution.warnings.is_empty());
+    assert_eq!(resolution.skipped, None);
+}
+
+#[test]
+fn annotation_hook_reads_all_four_keys() {
+    let pod = annotated(json!({
+        "post.hook.backup.quiesce.dev/command": r#"["/sbin/fsfreeze","--unfreeze","/data"]"#,
+        "post.hook.backup.quiesce.dev/container": "fsfreeze",
+        "post.hook.backup.quiesce.dev/on-error": "Continue",
+        "post.hook.backup.quiesce.dev/timeout": "2m",
+    }));
+    let hook = &resolve(&pod, Phase::Post, &Config::default()).hooks[0];
+    assert_eq!(hook.phase, Phase::Post);
+    assert_eq!(hook.container, "fsfreeze");
+    assert_eq!(hook.on_error, OnError::Continue);
+    assert_eq!(hook.timeout, Duration::from_secs(120));
+    assert_eq!(hook.defect, None);
+}
+
+#[test]
+fn annotation_warnings_are_returned_with_the_hook() {
+    let pod = annotated(json!({
+        "pre.hook.backup.quiesce.dev/command": "sync",
+        "pre.hook.backup.quiesce.dev/on-error": "fail",
+    }));
+    let resolution = resolve(&pod, Phase::Pre, &Config::default());
+    assert_eq!(resolution.hooks.len(), 1);
+    assert_eq!(
+        resolution.warnings,
+        vec![AnnotationWarning::InvalidOnError {
+            pod: shop_db(),
+            key: "pre.hook.backup.quiesce.dev/on-error".to_owned(),
+            value: "fail".to_owned(),
+        }]
+    );
+}
+
+#[test]
+fn missing_named_container_is_a_defect_naming_pod_and_container() {
+    let pod = annotated(json!({
+        "pre.hook.backup.quiesce.dev/command": "sync",
+        "pre.hook.backup.quiesce.dev/container": "nope",
+    }));
+    let hook = &resolve(&pod, Phase::Pre, &Config::default()).hooks[0];
+    assert_eq!(hook.container, "nope");
+    assert_eq!(
+        hook.defect,
+        Some(HookDefect::NoSuchContainer {
+            pod: shop_db(),
+            container: "nope".to_owned(),
+        })
+    );
+    assert_eq!(
+        hook.defect.as_ref().unwrap().to_string(),
+        "no such container: \"nope\" (pod shop/db-0 has no container or native sidecar of that name)"
+    );
+}
+
+#[test]
+fn native_sidecar_init_container_is_accepted() {
+    let pod = pod_with(json!({
+        "metadata": {"annotations": {
+            "pre.hook.backup.quiesce.dev/command": "sync",
+            "pre.hook.backup.quiesce.dev/container": "freezer",
+        }},
+        "spec": {"initContainers": [{"name": "freezer", "restartPolicy": "Always"}]},
+    }));
+    let hook = &resolve(&pod, Phase::Pre, &Config::default()).hooks[0];
+    assert_eq!(hook.container, "freezer");
+    assert_eq!(hook.defect, None);
+}
+
+#[test]
+fn regular_init_container_is_rejected() {
+    let pod = pod_with(json!({
+        "metadata": {"annotations": {
+            "pre.hook.backup.quiesce.dev/command": "sync",
+            "pre.hook.backup.quiesce.dev/container": "setup",
+        }},
+        "spec": {"initContainers": [{"name": "setup"}]},
+    }));
+    let hook = &resolve(&pod, Phase::Pre, &Config::default()).hooks[0];
+    assert_eq!(
+        hook.defect,
+        Some(HookDefect::InitContainerNotSidecar {
+            pod: shop_db(),
+            container: "setup".to_owned(),
+        })
+    );
+}
+
+#[test]
+fn init_container_is_never_the_default() {
+    let pod = pod_with(json!({
+        "metadata": {"annotations": {"pre.hook.backup.quiesce.dev/command": "sync"}},
+        "spec": {"initContainers": [{"name": "freezer", "restartPolicy": "Always"}]},
+    }));
+    assert_eq!(
+        resolve(&pod, Phase::Pre, &Config::default()).hooks[0].container,
+        "db"
+    );
+}
+
+#[test]
+fn pod_without_containers_gives_defect_for_default_container() {
+    let pod = pod_with(json!({
+        "metadata": {"annotations": {"pre.hook.backup.quiesce.dev/command": "sync"}},
+        "spec": {"containers": []},
+    }));
+    let hook = &resolve(&pod, Phase::Pre, &Config::default()).hooks[0];
+    assert_eq!(hook.container, "");
+    assert_eq!(
+        hook.defect,
+        Some(HookDefect::NoContainers { pod: shop_db() })
+    );
+}
+
+#[test]
+fn empty_json_array_annotation_is_a_defect_hook() {
+    let pod = annotated(json!({"pre.hook.backup.quiesce.dev/command": "[]"}));
+    let hook = &resolve(&pod, Phase::Pre, &Config::default()).hooks[0];
+    assert!(hook.command.is_empty());
+    assert_eq!(
+        hook.defect.as_ref().unwrap().to_string(),
+        "command is required: annotation pre.hook.backup.quiesce.dev/command of pod shop/db-0 is \
+         an empty JSON array"
+    );
+}
+
+#[test]
+fn rules_apply_in_array_order_and_hooks_in_list_order() {
+    let resolution = resolve(&pod_with(json!({})), Phase::Pre, &config(TWO_RULES));
+    assert_eq!(
+        summary(&resolution),
+        vec![
+            row("first", 0, "db", "a1"),
+            row("first", 1, "fsfreeze", "a2"),
+            row("second", 0, "db", "b1"),
+        ]
+    );
+}
+
+#[test]
+fn spec_hooks_carry_source_on_error_and_timeout() {
+    let resolution = resolve(&pod_with(json!({})), Phase::Pre, &config(TWO_RULES));
+    let last = resolution.hooks.last().unwrap();
+    assert_eq!(last.source, HookSource::Spec);
+    assert_eq!(last.phase, Phase::Pre);
+    assert_eq!(last.on_error, OnError::Continue);
+    assert_eq!(last.timeout, Duration::from_secs(10));
+    assert_eq!(resolution.hooks[0].on_error, OnError::Fail);
+    assert_eq!(resolution.hooks[0].timeout, DEFAULT_TIMEOUT);
+}
+
+#[test]
+fn post_phase_uses_post_lists_only() {
+    let resolution = resolve(&pod_with(json!({})), Phase::Post, &config(TWO_RULES));
+    assert_eq!(summary(&resolution), vec![row("first", 0, "db", "a3")]);
+    assert_eq!(resolution.hooks[0].phase, Phase::Post);
+}
+
+#[test]
+fn annotation_hook_replaces_rule_hooks_of_the_same_phase() {
+    let pod = annotated(json!({"pre.hook.backup.quiesce.dev/command": "sync"}));
+    let resolution = resolve(&pod, Phase::Pre, &config(TWO_RULES));
+    assert_eq!(
+        summary(&resolution),
+        vec![row("<from-annotation>", 0, "db", "sync")]
+    );
+    assert_eq!(resolution.hooks[0].source, HookSource::Annotation);
+}
+
+#[test]
+fn annotation_for_one_phase_keeps_rule_hooks_of_the_other_phase() {
+    let pod = annotated(json!({"pre.hook.backup.quiesce.dev/command": "sync"}));
+    let resolution = resolve(&pod, Phase::Post, &config(TWO_RULES));
+    assert_eq!(summary(&resolution), vec![row("first", 0, "db", "a3")]);
+}
+
+#[test]
+fn empty_annotation_command_keeps_rule_hooks() {
+    let pod = annotated(json!({"pre.hook.backup.quiesce.dev/command": ""}));
+    let resolution = resolve(&pod, Phase::Pre, &config(TWO_RULES));
+    assert_eq!(resolution.hooks.len(), 3);
+    assert_eq!(resolution.hooks[0].source, HookSource::Spec);
+}
+
+#[test]
+fn velero_annotation_does_not_replace_rule_hooks() {
+    let pod = annotated(json!({"pre.hook.backup.velero.io/command": "sync"}));
+    let resolution = resolve(&pod, Phase::Pre, &config(TWO_RULES));
+    assert_eq!(resolution.hooks.len(), 3);
+    assert!(resolution
+        .hooks
+        .iter()
+        .all(|h| h.source == HookSource::Spec));
+}
+
+#[test]
+fn rule_hook_naming_missing_container_keeps_its_place_with_defect() {
+    let cfg = config(
+        "hooks:\n  resources:\n  - name: r\n    pre:\n    - exec: {command: [a], container: ghost}\n    - exec: {command: [b]}\n",
+    );
+    let resolution = resolve(&pod_with(json!({})), Phase::Pre, &cfg);
+    assert_eq!(
+        summary(&resolution),
+        vec![row("r", 0, "ghost", "a"), row("r", 1, "db", "b")]
+    );
+    assert!(matches!(
+        resolution.hooks[0].defect,
+        Some(HookDefect::NoSuchContainer { .. })
+    ));
+    assert_eq!(resolution.hooks[1].defect, None);
+}
+
+#[test]
+fn rules_for_other_namespaces_are_skipped() {
+    let cfg = config(
+        "hooks:\n  resources:\n  - name: other\n    includedNamespaces: [billing]\n    pre:\n    - exec: {command: [x]}\n  - name: mine\n    includedNamespaces: [\"sh*\"]\n    pre:\n    - exec: {command: [y]}\n",
+    );
+    let resolution = resolve(&pod_with(json!({})), Phase::Pre, &cfg);
+    assert_eq!(summary(&resolution), vec![row("mine", 0, "db", "y")]);
+}
+
+#[test]
+fn rules_are_matched_against_pod_labels() {
+    let cfg = config(
+        "hooks:\n  resources:\n  - name: web\n    labelSelector: {matchLabels: {app: web}}\n    pre:\n    - exec: {command: [x]}\n  - name: db\n    labelSelector:\n      matchExpressions: [{key: app, operator: In, values: [db, cache]}]\n    pre:\n    - exec: {command: [y]}\n",
+    );
+    let resolution = resolve(&pod_with(json!({})), Phase::Pre, &cfg);
+    assert_eq!(summary(&resolution), vec![row("db", 0, "db", "y")]);
+}
+
+#[test]
+fn rule_excluding_pods_resource_gives_no_hooks() {
+    let cfg = config(
+        "hooks:\n  resources:\n  - name: r\n    excludedResources: [pods]\n    pre:\n    - exec: {command: [x]}\n",
+    );
+    assert!(resolve(&pod_with(json!({})), Phase::Pre, &cfg)
+        .hooks
+        .is_empty());
+}
+
+#[test]
+fn invalid_rule_contributes_no_hooks() {
+    let (cfg, problems) = Config::from_yaml(
+        "hooks:\n  resources:\n  - name: bad\n    pre:\n    - exec: {command: [x], timeout: \"5\"}\n  - name: good\n    pre:\n    - exec: {command: [y]}\n",
+    );
+    assert_eq!(problems.len(), 1);
+    let resolution = resolve(&pod_with(json!({})), Phase::Pre, &cfg);
+    assert_eq!(summary(&resolution), vec![row("good", 0, "db", "y")]);
+}
+
+#[test]
+fn succeeded_pod_is_skipped_with_reason() {
+    let pod = pod_with(json!({
+        "metadata": {"annotations": {"pre.hook.backup.quiesce.dev/command": "sync"}},
+        "status": {"phase": "Succeeded"},
+    }));
+    let resolution = resolve(&pod, Phase::Pre, &config(TWO_RULES));
+    assert!(resolution.hooks.is_empty());
+    let reason = resolution.skipped.unwrap();
+    assert_eq!(
+        reason,
+        SkipReason::Terminated {
+            pod: shop_db(),
+            pod_phase: "Succeeded".to_owned(),
+            phase: Phase::Pre,
+        }
+    );
+    assert_eq!(
+        reason.to_string(),
+        "pod shop/db-0 is in phase Succeeded, so its pre hooks are skipped"
+    );
+}
+
+#[test]
+fn failed_pod_is_skipped() {
+    let pod = pod_with(json!({"status": {"phase": "Failed"}}));
+    let resolution = resolve(&pod, Phase::Post, &config(TWO_RULES));
+    assert!(resolution.hooks.is_empty());
+    assert!(matches!(
+        resolution.skipped,
+        Some(SkipReason::Terminated { ref pod_phase, phase: Phase::Post, .. }) if pod_phase == "Failed"
+    ));
+}
+
+#[test]
+fn pending_pod_is_not_skipped() {
+    let pod = pod_with(json!({"status": {"phase": "Pending"}}));
+    let resolution = resolve(&pod, Phase::Pre, &config(TWO_RULES));
+    assert_eq!(resolution.skipped, None);
+    assert_eq!(resolution.hooks.len(), 3);
+}
+
+#[test]
+fn pod_without_status_is_not_skipped() {
+    let mut pod = pod_with(json!({}));
+    pod.status = None;
+    assert_eq!(resolve(&pod, Phase::Pre, &config(TWO_RULES)).hooks.len(), 3);
+}
+
+#[test]
+fn deleting_pod_is_skipped_with_reason() {
+    let pod = pod_with(json!({
+        "metadata": {
+            "deletionTimestamp": "2026-01-01T00:00:00Z",
+            "annotations": {"pre.hook.backup.quiesce.dev/command": "sync"},
+        },
+    }));
+    let resolution = resolve(&pod, Phase::Pre, &config(TWO_RULES));
+    assert!(resolution.hooks.is_empty());
+    assert_eq!(
+        resolution
+            .skipped
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("pod shop/db-0 is being deleted, so its pre hooks are skipped")
+    );
+}
+
+#[test]
+fn skipped_pod_reports_no_annotation_warnings() {
+    let pod = pod_with(json!({
+        "metadata": {"annotations": {
+            "pre.hook.backup.quiesce.dev/command": "sync",
+            "pre.hook.backup.quiesce.dev/timeout": "300",
+        }},
+        "status": {"phase": "Succeeded"},
+    }));
+    assert!(resolve(&pod, Phase::Pre, &Config::default())
+        .warnings
+        .is_empty());
+}
+
+#[test]
+fn orphan_annotation_settings_warn_even_when_rules_apply() {
+    let pod = annotated(json!({"pre.hook.backup.quiesce.dev/container": "fsfreeze"}));
+    let resolution = resolve(&pod, Phase::Pre, &config(TWO_RULES));
+    assert_eq!(resolution.hooks.len(), 3);
+    assert!(matches!(
+        resolution.warnings.as_slice(),
+        [AnnotationWarning::IgnoredWithoutCommand { .. }]
+    ));
+}

@@ -1,0 +1,1012 @@
+//! Hook rules from the plugin ConfigMap: `data["config.yaml"]` holds
+//! `hooks: {resources: [...]}` with the schema of Velero's `Backup.spec.hooks.resources[]`.
+//!
+//! The YAML is walked by hand (not `deny_unknown_fields`) so that every problem carries a
+//! precise field path and the rule it belongs to. A rule with an error is left out while the
+//! other rules keep working; warnings keep the rule. Nothing is dropped silently.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use serde_yaml_ng::{Mapping, Value};
+
+use super::duration::{effective_timeout, parse_go_duration, TimeoutAdjustment};
+use super::glob::Glob;
+use super::selector::{check_label_key, check_label_value, LabelSelector, Operator, Requirement};
+use super::{OnError, Phase, DEFAULT_TIMEOUT};
+
+/// The ConfigMap data key holding the YAML configuration.
+pub const CONFIG_KEY: &str = "config.yaml";
+
+/// How serious a configuration problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Something is ignored or adjusted; everything else still applies.
+    Warning,
+    /// The rule it belongs to (or the whole document) is not used.
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// Where in `config.yaml` a problem is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Location {
+    /// Field path such as `hooks.resources[2].pre[0].exec.timeout`; empty for the document.
+    pub path: String,
+    /// Position of the rule in `hooks.resources`, if the problem is inside a rule.
+    pub rule_index: Option<usize>,
+    /// The rule's `name`, if it has a usable one.
+    pub rule_name: Option<String>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(CONFIG_KEY)?;
+        if !self.path.is_empty() {
+            write!(f, " at {}", self.path)?;
+        }
+        if let Some(name) = &self.rule_name {
+            write!(f, " (rule {name:?})")?;
+        }
+        Ok(())
+    }
+}
+
+/// A validation problem in the configuration, with its location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Warning (applied anyway) or error (rule left out).
+    pub severity: Severity,
+    /// Where it is.
+    pub location: Location,
+    /// What is wrong, as an English sentence fragment naming the field and value.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)?;
+        if self.severity == Severity::Error {
+            match (self.location.rule_index, &self.location.rule_name) {
+                (Some(_), Some(name)) => write!(f, "; rule {name:?} is ignored")?,
+                (Some(index), None) => write!(f, "; rule #{index} is ignored")?,
+                (None, _) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problem {}
+
+/// The validated hook configuration: rules in the order they were written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    rules: Vec<Rule>,
+}
+
+/// One valid entry of `hooks.resources`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    name: String,
+    index: usize,
+    included_namespaces: Vec<Glob>,
+    excluded_namespaces: Vec<Glob>,
+    included_resources: Vec<ResourcePattern>,
+    excluded_resources: Vec<ResourcePattern>,
+    label_selector: Option<LabelSelector>,
+    pre: Vec<ExecHook>,
+    post: Vec<ExecHook>,
+}
+
+/// One `pre[]`/`post[]` entry's `exec`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecHook {
+    /// Target container; `None` means the pod's first container.
+    pub container: Option<String>,
+    /// argv (never empty).
+    pub command: Vec<String>,
+    /// Failure mode (`Fail` when omitted).
+    pub on_error: OnError,
+    /// Effective timeout (default 30s, at most 4h).
+    pub timeout: Duration,
+}
+
+/// An `includedResources`/`excludedResources` entry, as Velero resolves it for pods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ResourcePattern {
+    /// `*`.
+    All,
+    /// A name that Kubernetes discovery resolves to core `pods` (`pods`, `pod`, `po`, any case).
+    Pods,
+    /// Anything else, kept verbatim and glob-matched against `pods` (Velero's behaviour for
+    /// names discovery does not resolve).
+    Verbatim(Glob),
+}
+
+impl ResourcePattern {
+    fn matches_pods(&self) -> bool {
+        match self {
+            ResourcePattern::All | ResourcePattern::Pods => true,
+            ResourcePattern::Verbatim(glob) => glob.matches("pods"),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the rules from a ConfigMap's `data`. Only the [`CONFIG_KEY`] entry is read; other
+    /// data keys are left to their owners. Returns the valid rules and every problem found.
+    pub fn from_configmap_data(data: &BTreeMap<String, String>) -> (Config, Vec<Problem>) {
+        match data.get(CONFIG_KEY) {
+            Some(text) => Config::from_yaml(text),
+            None => (
+                Config::default(),
+                vec![Problem {
+                    severity: Severity::Warning,
+                    location: Location::default(),
+                    message: format!(
+                        "the plugin ConfigMap has no {CONFIG_KEY:?} key; no hook rules are loaded"
+                    ),
+                }],
+            ),
+        }
+    }
+
+    /// Reads the rules from the text of `config.yaml`.
+    pub fn from_yaml(text: &str) -> (Config, Vec<Problem>) {
+        let mut problems = Vec::new();
+        let document = match serde_yaml_ng::from_str::<Value>(text) {
+            Ok(document) => document,
+            Err(error) => {
+                problems.push(document_error(format!(
+                    "is not valid YAML ({error}); no hook rules are loaded"
+                )));
+                return (Config::default(), problems);
+            }
+        };
+        let rules = match &document {
+            Value::Null => Vec::new(),
+            Value::Mapping(top) => parse_top_level(top, &mut problems),
+            other => {
+                problems.push(document_error(format!(
+                    "must be a mapping with a \"hooks\" key, found {}; no hook rules are loaded",
+                    kind_of(other)
+                )));
+                Vec::new()
+            }
+        };
+        (Config { rules }, problems)
+    }
+
+    /// The valid rules, in the order they were written.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+}
+
+impl Rule {
+    /// The rule's `name` (logged as `hookName`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Position of the rule in `hooks.resources` as written (invalid rules included).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The rule's hooks for `phase`, in list order.
+    pub fn hooks(&self, phase: Phase) -> &[ExecHook] {
+        match phase {
+            Phase::Pre => &self.pre,
+            Phase::Post => &self.post,
+        }
+    }
+
+    /// The label selector, if any (none matches every pod).
+    pub fn label_selector(&self) -> Option<&LabelSelector> {
+        self.label_selector.as_ref()
+    }
+
+    /// Whether the rule applies to a pod in `namespace` with `labels`: the namespace passes
+    /// the include/exclude globs (excludes win, no includes = all), `pods` passes the resource
+    /// filters, and the selector matches.
+    pub fn applies_to(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
+        let namespace_excluded = self
+            .excluded_namespaces
+            .iter()
+            .any(|g| g.matches(namespace));
+        let namespace_included = self.included_namespaces.is_empty()
+            || self
+                .included_namespaces
+                .iter()
+                .any(|g| g.matches(namespace));
+        namespace_included
+            && !namespace_excluded
+            && self.selects_pods()
+            && self
+                .label_selector
+                .as_ref()
+                .is_none_or(|selector| selector.matches(labels))
+    }
+
+    fn selects_pods(&self) -> bool {
+        let excluded = self.excluded_resources.iter().any(|pattern| {
+            // Velero ignores `*` among excluded resources.
+            *pattern != ResourcePattern::All && pattern.matches_pods()
+        });
+        let included = self.included_resources.is_empty()
+            || self
+                .included_resources
+                .iter()
+                .any(ResourcePattern::matches_pods);
+        included && !excluded
+    }
+}
+
+fn document_error(message: String) -> Problem {
+    Problem {
+        severity: Severity::Error,
+        location: Location::default(),
+        message,
+    }
+}
+
+fn top_level_warning(path: &str, message: String) -> Problem {
+    Problem {
+        severity: Severity::Warning,
+        location: Location {
+            path: path.to_owned(),
+            ..Location::default()
+        },
+        message,
+    }
+}
+
+fn top_level_error(path: &str, message: String) -> Problem {
+    Problem {
+        severity: Severity::Error,
+        location: Location {
+            path: path.to_owned(),
+            ..Location::default()
+        },
+        message,
+    }
+}
+
+fn parse_top_level(top: &Mapping, problems: &mut Vec<Problem>) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    for (key, value) in top {
+        match key.as_str() {
+            Some("hooks") => rules = parse_hooks(value, problems),
+            Some(other) => problems.push(top_level_warning(
+                other,
+                format!("unknown top-level field {other:?} is ignored"),
+            )),
+            None => problems.push(top_level_warning(
+                "",
+                format!("a top-level key that is {} is ignored", kind_of(key)),
+            )),
+        }
+    }
+    rules
+}
+
+fn parse_hooks(value: &Value, problems: &mut Vec<Problem>) -> Vec<Rule> {
+    let hooks = match value {
+        Value::Null => return Vec::new(),
+        Value::Mapping(hooks) => hooks,
+        other => {
+            problems.push(top_level_error(
+                "hooks",
+                format!(
+                    "hooks must be a mapping with a \"resources\" list, found {}; no hook rules are loaded",
+                    kind_of(other)
+                ),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut rules = Vec::new();
+    for (key, value) in hooks {
+        match key.as_str() {
+            Some("resources") => rules = parse_resources(value, problems),
+            Some(other) => problems.push(top_level_warning(
+                &format!("hooks.{other}"),
+                format!(
+                    "unknown field {other:?} under hooks is ignored (only \"resources\" is read)"
+                ),
+            )),
+            None => problems.push(top_level_warning(
+                "hooks",
+                format!("a key that is {} is ignored", kind_of(key)),
+            )),
+        }
+    }
+    rules
+}
+
+fn parse_resources(value: &Value, problems: &mut Vec<Problem>) -> Vec<Rule> {
+    let items = match value {
+        Value::Null => return Vec::new(),
+        Value::Sequence(items) => items,
+        other => {
+            problems.push(top_level_error(
+                "hooks.resources",
+                format!(
+                    "hooks.resources must be a list of rules, found {}; no hook rules are loaded",
+                    kind_of(other)
+                ),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut seen_names = BTreeSet::new();
+    for (index, item) in items.iter().enumerate() {
+        let mut ctx = RuleContext {
+            problems: &mut *problems,
+            index,
+            name: None,
+            has_error: false,
+        };
+        let rule = parse_rule(&mut ctx, item);
+        if let Some(rule) = rule.filter(|_| !ctx.has_error) {
+            if !seen_names.insert(rule.name.clone()) {
+                ctx.warning(
+                    &format!("{}.name", ctx.base()),
+                    format!(
+                        "another rule is also named {:?}; hook logs and counters cannot tell them apart",
+                        rule.name
+                    ),
+                );
+            }
+            rules.push(rule);
+        }
+    }
+    rules
+}
+
+/// Collects problems for one rule and remembers whether any was an error.
+struct RuleContext<'a> {
+    problems: &'a mut Vec<Problem>,
+    index: usize,
+    name: Option<String>,
+    has_error: bool,
+}
+
+impl RuleContext<'_> {
+    fn base(&self) -> String {
+        format!("hooks.resources[{}]", self.index)
+    }
+
+    fn path(&self, field: &str) -> String {
+        format!("{}.{field}", self.base())
+    }
+
+    fn push(&mut self, severity: Severity, path: &str, message: String) {
+        if severity == Severity::Error {
+            self.has_error = true;
+        }
+        self.problems.push(Problem {
+            severity,
+            location: Location {
+                path: path.to_owned(),
+                rule_index: Some(self.index),
+                rule_name: self.name.clone(),
+            },
+            message,
+        });
+    }
+
+    fn error(&mut self, path: &str, message: String) {
+        self.push(Severity::Error, path, message);
+    }
+
+    fn warning(&mut self, path: &str, message: String) {
+        self.push(Severity::Warning, path, message);
+    }
+
+    /// The entries of a mapping with string keys; other keys are errors.
+    fn entries<'v>(&mut self, mapping: &'v Mapping, path: &str) -> Vec<(&'v str, &'v Value)> {
+        let mut entries = Vec::new();
+        for (key, value) in mapping {
+            match key.as_str() {
+                Some(key) => entries.push((key, value)),
+                None => self.error(
+                    path,
+                    format!("has a key that is {}, not a field name", kind_of(key)),
+                ),
+            }
+        }
+        entries
+    }
+
+    fn unknown_field(&mut self, path: &str, field: &str, known: &[&str]) {
+        let hint = known
+            .iter()
+            .find(|candidate| candidate.eq_ignore_ascii_case(field))
+            .map(|candidate| format!(" (did you mean {candidate:?}?)"))
+            .unwrap_or_default();
+        let at = if path.is_empty() {
+            self.base()
+        } else {
+            path.to_owned()
+        };
+        self.error(
+            &format!("{at}.{field}"),
+            format!(
+                "unknown field {field:?}{hint}; known fields here are {}",
+                known.join(", ")
+            ),
+        );
+    }
+
+    /// A required or optional string; `None` (with an error pushed) if it is another type.
+    fn string<'v>(&mut self, value: &'v Value, path: &str, what: &str) -> Option<&'v str> {
+        match value {
+            Value::String(text) => Some(text),
+            other => {
+                self.error(
+                    path,
+                    format!("{what} must be a string, found {}", kind_of(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of strings; null is an empty list.
+    fn string_list(&mut self, value: &Value, path: &str, what: &str) -> Option<Vec<String>> {
+        let items = match value {
+            Value::Null => return Some(Vec::new()),
+            Value::Sequence(items) => items,
+            other => {
+                self.error(
+                    path,
+                    format!("{what} must be a list of strings, found {}", kind_of(other)),
+                );
+                return None;
+            }
+        };
+        let mut strings = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Value::String(text) => strings.push(text.clone()),
+                other => {
+                    ok = false;
+                    self.error(
+                        &format!("{path}[{i}]"),
+                        format!(
+                            "{what} must contain only strings, found {} (quote it)",
+                            kind_of(other)
+                        ),
+                    );
+                }
+            }
+        }
+        ok.then_some(strings)
+    }
+}
+
+const RULE_FIELDS: &[&str] = &[
+    "name",
+    "includedNamespaces",
+    "excludedNamespaces",
+    "includedResources",
+    "excludedResources",
+    "labelSelector",
+    "pre",
+    "post",
+];
+
+fn parse_rule(ctx: &mut RuleContext<'_>, item: &Value) -> Option<Rule> {
+    let base = ctx.base();
+    let Value::Mapping(mapping) = item else {
+        ctx.error(
+            &base,
+            format!("a rule must be a mapping, found {}", kind_of(item)),
+        );
+        return None;
+    };
+    // Read the name first so that every later problem can name the rule.
+    let name = match mapping.get("name") {
+        None | Some(Value::Null) => {
+            ctx.error(&ctx.path("name"), "name is required".to_owned());
+            None
+        }
+        Some(value) => match ctx.string(value, &ctx.path("name"), "name") {
+            Some("") => {
+                ctx.error(&ctx.path("name"), "name must not be empty".to_owned());
+                None
+            }
+            Some(name) => Some(name.to_owned()),
+            None => None,
+        },
+    };
+    ctx.name = name.clone();
+
+    let mut rule = Rule {
+        name: name.unwrap_or_default(),
+        index: ctx.index,
+        included_namespaces: Vec::new(),
+        excluded_namespaces: Vec::new(),
+        included_resources: Vec::new(),
+        excluded_resources: Vec::new(),
+        label_selector: None,
+        pre: Vec::new(),
+        post: Vec::new(),
+    };
+    for (field, value) in ctx.entries(mapping, &base) {
+        let path = ctx.path(field);
+        match field {
+            "name" => {}
+            "includedNamespaces" => {
+                rule.included_namespaces = namespace_globs(ctx, value, &path, field)
+            }
+            "excludedNamespaces" => {
+                rule.excluded_namespaces = namespace_globs(ctx, value, &path, field)
+            }
+            "includedResources" => {
+                rule.included_resources = resource_patterns(ctx, value, &path, field)
+            }
+            "excludedResources" => {
+                rule.excluded_resources = resource_patterns(ctx, value, &path, field);
+                for (i, pattern) in rule.excluded_resources.iter().enumerate() {
+                    if *pattern == ResourcePattern::All {
+                        ctx.warning(
+                            &format!("{path}[{i}]"),
+                            "\"*\" in excludedResources is ignored, as in Velero".to_owned(),
+                        );
+                    }
+                }
+            }
+            "labelSelector" => rule.label_selector = label_selector(ctx, value, &path),
+            "pre" => rule.pre = hook_list(ctx, value, &path),
+            "post" => rule.post = hook_list(ctx, value, &path),
+            other => ctx.unknown_field("", other, RULE_FIELDS),
+        }
+    }
+
+    if ctx.has_error {
+        return None;
+    }
+    if rule.pre.is_empty() && rule.post.is_empty() {
+        ctx.warning(
+            &base,
+            "the rule has no pre or post hooks, so it does nothing".to_owned(),
+        );
+    }
+    if !rule.selects_pods() {
+        ctx.warning(
+            &base,
+            "includedResources/excludedResources never select pods, and hooks only run in pods, \
+             so the rule does nothing"
+                .to_owned(),
+        );
+    }
+    Some(rule)
+}
+
+fn namespace_globs(ctx: &mut RuleContext<'_>, value: &Value, path: &str, what: &str) -> Vec<Glob> {
+    let Some(entries) = ctx.string_list(value, path, what) else {
+        return Vec::new();
+    };
+    let mut globs = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        match Glob::new(entry) {
+            Ok(glob) => globs.push(glob),
+            Err(error) => ctx.error(&format!("{path}[{i}]"), format!("{what}: {error}")),
+        }
+    }
+    globs
+}
+
+fn resource_patterns(
+    ctx: &mut RuleContext<'_>,
+    value: &Value,
+    path: &str,
+    what: &str,
+) -> Vec<ResourcePattern> {
+    let Some(entries) = ctx.string_list(value, path, what) else {
+        return Vec::new();
+    };
+    let mut patterns = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        match resource_pattern(entry) {
+            Ok(pattern) => patterns.push(pattern),
+            Err(error) => ctx.error(&format!("{path}[{i}]"), format!("{what}: {error}")),
+        }
+    }
+    patterns
+}
+
+/// Resolves an entry as Velero does through discovery: `resource[.group]`; core pods are
+/// `pods`, `pod` or `po` in any case with an empty group. Anything else stays verbatim.
+fn resource_pattern(entry: &str) -> Result<ResourcePattern, super::GlobError> {
+    if entry == "*" {
+        return Ok(ResourcePattern::All);
+    }
+    let lower = entry.to_ascii_lowercase();
+    let (resource, group) = lower.split_once('.').unwrap_or((lower.as_str(), ""));
+    if group.is_empty() && matches!(resource, "pods" | "pod" | "po") {
+        return Ok(ResourcePattern::Pods);
+    }
+    Glob::new(entry).map(ResourcePattern::Verbatim)
+}
+
+const SELECTOR_FIELDS: &[&str] = &["matchLabels", "matchExpressions"];
+const EXPRESSION_FIELDS: &[&str] = &["key", "operator", "values"];
+
+fn label_selector(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Option<LabelSelector> {
+    let mapping = match value {
+        Value::Null => return None,
+        Value::Mapping(mapping) => mapping,
+        other => {
+            ctx.error(
+                path,
+                format!("labelSelector must be a mapping, found {}", kind_of(other)),
+            );
+            return None;
+        }
+    };
+    let mut selector = LabelSelector::default();
+    for (field, value) in ctx.entries(mapping, path) {
+        let field_path = format!("{path}.{field}");
+        match field {
+            "matchLabels" => selector.match_labels = match_labels(ctx, value, &field_path),
+            "matchExpressions" => {
+                selector.match_expressions = match_expressions(ctx, value, &field_path)
+            }
+            other => ctx.unknown_field(path, other, SELECTOR_FIELDS),
+        }
+    }
+    Some(selector)
+}
+
+fn match_labels(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mapping = match value {
+        Value::Null => return labels,
+        Value::Mapping(mapping) => mapping,
+        other => {
+            ctx.error(
+                path,
+                format!("matchLabels must be a mapping, found {}", kind_of(other)),
+            );
+            return labels;
+        }
+    };
+    for (key, value) in ctx.entries(mapping, path) {
+        let entry_path = format!("{path}.{key}");
+        if let Err(reason) = check_label_key(key) {
+            ctx.error(&entry_path, reason);
+        }
+        match value {
+            Value::String(text) => {
+                if let Err(reason) = check_label_value(text) {
+                    ctx.error(&entry_path, reason);
+                }
+                labels.insert(key.to_owned(), text.clone());
+            }
+            other => ctx.error(
+                &entry_path,
+                format!(
+                    "the value of label {key:?} must be a string, found {} (quote it)",
+                    kind_of(other)
+                ),
+            ),
+        }
+    }
+    labels
+}
+
+fn match_expressions(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Vec<Requirement> {
+    let items = match value {
+        Value::Null => return Vec::new(),
+        Value::Sequence(items) => items,
+        other => {
+            ctx.error(
+                path,
+                format!("matchExpressions must be a list, found {}", kind_of(other)),
+            );
+            return Vec::new();
+        }
+    };
+    let mut requirements = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let item_path = format!("{path}[{i}]");
+        if let Some(requirement) = match_expression(ctx, item, &item_path) {
+            requirements.push(requirement);
+        }
+    }
+    requirements
+}
+
+fn match_expression(ctx: &mut RuleContext<'_>, item: &Value, path: &str) -> Option<Requirement> {
+    let Value::Mapping(mapping) = item else {
+        ctx.error(
+            path,
+            format!(
+                "a match expression must be a mapping, found {}",
+                kind_of(item)
+            ),
+        );
+        return None;
+    };
+    let (mut key, mut operator, mut values) = (None, None, Vec::new());
+    let mut ok = true;
+    for (field, value) in ctx.entries(mapping, path) {
+        let field_path = format!("{path}.{field}");
+        match field {
+            "key" => key = ctx.string(value, &field_path, "key").map(str::to_owned),
+            "operator" => {
+                let Some(text) = ctx.string(value, &field_path, "operator") else {
+                    ok = false;
+                    continue;
+                };
+                operator = Operator::parse(text);
+                if operator.is_none() {
+                    ok = false;
+                    ctx.error(
+                        &field_path,
+                        format!(
+                            "{text:?} is not a valid label selector operator (expected In, NotIn, \
+                             Exists or DoesNotExist, case-sensitive)"
+                        ),
+                    );
+                }
+            }
+            "values" => match ctx.string_list(value, &field_path, "values") {
+                Some(list) => values = list,
+                None => ok = false,
+            },
+            other => {
+                ok = false;
+                ctx.unknown_field(path, other, EXPRESSION_FIELDS);
+            }
+        }
+    }
+    if !mapping.contains_key("key") {
+        ctx.error(&format!("{path}.key"), "key is required".to_owned());
+        ok = false;
+    }
+    if let Some(reason) = key.as_deref().and_then(|k| check_label_key(k).err()) {
+        ctx.error(&format!("{path}.key"), reason);
+        ok = false;
+    }
+    if !mapping.contains_key("operator") {
+        ctx.error(
+            &format!("{path}.operator"),
+            "operator is required".to_owned(),
+        );
+        ok = false;
+    }
+    let key_text = key.as_deref().unwrap_or_default();
+    if let Some(operator) = operator {
+        if operator.needs_values() && values.is_empty() {
+            ctx.error(
+                &format!("{path}.values"),
+                format!("values must not be empty for operator {operator} (key {key_text:?})"),
+            );
+            ok = false;
+        }
+        if !operator.needs_values() && !values.is_empty() {
+            ctx.error(
+                &format!("{path}.values"),
+                format!("values must be empty for operator {operator} (key {key_text:?})"),
+            );
+            ok = false;
+        }
+    }
+    for (i, value) in values.iter().enumerate() {
+        if let Err(reason) = check_label_value(value) {
+            ctx.error(&format!("{path}.values[{i}]"), reason);
+            ok = false;
+        }
+    }
+    match (ok, key, operator) {
+        (true, Some(key), Some(operator)) => Some(Requirement {
+            key,
+            operator,
+            values,
+        }),
+        _ => None,
+    }
+}
+
+const HOOK_FIELDS: &[&str] = &["exec"];
+const EXEC_FIELDS: &[&str] = &["container", "command", "onError", "timeout"];
+
+fn hook_list(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Vec<ExecHook> {
+    let items = match value {
+        Value::Null => return Vec::new(),
+        Value::Sequence(items) => items,
+        other => {
+            ctx.error(
+                path,
+                format!(
+                    "must be a list of hooks (each with an exec), found {}",
+                    kind_of(other)
+                ),
+            );
+            return Vec::new();
+        }
+    };
+    let mut hooks = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let item_path = format!("{path}[{i}]");
+        let Value::Mapping(mapping) = item else {
+            ctx.error(
+                &item_path,
+                format!(
+                    "a hook must be a mapping with an exec, found {}",
+                    kind_of(item)
+                ),
+            );
+            continue;
+        };
+        let mut exec = None;
+        for (field, value) in ctx.entries(mapping, &item_path) {
+            match field {
+                "exec" => exec = Some(value),
+                other => ctx.unknown_field(&item_path, other, HOOK_FIELDS),
+            }
+        }
+        match exec {
+            None | Some(Value::Null) => {
+                ctx.error(&format!("{item_path}.exec"), "exec is required".to_owned())
+            }
+            Some(exec) => {
+                if let Some(hook) = exec_hook(ctx, exec, &format!("{item_path}.exec")) {
+                    hooks.push(hook);
+                }
+            }
+        }
+    }
+    hooks
+}
+
+fn exec_hook(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Option<ExecHook> {
+    let Value::Mapping(mapping) = value else {
+        ctx.error(
+            path,
+            format!("exec must be a mapping, found {}", kind_of(value)),
+        );
+        return None;
+    };
+    let mut hook = ExecHook {
+        container: None,
+        command: Vec::new(),
+        on_error: OnError::default(),
+        timeout: DEFAULT_TIMEOUT,
+    };
+    let mut ok = true;
+    // Report an empty command unless the command field itself already had a type error.
+    let mut command_type_error = false;
+    for (field, value) in ctx.entries(mapping, path) {
+        let field_path = format!("{path}.{field}");
+        if matches!(value, Value::Null) && field != "command" {
+            continue;
+        }
+        match field {
+            "container" => match ctx.string(value, &field_path, "container") {
+                Some(name) => hook.container = Some(name.to_owned()).filter(|n| !n.is_empty()),
+                None => ok = false,
+            },
+            "command" => match value {
+                Value::Sequence(_) => match ctx.string_list(value, &field_path, "command") {
+                    Some(command) => hook.command = command,
+                    None => (ok, command_type_error) = (false, true),
+                },
+                other => {
+                    (ok, command_type_error) = (false, true);
+                    ctx.error(
+                        &field_path,
+                        format!(
+                            "command must be a list of strings such as [\"/sbin/fsfreeze\", \
+                             \"--freeze\", \"/data\"], found {}",
+                            kind_of(other)
+                        ),
+                    );
+                }
+            },
+            "onError" => match ctx.string(value, &field_path, "onError") {
+                Some(text) => match OnError::parse(text) {
+                    Some(mode) => hook.on_error = mode,
+                    None => {
+                        ok = false;
+                        ctx.error(
+                            &field_path,
+                            format!("onError {text:?} is not Fail or Continue (case-sensitive)"),
+                        );
+                    }
+                },
+                None => ok = false,
+            },
+            "timeout" => match rule_timeout(ctx, value, &field_path) {
+                Some(timeout) => hook.timeout = timeout,
+                None => ok = false,
+            },
+            other => {
+                ok = false;
+                ctx.unknown_field(path, other, EXEC_FIELDS);
+            }
+        }
+    }
+    if hook.command.is_empty() && !command_type_error {
+        let message = if mapping.contains_key("command") {
+            "command must not be empty"
+        } else {
+            "command is required"
+        };
+        ctx.error(&format!("{path}.command"), message.to_owned());
+        ok = false;
+    }
+    ok.then_some(hook)
+}
+
+fn rule_timeout(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Option<Duration> {
+    let text = match value {
+        Value::String(text) => text,
+        other => {
+            ctx.error(
+                path,
+                format!(
+                    "timeout must be a duration string such as \"30s\" or \"1m30s\", found {}",
+                    kind_of(other)
+                ),
+            );
+            return None;
+        }
+    };
+    match parse_go_duration(text) {
+        Err(error) => {
+            ctx.error(
+                path,
+                format!("timeout {text:?} is not a duration with a unit such as 30s, 5m or 1h30m ({error})"),
+            );
+            None
+        }
+        Ok(requested) => {
+            let (timeout, adjustment) = effective_timeout(requested);
+            match adjustment {
+                None => {}
+                Some(TimeoutAdjustment::Negative) => ctx.warning(
+                    path,
+                    format!("timeout {text:?} is negative; using the default 30s"),
+                ),
+                Some(TimeoutAdjustment::Clamped) => ctx.warning(
+                    path,
+                    format!("timeout {text:?} exceeds the maximum of 4h; using 4h"),
+                ),
+            }
+            Some(timeout)
+        }
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+#[cfg(test)]
+mod tests;
