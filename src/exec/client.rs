@@ -1,0 +1,201 @@
+//! The Kubernetes client, built lazily and shared: [`ClusterClient`].
+//!
+//! The plugin must print its go-plugin handshake before it touches the cluster (a slow or
+//! broken API server must not make Velero give up on the plugin), so constructing a
+//! [`ClusterClient`] reads nothing and connects nowhere. The first call that needs the
+//! cluster builds the `kube::Client`; every later call, concurrent ones included, shares it.
+//! A failed build is not remembered: the next call tries again (a kubeconfig may appear, a
+//! projected token may be mounted late).
+//!
+//! This module owns client construction only; it performs no API calls itself.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+/// Where the client's configuration comes from.
+#[derive(Debug, Clone)]
+pub enum ClientSource {
+    /// In-cluster configuration (service account token, `KUBERNETES_SERVICE_HOST`), else the
+    /// kubeconfig named by `KUBECONFIG` or `~/.kube/config`. What the plugin uses in Velero's
+    /// pod.
+    Infer,
+    /// This kubeconfig file, its current context.
+    KubeconfigFile(PathBuf),
+}
+
+/// A lazily built `kube::Client`, cheap to clone; clones share one client.
+#[derive(Clone)]
+pub struct ClusterClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    source: ClientSource,
+    client: OnceCell<::kube::Client>,
+}
+
+impl fmt::Debug for ClusterClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterClient")
+            .field("source", &self.inner.source)
+            .field("built", &self.inner.client.initialized())
+            .finish()
+    }
+}
+
+impl ClusterClient {
+    /// A client configured from `source`, built on first use.
+    pub fn new(source: ClientSource) -> Self {
+        ClusterClient {
+            inner: Arc::new(Inner {
+                source,
+                client: OnceCell::new(),
+            }),
+        }
+    }
+
+    /// [`ClientSource::Infer`]: in-cluster, else the default kubeconfig.
+    pub fn infer() -> Self {
+        Self::new(ClientSource::Infer)
+    }
+
+    /// [`ClientSource::KubeconfigFile`].
+    pub fn from_kubeconfig_file(path: impl Into<PathBuf>) -> Self {
+        Self::new(ClientSource::KubeconfigFile(path.into()))
+    }
+
+    /// Wraps a client built elsewhere (tests, a caller that already has one).
+    pub fn from_client(client: ::kube::Client) -> Self {
+        ClusterClient {
+            inner: Arc::new(Inner {
+                source: ClientSource::Infer,
+                client: OnceCell::new_with(Some(client)),
+            }),
+        }
+    }
+
+    /// Where the configuration comes from.
+    pub fn source(&self) -> &ClientSource {
+        &self.inner.source
+    }
+
+    /// Whether the client has been built already.
+    pub fn is_built(&self) -> bool {
+        self.inner.client.initialized()
+    }
+
+    /// The shared client, building it on first use. Concurrent first callers wait for one
+    /// build. On failure the reason comes back (for `ExecError::NoClient`) and nothing is
+    /// cached, so the next call tries again.
+    pub async fn get(&self) -> Result<::kube::Client, String> {
+        self.inner
+            .client
+            .get_or_try_init(|| build(&self.inner.source))
+            .await
+            .cloned()
+    }
+}
+
+/// Builds a client from `source`. Must run inside the Tokio runtime that will use it (the
+/// client spawns its request buffer there).
+async fn build(source: &ClientSource) -> Result<::kube::Client, String> {
+    let config = match source {
+        ClientSource::Infer => infer_config().await?,
+        ClientSource::KubeconfigFile(path) => {
+            let kubeconfig = ::kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read kubeconfig {}: {}", path.display(), chain(&e)))?;
+            ::kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .map_err(|e| format!("invalid kubeconfig {}: {}", path.display(), chain(&e)))?
+        }
+    };
+    ::kube::Client::try_from(config).map_err(|e| format!("cannot build client: {}", chain(&e)))
+}
+
+/// In-cluster first (the plugin runs in Velero's pod), then the default kubeconfig.
+async fn infer_config() -> Result<::kube::Config, String> {
+    let in_cluster = match ::kube::Config::incluster() {
+        Ok(config) => return Ok(config),
+        Err(error) => error,
+    };
+    ::kube::Config::from_kubeconfig(&Default::default())
+        .await
+        .map_err(|kubeconfig| {
+            format!(
+                "no in-cluster configuration ({}) and no usable kubeconfig ({})",
+                chain(&in_cluster),
+                chain(&kubeconfig)
+            )
+        })
+}
+
+/// An error and its sources, joined with `: ` (kube's and hyper's top-level messages alone
+/// hide the useful part, e.g. `Connection refused`). Repeated texts are skipped.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(error);
+    while let Some(error) = current {
+        let text = error.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = error.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn constructing_reads_nothing_and_a_failed_build_is_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        let client = ClusterClient::from_kubeconfig_file(&path);
+        assert!(!client.is_built());
+        let Err(error) = client.get().await else {
+            panic!("a missing kubeconfig must not give a client");
+        };
+        assert!(error.contains("cannot read kubeconfig"), "{error}");
+        assert!(!client.is_built());
+
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:1\n\
+             contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n\
+             users:\n- name: u\n  user:\n    token: t\n",
+        )
+        .unwrap();
+        // Whether the build now succeeds depends on the host's trust store (kube with rustls
+        // and no CA in the kubeconfig); what matters is that it is attempted again.
+        match client.get().await {
+            Ok(_) => assert!(client.is_built()),
+            Err(error) => assert!(!error.contains("cannot read kubeconfig"), "{error}"),
+        }
+    }
+
+    #[test]
+    fn chain_joins_sources_without_repeating_them() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("client error (Connect)")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let error = Outer(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused",
+        ));
+        assert_eq!(chain(&error), "client error (Connect): Connection refused");
+    }
+}

@@ -1,0 +1,396 @@
+//! [`KubeExecutor`]: [`Executor`] over the `pods/exec` subresource with kube-rs
+//! (WebSocket, `v5.channel.k8s.io` with `v4.channel.k8s.io` as the fallback kube-rs offers).
+//!
+//! One call = one exec: the container is always named, stdout and stderr are requested, stdin
+//! and tty are not. Both output streams are drained concurrently into bounded buffers
+//! ([`OUTPUT_LIMIT`] each; the rest is counted, not kept), the exit code comes from the status
+//! channel, and the whole call runs under the request's timeout. On expiry the call's future
+//! is dropped, which drops the `AttachedProcess`: its task is aborted and the WebSocket's TCP
+//! connection closed, so the API server (and kubelet) see the client go away.
+//!
+//! This module maps kube-rs and HTTP failures to [`ExecError`]; it does not log (the caller,
+//! [`super::hook`], logs with the hook's fields) and does not retry.
+
+use std::time::Instant;
+
+use ::kube::api::{Api, AttachParams, AttachedProcess};
+use ::kube::core::Status;
+use futures_util::FutureExt;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status as ChannelStatus;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::client::{chain, ClusterClient};
+use super::{Captured, ExecError, ExecOutput, ExecRequest, Executor, OUTPUT_LIMIT};
+
+/// Size of kube-rs's in-memory pipe per output stream (its default, 1 KiB, costs a task
+/// wake-up per KiB of output). Memory per exec stays bounded: pipe + [`OUTPUT_LIMIT`].
+const PIPE_BUFFER: usize = 64 * 1024;
+
+/// Size of one read from the pipe.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Runs commands in pod containers through the Kubernetes API (`pods/exec`).
+#[derive(Debug, Clone)]
+pub struct KubeExecutor {
+    client: ClusterClient,
+}
+
+impl KubeExecutor {
+    /// An executor using `client`, which is built on the first exec (never here).
+    pub fn new(client: ClusterClient) -> Self {
+        KubeExecutor { client }
+    }
+
+    /// The client holder, to share it (e.g. with [`super::load_hook_config`]).
+    pub fn client(&self) -> &ClusterClient {
+        &self.client
+    }
+
+    /// Everything the timeout covers: building the client, the upgrade, the streams, the
+    /// status.
+    async fn exec_uncancelled(
+        &self,
+        request: &ExecRequest,
+        started: Instant,
+    ) -> Result<ExecOutput, ExecError> {
+        let client = self.client.get().await.map_err(ExecError::NoClient)?;
+        let pods: Api<Pod> = Api::namespaced(client, &request.namespace);
+        let params = AttachParams::default()
+            .container(request.container.clone())
+            .stdin(false)
+            .stdout(true)
+            .stderr(true)
+            .tty(false)
+            .max_stdout_buf_size(PIPE_BUFFER)
+            .max_stderr_buf_size(PIPE_BUFFER);
+        let process = pods
+            .exec(
+                &request.pod,
+                request.command.iter().map(String::as_str),
+                &params,
+            )
+            .await
+            .map_err(|error| map_exec_error(request, error))?;
+        let (stdout, stderr, status, process) = drain(process).await;
+        let exit_code = match status {
+            Some(status) => exit_code_from_status(&status)?,
+            None => {
+                let reason = match process.join().await {
+                    Ok(()) => "the connection closed without the command's exit status".to_owned(),
+                    Err(error) => chain(&error),
+                };
+                return Err(ExecError::StreamDropped(reason));
+            }
+        };
+        Ok(ExecOutput {
+            exit_code,
+            stdout,
+            stderr,
+            duration: started.elapsed(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for KubeExecutor {
+    async fn exec(&self, request: &ExecRequest) -> Result<ExecOutput, ExecError> {
+        let started = Instant::now();
+        match tokio::time::timeout(request.timeout, self.exec_uncancelled(request, started)).await {
+            Ok(result) => result,
+            // The inner future (and the AttachedProcess in it) is dropped here: the stream is
+            // cancelled, not left running in the background as Velero ≤ 1.18 does.
+            Err(_elapsed) => Err(ExecError::TimedOut(request.timeout)),
+        }
+    }
+}
+
+/// Reads stdout and stderr concurrently (kube-rs's message loop stalls when either pipe is
+/// full) while waiting for the status. `None` = the stream ended without one.
+///
+/// kube-rs shuts its pipes down only when its loop ends normally; when the loop fails (the
+/// connection dropped) the pipes are never closed, so EOF would never come. The status future
+/// resolving to `None` says the loop is over: whatever it wrote is then taken from the pipes
+/// without waiting for an EOF.
+async fn drain(
+    mut process: AttachedProcess,
+) -> (Captured, Captured, Option<ChannelStatus>, AttachedProcess) {
+    let mut stdout = BoundedReader::new(process.stdout());
+    let mut stderr = BoundedReader::new(process.stderr());
+    let status = match process.take_status() {
+        Some(status) => status,
+        None => return (stdout.captured, stderr.captured, None, process),
+    };
+    tokio::pin!(status);
+    let status = {
+        let reads = async { tokio::join!(stdout.read_to_end(), stderr.read_to_end()) };
+        tokio::pin!(reads);
+        tokio::select! {
+            _ = &mut reads => status.await,
+            received = &mut status => match received {
+                // The loop shuts its pipes down right after the status: EOF follows.
+                Some(received) => {
+                    reads.await;
+                    Some(received)
+                }
+                None => None,
+            },
+        }
+    };
+    if status.is_none() {
+        stdout.take_buffered();
+        stderr.take_buffered();
+    }
+    (stdout.captured, stderr.captured, status, process)
+}
+
+/// One output stream being captured, at most [`OUTPUT_LIMIT`] bytes kept.
+struct BoundedReader<R> {
+    reader: Option<R>,
+    captured: Captured,
+    chunk: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> BoundedReader<R> {
+    fn new(reader: Option<R>) -> Self {
+        BoundedReader {
+            reader,
+            captured: Captured::default(),
+            chunk: vec![0u8; READ_CHUNK],
+        }
+    }
+
+    /// Reads to the end of the stream. A read error ends it like EOF: whether the command
+    /// finished is decided by the status channel.
+    async fn read_to_end(&mut self) {
+        let Some(reader) = self.reader.as_mut() else {
+            return;
+        };
+        loop {
+            match reader.read(&mut self.chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => self.captured.push(&self.chunk[..n], OUTPUT_LIMIT),
+            }
+        }
+    }
+
+    /// Takes what is already in the pipe, without waiting (the writer is gone).
+    fn take_buffered(&mut self) {
+        let Some(reader) = self.reader.as_mut() else {
+            return;
+        };
+        while let Some(Ok(n)) = reader.read(&mut self.chunk).now_or_never() {
+            if n == 0 {
+                return;
+            }
+            self.captured.push(&self.chunk[..n], OUTPUT_LIMIT);
+        }
+    }
+}
+
+/// The exit code a status-channel message reports, decoded the way client-go does
+/// (`errorDecoderV4`): `Success` → 0; `Failure` with reason `NonZeroExitCode` → the `ExitCode`
+/// cause; any other `Failure` → its message as the error.
+pub(crate) fn exit_code_from_status(status: &ChannelStatus) -> Result<i32, ExecError> {
+    if status.status.as_deref() == Some("Success") {
+        return Ok(0);
+    }
+    if status.reason.as_deref() == Some("NonZeroExitCode") {
+        let cause = status
+            .details
+            .iter()
+            .flat_map(|details| details.causes.iter().flatten())
+            .find(|cause| cause.reason.as_deref() == Some("ExitCode"));
+        return match cause {
+            Some(cause) => {
+                let value = cause.message.as_deref().unwrap_or_default();
+                value.trim().parse::<i32>().map_err(|_| {
+                    ExecError::RemoteFailure(format!(
+                        "error stream protocol error: invalid exit code value {value:?}"
+                    ))
+                })
+            }
+            None => Err(ExecError::RemoteFailure(
+                "error stream protocol error: no exit code value".to_owned(),
+            )),
+        };
+    }
+    match status.message.as_deref() {
+        Some(message) if !message.is_empty() => Err(ExecError::RemoteFailure(message.to_owned())),
+        _ => Err(ExecError::RemoteFailure(format!(
+            "exec failed with status {:?} (reason {:?})",
+            status.status.as_deref().unwrap_or_default(),
+            status.reason.as_deref().unwrap_or_default()
+        ))),
+    }
+}
+
+/// Maps the failure of the exec request itself (before any stream) to an [`ExecError`].
+fn map_exec_error(request: &ExecRequest, error: ::kube::Error) -> ExecError {
+    match error {
+        ::kube::Error::Api(status) => map_rejection(request, &status),
+        ::kube::Error::UpgradeConnection(upgrade) => match upgrade {
+            ::kube::client::UpgradeConnectionError::ProtocolSwitch(code) => {
+                ExecError::UpgradeRejected {
+                    code: code.as_u16(),
+                    message: format!(
+                        "the server answered {code} instead of 101 Switching Protocols"
+                    ),
+                }
+            }
+            // The server said 101 but the connection was lost while taking it over: it may
+            // have started the command.
+            ::kube::client::UpgradeConnectionError::GetPendingUpgrade(error) => {
+                ExecError::StreamDropped(chain(&error))
+            }
+            other => ExecError::UpgradeRejected {
+                code: 101,
+                message: chain(&other),
+            },
+        },
+        ::kube::Error::HyperError(error) => ExecError::Unreachable(chain(&error)),
+        ::kube::Error::Service(error) => ExecError::Unreachable(chain(error.as_ref())),
+        other => ExecError::Request(chain(&other)),
+    }
+}
+
+/// Maps an error answer (4xx/5xx, `Status` or plain text) to an [`ExecError`].
+fn map_rejection(request: &ExecRequest, status: &Status) -> ExecError {
+    let code = status.code;
+    let message = if status.message.is_empty() {
+        format!("HTTP {code} {}", status.reason)
+    } else {
+        status.message.clone()
+    };
+    if code == 404 {
+        return ExecError::PodNotFound {
+            namespace: request.namespace.clone(),
+            pod: request.pod.clone(),
+        };
+    }
+    // The API server's validateContainer: `container X is not valid for pod Y`.
+    if code == 400
+        && message.starts_with("container ")
+        && message.contains(" is not valid for pod ")
+    {
+        return ExecError::NoSuchContainer {
+            namespace: request.namespace.clone(),
+            pod: request.pod.clone(),
+            container: request.container.clone(),
+        };
+    }
+    ExecError::UpgradeRejected { code, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn request() -> ExecRequest {
+        ExecRequest {
+            namespace: "ns".into(),
+            pod: "db".into(),
+            container: "main".into(),
+            command: vec!["true".into()],
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn channel_status(json: serde_json::Value) -> ChannelStatus {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn non_zero(cause_message: &str) -> ChannelStatus {
+        channel_status(serde_json::json!({
+            "metadata": {}, "status": "Failure",
+            "message": "command terminated with non-zero exit code: error executing command [sh -c exit 2], exit code 2",
+            "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": cause_message}]},
+        }))
+    }
+
+    #[test]
+    fn success_status_is_exit_code_zero() {
+        let status = channel_status(serde_json::json!({"metadata": {}, "status": "Success"}));
+        assert_eq!(exit_code_from_status(&status), Ok(0));
+    }
+
+    #[test]
+    fn non_zero_exit_code_comes_from_the_exit_code_cause() {
+        assert_eq!(exit_code_from_status(&non_zero("2")), Ok(2));
+        assert_eq!(exit_code_from_status(&non_zero("137")), Ok(137));
+    }
+
+    #[test]
+    fn a_garbled_exit_code_is_a_protocol_error() {
+        let error = exit_code_from_status(&non_zero("two")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "error stream protocol error: invalid exit code value \"two\""
+        );
+    }
+
+    #[test]
+    fn non_zero_without_exit_code_cause_is_a_protocol_error() {
+        let status = channel_status(serde_json::json!({
+            "status": "Failure", "reason": "NonZeroExitCode", "message": "x"
+        }));
+        assert_eq!(
+            exit_code_from_status(&status).unwrap_err().to_string(),
+            "error stream protocol error: no exit code value"
+        );
+    }
+
+    #[test]
+    fn other_failures_report_the_status_message_verbatim() {
+        let message = "Internal error occurred: error executing command in container: failed to \
+                       exec in container: exec: \"nosuch\": executable file not found in $PATH";
+        let status = channel_status(serde_json::json!({
+            "status": "Failure", "reason": "InternalError", "code": 500, "message": message,
+            "details": {"causes": [{"message": "error executing command in container"}]},
+        }));
+        assert_eq!(
+            exit_code_from_status(&status),
+            Err(ExecError::RemoteFailure(message.into()))
+        );
+    }
+
+    #[test]
+    fn not_found_answer_is_pod_not_found() {
+        let status = Status::failure("pods \"db\" not found", "NotFound").with_code(404);
+        assert_eq!(
+            map_rejection(&request(), &status),
+            ExecError::PodNotFound {
+                namespace: "ns".into(),
+                pod: "db".into()
+            }
+        );
+    }
+
+    #[test]
+    fn api_server_container_validation_is_no_such_container() {
+        let status =
+            Status::failure("container main is not valid for pod db", "BadRequest").with_code(400);
+        let error = map_rejection(&request(), &status);
+        assert_eq!(
+            error.to_string(),
+            "no such container: \"main\" in pod ns/db"
+        );
+    }
+
+    #[test]
+    fn other_answers_are_rejected_upgrades_with_the_servers_words() {
+        let status = Status::failure(
+            "container not found (\"main\")",
+            "Failed to parse error data",
+        )
+        .with_code(500);
+        let error = map_rejection(&request(), &status);
+        assert_eq!(
+            error.to_string(),
+            "unable to upgrade connection: container not found (\"main\")"
+        );
+        assert!(error.is_transient());
+    }
+}
