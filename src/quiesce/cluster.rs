@@ -1,0 +1,147 @@
+//! What the state machine reads from the cluster besides exec: the plugin configuration and
+//! the Backup's PodVolumeBackups. A trait, so the state machine is tested without a cluster.
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+
+use super::plan::BackupInfo;
+use crate::exec::client::ClusterClient;
+use crate::exec::config::load_hook_config;
+use crate::hooks::Config;
+
+/// One `velero.io/v1` PodVolumeBackup, as far as a deferred thaw needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodVolumeBackup {
+    /// `spec.pod.namespace`.
+    pub pod_namespace: String,
+    /// `spec.pod.name`.
+    pub pod_name: String,
+    /// `spec.volume`.
+    pub volume: String,
+    /// `status.phase` (empty while new).
+    pub phase: String,
+}
+
+impl PodVolumeBackup {
+    /// Whether the file-system backup of this volume is over (whatever its outcome).
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.phase.as_str(), "Completed" | "Failed" | "Canceled")
+    }
+}
+
+/// Reads from the Kubernetes API on the state machine's behalf.
+#[async_trait::async_trait]
+pub trait Cluster: Send + Sync {
+    /// The hook configuration from the plugin ConfigMap, problems already logged; the
+    /// default (no rules) when there is none or it cannot be read.
+    async fn load_config(&self) -> Config;
+
+    /// The PodVolumeBackups Velero created for `backup` so far (label `velero.io/backup-uid`).
+    async fn pod_volume_backups(&self, backup: &BackupInfo)
+        -> Result<Vec<PodVolumeBackup>, String>;
+}
+
+/// [`Cluster`] over the Kubernetes API, sharing the exec client.
+pub struct KubeCluster {
+    client: ClusterClient,
+    velero_namespace: String,
+}
+
+impl KubeCluster {
+    /// Reads through `client`; the plugin ConfigMap lives in `velero_namespace`.
+    pub fn new(client: ClusterClient, velero_namespace: String) -> Self {
+        KubeCluster {
+            client,
+            velero_namespace,
+        }
+    }
+}
+
+/// `velero.io/v1` PodVolumeBackup, as an untyped API resource.
+fn pod_volume_backup_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("velero.io", "v1", "PodVolumeBackup"),
+        "podvolumebackups",
+    )
+}
+
+#[async_trait::async_trait]
+impl Cluster for KubeCluster {
+    async fn load_config(&self) -> Config {
+        load_hook_config(&self.client, &self.velero_namespace).await
+    }
+
+    async fn pod_volume_backups(
+        &self,
+        backup: &BackupInfo,
+    ) -> Result<Vec<PodVolumeBackup>, String> {
+        let client = self.client.get().await?;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client, &backup.namespace, &pod_volume_backup_resource());
+        let selector = format!("velero.io/backup-uid={}", backup.uid);
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| format!("listing PodVolumeBackups ({selector}): {e}"))?;
+        Ok(list.items.iter().map(read_pod_volume_backup).collect())
+    }
+}
+
+fn read_pod_volume_backup(object: &DynamicObject) -> PodVolumeBackup {
+    let text = |value: &serde_json::Value, path: &[&str]| -> String {
+        path.iter()
+            .try_fold(value, |v, key| v.get(key))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    PodVolumeBackup {
+        pod_namespace: text(&object.data, &["spec", "pod", "namespace"]),
+        pod_name: text(&object.data, &["spec", "pod", "name"]),
+        volume: text(&object.data, &["spec", "volume"]),
+        phase: text(&object.data, &["status", "phase"]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pod_volume_backup_is_read_from_its_spec_and_status() {
+        let object: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "velero.io/v1", "kind": "PodVolumeBackup",
+            "metadata": {"name": "b1-xyz", "namespace": "velero"},
+            "spec": {"pod": {"kind": "Pod", "namespace": "shop", "name": "db-0", "uid": "u"}, "volume": "data"},
+            "status": {"phase": "Completed"}
+        }))
+        .unwrap();
+        let pvb = read_pod_volume_backup(&object);
+        assert_eq!(
+            pvb,
+            PodVolumeBackup {
+                pod_namespace: "shop".into(),
+                pod_name: "db-0".into(),
+                volume: "data".into(),
+                phase: "Completed".into()
+            }
+        );
+        assert!(pvb.is_terminal());
+        for (phase, terminal) in [
+            ("", false),
+            ("New", false),
+            ("InProgress", false),
+            ("Failed", true),
+            ("Canceled", true),
+        ] {
+            assert_eq!(
+                PodVolumeBackup {
+                    phase: phase.into(),
+                    ..pvb.clone()
+                }
+                .is_terminal(),
+                terminal,
+                "{phase}"
+            );
+        }
+    }
+}

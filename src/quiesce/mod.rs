@@ -1,0 +1,524 @@
+//! The freeze/thaw state machine (DESIGN §3): pre hooks just before a pod's volumes are
+//! snapshotted, post hooks once its items are backed up, and a thaw that always happens.
+//!
+//! | Velero calls                         | the engine                                          |
+//! |--------------------------------------|-----------------------------------------------------|
+//! | IBA `GetRelatedItems(pod)`           | [`Engine::index_pod`]: resolve hooks, note claims    |
+//! | BIA `Execute(persistentvolume)`      | [`Engine::freeze_pods_of_volume`]: pre hooks        |
+//! | BIA `Execute(pod)`                   | [`Engine::back_up_pod`]: pre if not yet, then post  |
+//! | `Shutdown` / SIGTERM                 | [`Engine::drain`]: every pending post hook          |
+//! | (timer)                              | watchdog: thaw after the pod's max-freeze           |
+//!
+//! State is per pod, behind one async lock per pod: the hooks of one pod never overlap, pre
+//! hooks run at most once and post hooks at most once per pod and backup, whatever the order
+//! and concurrency of Velero's calls. Owns no I/O of its own: hooks run through an
+//! [`Executor`], cluster reads go through a [`Cluster`].
+
+pub mod cluster;
+pub mod plan;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{PersistentVolume, Pod};
+use tokio::sync::OnceCell;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::exec::{run_hook, Executor};
+use crate::hooks::{Config, OnError, PodRef};
+pub use cluster::{Cluster, PodVolumeBackup};
+use plan::{claim_of_volume, pod_in_backup, BackupInfo, PodPlan};
+
+/// How often a deferred thaw looks at the pod's PodVolumeBackups.
+const DEFAULT_PVB_POLL: Duration = Duration::from_secs(1);
+
+/// What the engine reports back to Velero.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The item is not a readable Pod.
+    #[error("the item is not a valid Pod: {0}")]
+    InvalidPod(String),
+    /// A pre hook with on-error Fail failed: Velero must not back up the pod.
+    #[error("pre hook {hook:?} failed in container {container:?} of pod {pod}: {reason}")]
+    PreHookFailed {
+        /// The pod.
+        pod: PodRef,
+        /// The hook's name (`<from-annotation>` or the rule name).
+        hook: String,
+        /// The container it ran in.
+        container: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Where a pod stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Freeze {
+    /// No pre hook has been tried.
+    NotFrozen,
+    /// Pre hooks done (or none): waiting for the thaw.
+    Frozen,
+    /// A pre hook with on-error Fail failed; `any_ran` if some pre hook may have frozen anyway.
+    Failed { error: FailedHook, any_ran: bool },
+    /// Post hooks done (or not needed). Final.
+    Thawed,
+}
+
+/// The failed hook, kept to answer the pod's `Execute` with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FailedHook {
+    hook: String,
+    container: String,
+    reason: String,
+}
+
+/// Why a thaw happens: decides the log line and which background task is the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ThawCause {
+    /// The pod's `Execute`: its volumes are snapshotted.
+    PodBackedUp,
+    /// Its PodVolumeBackups are terminal.
+    FsBackupDone,
+    /// Its pre hooks failed; undo what may have frozen.
+    PreHookFailed,
+    /// Frozen longer than max-freeze.
+    Watchdog,
+    /// The process is stopping.
+    Shutdown,
+}
+
+struct PodState {
+    freeze: Freeze,
+    first_pre_start: Option<Instant>,
+    watchdog: Option<AbortHandle>,
+    deferred_thaw: Option<AbortHandle>,
+}
+
+struct PodEntry {
+    plan: PodPlan,
+    backup: BackupInfo,
+    state: tokio::sync::Mutex<PodState>,
+}
+
+/// Pods by (backup UID, pod UID), and which pods mount each claim.
+#[derive(Default)]
+struct Index {
+    pods: HashMap<(String, String), Arc<PodEntry>>,
+    by_claim: HashMap<(String, String, String), Vec<Arc<PodEntry>>>,
+}
+
+struct Inner {
+    executor: Arc<dyn Executor>,
+    cluster: Arc<dyn Cluster>,
+    config: OnceCell<Arc<Config>>,
+    index: Mutex<Index>,
+    pvb_poll: Duration,
+}
+
+/// The per-process freeze/thaw state machine. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// An engine running hooks through `executor` and reading the cluster through `cluster`.
+    pub fn new(executor: Arc<dyn Executor>, cluster: Arc<dyn Cluster>) -> Engine {
+        Self::with_pvb_poll(executor, cluster, DEFAULT_PVB_POLL)
+    }
+
+    /// Like [`Engine::new`], polling PodVolumeBackups every `pvb_poll`.
+    pub fn with_pvb_poll(
+        executor: Arc<dyn Executor>,
+        cluster: Arc<dyn Cluster>,
+        pvb_poll: Duration,
+    ) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                executor,
+                cluster,
+                config: OnceCell::new(),
+                index: Mutex::new(Index::default()),
+                pvb_poll,
+            }),
+        }
+    }
+
+    /// IBA `GetRelatedItems(pod)`: remember the pod and its hooks. Runs nothing.
+    pub async fn index_pod(&self, pod_json: &[u8], backup_json: &[u8]) -> Result<(), Error> {
+        let backup = BackupInfo::from_json(backup_json);
+        if backup.is_finalizing() {
+            return Ok(());
+        }
+        let pod = parse_pod(pod_json)?;
+        self.entry_for(&pod, backup).await;
+        Ok(())
+    }
+
+    /// BIA `Execute(persistentvolume)`: freeze every indexed pod that mounts the volume's
+    /// claim, before Velero snapshots it. Never fails the volume: a failed freeze is reported
+    /// on the pod's own `Execute`.
+    pub async fn freeze_pods_of_volume(&self, pv_json: &[u8], backup_json: &[u8]) {
+        let backup = BackupInfo::from_json(backup_json);
+        if backup.is_finalizing() {
+            return;
+        }
+        let Ok(pv) = serde_json::from_slice::<PersistentVolume>(pv_json) else {
+            tracing::debug!("PersistentVolume item unreadable; nothing to freeze");
+            return;
+        };
+        let Some((namespace, claim)) = claim_of_volume(&pv) else {
+            return;
+        };
+        let pods: Vec<Arc<PodEntry>> = {
+            let index = lock(&self.inner.index);
+            index
+                .by_claim
+                .get(&(backup.uid.clone(), namespace.clone(), claim.clone()))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let volume = pv.metadata.name.unwrap_or_default();
+        let freezes = pods
+            .iter()
+            .filter(|e| !e.plan.pre.hooks.is_empty())
+            .map(|entry| {
+                tracing::debug!(
+                    namespace = %entry.plan.pod.namespace,
+                    pod = %entry.plan.pod.name,
+                    persistentVolume = %volume,
+                    claim = %claim,
+                    "Freezing pod before its volume is snapshotted"
+                );
+                self.freeze(entry)
+            });
+        futures_util::future::join_all(freezes).await;
+    }
+
+    /// BIA `Execute(pod)`: the pod's volumes are snapshotted. Freeze it if that has not
+    /// happened yet, then thaw it — now, or once its file-system backups are over.
+    pub async fn back_up_pod(&self, pod_json: &[u8], backup_json: &[u8]) -> Result<(), Error> {
+        let backup = BackupInfo::from_json(backup_json);
+        if backup.is_finalizing() {
+            return Ok(());
+        }
+        let pod = parse_pod(pod_json)?;
+        let entry = self.entry_for(&pod, backup).await;
+        if !entry.plan.has_hooks() {
+            return Ok(());
+        }
+        let froze_now = self.freeze(&entry).await;
+        let plan = &entry.plan;
+        if froze_now && !plan.claims.is_empty() && !plan.pre.hooks.is_empty() {
+            tracing::warn!(
+                namespace = %plan.pod.namespace,
+                pod = %plan.pod.name,
+                claims = %plan.claims.iter().cloned().collect::<Vec<_>>().join(","),
+                "Pod frozen only when its own item was backed up: its volume snapshots may have \
+                 preceded the freeze (its volumes were excluded, unbound, or backed up earlier)"
+            );
+        }
+        let failed = match &entry.state.lock().await.freeze {
+            Freeze::Failed { error, .. } => Some(error.clone()),
+            _ => None,
+        };
+        if let Some(failed) = failed {
+            self.thaw(&entry, ThawCause::PreHookFailed).await;
+            return Err(Error::PreHookFailed {
+                pod: plan.pod.clone(),
+                hook: failed.hook,
+                container: failed.container,
+                reason: failed.reason,
+            });
+        }
+        if plan.fs_backup_volumes.is_empty() {
+            self.thaw(&entry, ThawCause::PodBackedUp).await;
+        } else {
+            self.defer_thaw(&entry).await;
+        }
+        Ok(())
+    }
+
+    /// `Shutdown` or SIGTERM: thaw every pod still frozen, then return.
+    pub async fn drain(&self) {
+        let entries: Vec<Arc<PodEntry>> = lock(&self.inner.index).pods.values().cloned().collect();
+        let mut pending = 0;
+        for entry in &entries {
+            if matches!(
+                entry.state.lock().await.freeze,
+                Freeze::Frozen | Freeze::Failed { .. }
+            ) {
+                pending += 1;
+            }
+        }
+        if pending > 0 {
+            tracing::info!(
+                pods = pending,
+                "Thawing pods still frozen before the plugin exits"
+            );
+        }
+        let thaws = entries.iter().map(|e| self.thaw(e, ThawCause::Shutdown));
+        futures_util::future::join_all(thaws).await;
+    }
+
+    async fn config(&self) -> Arc<Config> {
+        let cluster = Arc::clone(&self.inner.cluster);
+        Arc::clone(
+            self.inner
+                .config
+                .get_or_init(|| async move { Arc::new(cluster.load_config().await) })
+                .await,
+        )
+    }
+
+    /// The pod's entry, indexing it (and logging what its hooks look like) on first sight.
+    async fn entry_for(&self, pod: &Pod, backup: BackupInfo) -> Arc<PodEntry> {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let pod_ref = PodRef::of(pod);
+        let key = (
+            backup.uid.clone(),
+            if uid.is_empty() {
+                pod_ref.to_string()
+            } else {
+                uid
+            },
+        );
+        if let Some(entry) = lock(&self.inner.index).pods.get(&key) {
+            return Arc::clone(entry);
+        }
+        let in_backup = pod_in_backup(pod, &backup);
+        let config = self.config().await;
+        let mut plan = PodPlan::new(pod, &backup, &config);
+        if !in_backup {
+            // Velero will not back its item up, so its Execute never comes: no hooks.
+            tracing::debug!(namespace = %pod_ref.namespace, pod = %pod_ref.name, "Pod excluded from the backup; no hooks");
+            plan.pre.hooks.clear();
+            plan.post.hooks.clear();
+            plan.claims.clear();
+        }
+        let entry = Arc::new(PodEntry {
+            plan,
+            backup,
+            state: tokio::sync::Mutex::new(PodState {
+                freeze: Freeze::NotFrozen,
+                first_pre_start: None,
+                watchdog: None,
+                deferred_thaw: None,
+            }),
+        });
+        let mut index = lock(&self.inner.index);
+        if let Some(existing) = index.pods.get(&key) {
+            return Arc::clone(existing); // another call indexed it meanwhile
+        }
+        log_plan(&entry.plan);
+        index.pods.insert(key, Arc::clone(&entry));
+        for claim in &entry.plan.claims {
+            index
+                .by_claim
+                .entry((
+                    entry.backup.uid.clone(),
+                    entry.plan.pod.namespace.clone(),
+                    claim.clone(),
+                ))
+                .or_default()
+                .push(Arc::clone(&entry));
+        }
+        entry
+    }
+
+    /// Runs the pod's pre hooks unless that was done; returns whether it happened now.
+    async fn freeze(&self, entry: &Arc<PodEntry>) -> bool {
+        let mut state = entry.state.lock().await;
+        if state.freeze != Freeze::NotFrozen {
+            return false;
+        }
+        let mut any_ran = false;
+        for hook in &entry.plan.pre.hooks {
+            state.first_pre_start.get_or_insert_with(Instant::now);
+            let outcome = run_hook(self.inner.executor.as_ref(), &entry.plan.pod, hook).await;
+            any_ran |= outcome.may_have_run;
+            if let Some(reason) = outcome.error_text() {
+                if hook.on_error == OnError::Fail {
+                    state.freeze = Freeze::Failed {
+                        error: FailedHook {
+                            hook: hook.name.clone(),
+                            container: hook.container.clone(),
+                            reason,
+                        },
+                        any_ran,
+                    };
+                    if any_ran {
+                        self.start_watchdog(entry, &mut state);
+                    }
+                    return true;
+                }
+            }
+        }
+        state.freeze = Freeze::Frozen;
+        if !entry.plan.pre.hooks.is_empty() {
+            self.start_watchdog(entry, &mut state);
+        }
+        true
+    }
+
+    /// Runs the pod's post hooks if it is (or may be) frozen; at most once.
+    async fn thaw(&self, entry: &Arc<PodEntry>, cause: ThawCause) {
+        let mut state = entry.state.lock().await;
+        let needed = match &state.freeze {
+            Freeze::Frozen => true,
+            Freeze::Failed { any_ran, .. } => *any_ran,
+            Freeze::NotFrozen | Freeze::Thawed => return,
+        };
+        // Stop the other background task; the one calling us (if any) ends by itself.
+        if let Some(watchdog) = state.watchdog.take() {
+            if cause != ThawCause::Watchdog {
+                watchdog.abort();
+            }
+        }
+        if let Some(deferred) = state.deferred_thaw.take() {
+            if cause != ThawCause::FsBackupDone {
+                deferred.abort();
+            }
+        }
+        state.freeze = Freeze::Thawed;
+        if !needed {
+            return;
+        }
+        let plan = &entry.plan;
+        match cause {
+            ThawCause::Watchdog => tracing::error!(
+                namespace = %plan.pod.namespace,
+                pod = %plan.pod.name,
+                maxFreeze = %crate::hooks::format_go_duration(plan.max_freeze),
+                "Pod frozen longer than its max-freeze: thawing it now; its snapshot may be inconsistent"
+            ),
+            ThawCause::Shutdown => tracing::info!(
+                namespace = %plan.pod.namespace,
+                pod = %plan.pod.name,
+                "Thawing pod before the plugin exits"
+            ),
+            _ => {}
+        }
+        for (position, hook) in plan.post.hooks.iter().enumerate() {
+            let outcome = run_hook(self.inner.executor.as_ref(), &plan.pod, hook).await;
+            if !outcome.succeeded() && hook.on_error == OnError::Fail {
+                let skipped = plan.post.hooks.len() - position - 1;
+                if skipped > 0 {
+                    tracing::warn!(
+                        namespace = %plan.pod.namespace,
+                        pod = %plan.pod.name,
+                        skipped,
+                        "Post hook failed with on-error Fail: the pod's remaining post hooks are skipped"
+                    );
+                }
+                break;
+            }
+        }
+        if let Some(started) = state.first_pre_start {
+            tracing::info!(
+                namespace = %plan.pod.namespace,
+                pod = %plan.pod.name,
+                backup = %entry.backup.qualified_name(),
+                freezeWindowMs = started.elapsed().as_millis() as u64,
+                "Pod thawed"
+            );
+        }
+    }
+
+    fn start_watchdog(&self, entry: &Arc<PodEntry>, state: &mut PodState) {
+        let engine = self.clone();
+        let watched = Arc::clone(entry);
+        let max_freeze = entry.plan.max_freeze;
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(max_freeze).await;
+            engine.thaw(&watched, ThawCause::Watchdog).await;
+        });
+        state.watchdog = Some(task.abort_handle());
+    }
+
+    /// Thaws once every file-system-backup volume of the pod has a terminal PodVolumeBackup.
+    /// Should the prediction be wrong, the watchdog and Shutdown still thaw.
+    async fn defer_thaw(&self, entry: &Arc<PodEntry>) {
+        let mut state = entry.state.lock().await;
+        if state.freeze != Freeze::Frozen || state.deferred_thaw.is_some() {
+            return;
+        }
+        let engine = self.clone();
+        let waiting = Arc::clone(entry);
+        tracing::debug!(
+            namespace = %entry.plan.pod.namespace,
+            pod = %entry.plan.pod.name,
+            volumes = %entry.plan.fs_backup_volumes.iter().cloned().collect::<Vec<_>>().join(","),
+            "Thaw deferred until the pod's file-system backups are done"
+        );
+        let task = tokio::spawn(async move {
+            engine.wait_for_fs_backups(&waiting).await;
+            engine.thaw(&waiting, ThawCause::FsBackupDone).await;
+        });
+        state.deferred_thaw = Some(task.abort_handle());
+    }
+
+    async fn wait_for_fs_backups(&self, entry: &PodEntry) {
+        let plan = &entry.plan;
+        let mut warned = false;
+        loop {
+            match self.inner.cluster.pod_volume_backups(&entry.backup).await {
+                Ok(pvbs) => {
+                    let done = plan.fs_backup_volumes.iter().all(|volume| {
+                        pvbs.iter().any(|p| {
+                            p.pod_namespace == plan.pod.namespace
+                                && p.pod_name == plan.pod.name
+                                && &p.volume == volume
+                                && p.is_terminal()
+                        })
+                    });
+                    if done {
+                        return;
+                    }
+                }
+                Err(error) if !warned => {
+                    warned = true;
+                    tracing::warn!(
+                        namespace = %plan.pod.namespace,
+                        pod = %plan.pod.name,
+                        error = %error,
+                        "Cannot read PodVolumeBackups yet; still waiting to thaw"
+                    );
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(self.inner.pvb_poll).await;
+        }
+    }
+}
+
+fn parse_pod(bytes: &[u8]) -> Result<Pod, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::InvalidPod(e.to_string()))
+}
+
+fn log_plan(plan: &PodPlan) {
+    for resolution in [&plan.pre, &plan.post] {
+        if let Some(skipped) = &resolution.skipped {
+            tracing::info!(namespace = %plan.pod.namespace, pod = %plan.pod.name, "{skipped}");
+        }
+        for warning in &resolution.warnings {
+            tracing::warn!(namespace = %plan.pod.namespace, pod = %plan.pod.name, "{warning}");
+        }
+    }
+    if let Some(warning) = &plan.max_freeze_warning {
+        tracing::warn!(namespace = %plan.pod.namespace, pod = %plan.pod.name, "{warning}");
+    }
+}
+
+/// Locks a std mutex, recovering the data if a panicking thread poisoned it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests;

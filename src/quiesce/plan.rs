@@ -1,0 +1,372 @@
+//! What quiesce needs to know of a pod and of a Backup, read once from their JSON: the pod's
+//! identity, hooks, claims, file-system-backup volumes and max-freeze; the Backup's identity
+//! and the filters that decide whether a pod's item will be backed up. Pure: no I/O.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{PersistentVolume, Pod};
+use serde::Deserialize;
+
+use crate::hooks::{self, parse_go_duration, Config, NamespaceFilter, Phase, PodRef, Resolution};
+
+/// Annotation that sets how long a pod may stay frozen before the watchdog thaws it.
+pub const MAX_FREEZE_ANNOTATION: &str = "quiesce.dev/max-freeze";
+/// Max-freeze when neither annotation nor ConfigMap sets one.
+pub const DEFAULT_MAX_FREEZE: Duration = Duration::from_secs(10 * 60);
+/// Velero's opt-in list of volumes for file-system backup.
+pub const FS_BACKUP_VOLUMES_ANNOTATION: &str = "backup.velero.io/backup-volumes";
+/// Velero's opt-out list when the Backup defaults volumes to file-system backup.
+pub const FS_BACKUP_EXCLUDES_ANNOTATION: &str = "backup.velero.io/backup-volumes-excludes";
+/// Velero's label that keeps an item out of every backup.
+pub const EXCLUDE_LABEL: &str = "velero.io/exclude-from-backup";
+
+/// The parts of a `velero.io/v1` Backup that quiesce uses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BackupInfo {
+    /// `metadata.namespace` — Velero's namespace, where PodVolumeBackups live.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.uid`, the key of the PodVolumeBackups' `velero.io/backup-uid` label.
+    pub uid: String,
+    /// `spec.defaultVolumesToFsBackup`.
+    pub default_volumes_to_fs_backup: bool,
+    /// `spec.includedNamespaces`.
+    pub included_namespaces: Vec<String>,
+    /// `spec.excludedNamespaces`.
+    pub excluded_namespaces: Vec<String>,
+    /// `status.phase`.
+    pub phase: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct BackupJson {
+    metadata: BackupMeta,
+    spec: BackupSpec,
+    status: BackupStatus,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct BackupMeta {
+    namespace: String,
+    name: String,
+    uid: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct BackupSpec {
+    default_volumes_to_fs_backup: Option<bool>,
+    included_namespaces: Option<Vec<String>>,
+    excluded_namespaces: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct BackupStatus {
+    phase: Option<String>,
+}
+
+impl BackupInfo {
+    /// Reads the Backup JSON Velero sends with every call. Velero's own object, so anything
+    /// unreadable is treated as absent rather than failing the item.
+    pub fn from_json(bytes: &[u8]) -> BackupInfo {
+        let json: BackupJson = serde_json::from_slice(bytes).unwrap_or_default();
+        BackupInfo {
+            namespace: json.metadata.namespace,
+            name: json.metadata.name,
+            uid: json.metadata.uid,
+            default_volumes_to_fs_backup: json.spec.default_volumes_to_fs_backup.unwrap_or(false),
+            included_namespaces: json.spec.included_namespaces.unwrap_or_default(),
+            excluded_namespaces: json.spec.excluded_namespaces.unwrap_or_default(),
+            phase: json.status.phase.unwrap_or_default(),
+        }
+    }
+
+    /// `namespace/name`, as logged in the `backup` field.
+    pub fn qualified_name(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Whether Velero is finalizing (it then re-runs actions for async operations only).
+    pub fn is_finalizing(&self) -> bool {
+        self.phase.starts_with("Finalizing")
+    }
+}
+
+/// Everything quiesce decided about one pod when it first saw it.
+#[derive(Debug, Clone)]
+pub struct PodPlan {
+    /// Namespace and name.
+    pub pod: PodRef,
+    /// `metadata.uid` (or `namespace/name` when absent).
+    pub uid: String,
+    /// Pre hooks, with the warnings and skip reason of their resolution.
+    pub pre: Resolution,
+    /// Post hooks, likewise.
+    pub post: Resolution,
+    /// Names of the PersistentVolumeClaims the pod mounts.
+    pub claims: BTreeSet<String>,
+    /// Volumes Velero backs up with file-system backup (each gets a PodVolumeBackup).
+    pub fs_backup_volumes: BTreeSet<String>,
+    /// How long the pod may stay frozen.
+    pub max_freeze: Duration,
+    /// A problem with `quiesce.dev/max-freeze`, to log at warning level.
+    pub max_freeze_warning: Option<String>,
+}
+
+impl PodPlan {
+    /// Resolves the pod's hooks under `config` and reads its volumes as `backup` sees them.
+    pub fn new(pod: &Pod, backup: &BackupInfo, config: &Config) -> PodPlan {
+        let pod_ref = PodRef::of(pod);
+        let uid = pod
+            .metadata
+            .uid
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| pod_ref.to_string());
+        let (max_freeze, max_freeze_warning) = max_freeze(pod, &pod_ref);
+        PodPlan {
+            uid,
+            pre: hooks::resolve(pod, Phase::Pre, config),
+            post: hooks::resolve(pod, Phase::Post, config),
+            claims: claims(pod),
+            fs_backup_volumes: fs_backup_volumes(pod, backup.default_volumes_to_fs_backup),
+            max_freeze,
+            max_freeze_warning,
+            pod: pod_ref,
+        }
+    }
+
+    /// Whether the pod has any hook at all (most pods do not: they cost one lookup).
+    pub fn has_hooks(&self) -> bool {
+        !self.pre.hooks.is_empty() || !self.post.hooks.is_empty()
+    }
+}
+
+/// Whether Velero will back up this pod's item in `backup`: the two checks Velero's per-item
+/// inclusion re-applies to pods pulled into a block (DESIGN §3).
+pub fn pod_in_backup(pod: &Pod, backup: &BackupInfo) -> bool {
+    let excluded_by_label = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(EXCLUDE_LABEL))
+        .is_some_and(|v| v == "true");
+    if excluded_by_label {
+        return false;
+    }
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    // Patterns Velero accepted are valid globs; should one not compile, include the pod
+    // (the watchdog and Shutdown still thaw it).
+    NamespaceFilter::new(&backup.included_namespaces, &backup.excluded_namespaces)
+        .map_or(true, |f| f.includes(namespace))
+}
+
+fn claims(pod: &Pod) -> BTreeSet<String> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| c.claim_name.clone())
+        .collect()
+}
+
+/// The volumes Velero gives a PodVolumeBackup, decided as Velero decides it: the opt-in
+/// annotation, or — when the Backup defaults to file-system backup — every volume that can
+/// hold data, minus the opt-out annotation.
+fn fs_backup_volumes(pod: &Pod, default_volumes_to_fs_backup: bool) -> BTreeSet<String> {
+    let annotation = |key: &str| -> BTreeSet<String> {
+        pod.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let volumes = pod.spec.iter().flat_map(|s| s.volumes.iter().flatten());
+    if !default_volumes_to_fs_backup {
+        let wanted = annotation(FS_BACKUP_VOLUMES_ANNOTATION);
+        return volumes
+            .filter(|v| wanted.contains(&v.name))
+            .map(|v| v.name.clone())
+            .collect();
+    }
+    let excluded = annotation(FS_BACKUP_EXCLUDES_ANNOTATION);
+    volumes
+        .filter(|v| !excluded.contains(&v.name))
+        // Velero never file-system-backs-up these: they hold no data of the pod's own.
+        .filter(|v| {
+            v.host_path.is_none()
+                && v.secret.is_none()
+                && v.config_map.is_none()
+                && v.projected.is_none()
+                && v.downward_api.is_none()
+                && !v.name.starts_with("default-token")
+        })
+        .map(|v| v.name.clone())
+        .collect()
+}
+
+fn max_freeze(pod: &Pod, pod_ref: &PodRef) -> (Duration, Option<String>) {
+    let Some(value) = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(MAX_FREEZE_ANNOTATION))
+    else {
+        return (DEFAULT_MAX_FREEZE, None);
+    };
+    match parse_go_duration(value) {
+        Ok(d) if !d.negative && !d.magnitude.is_zero() => (d.magnitude, None),
+        Ok(_) => (
+            DEFAULT_MAX_FREEZE,
+            Some(format!(
+                "pod {pod_ref}: annotation {MAX_FREEZE_ANNOTATION} = {value:?} is not positive; using the default 10m"
+            )),
+        ),
+        Err(e) => (
+            DEFAULT_MAX_FREEZE,
+            Some(format!(
+                "pod {pod_ref}: annotation {MAX_FREEZE_ANNOTATION} = {value:?} is not a duration ({e}); using the default 10m"
+            )),
+        ),
+    }
+}
+
+/// The claim a PersistentVolume is bound to, as (namespace, name).
+pub fn claim_of_volume(pv: &PersistentVolume) -> Option<(String, String)> {
+    let claim = pv.spec.as_ref()?.claim_ref.as_ref()?;
+    Some((claim.namespace.clone()?, claim.name.clone()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(value: serde_json::Value) -> Pod {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn volumes_pod(annotations: serde_json::Value) -> Pod {
+        pod(json!({
+            "metadata": {"name": "p", "namespace": "ns", "annotations": annotations},
+            "spec": {"containers": [{"name": "c"}], "volumes": [
+                {"name": "data", "persistentVolumeClaim": {"claimName": "data-p"}},
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "cfg", "configMap": {"name": "x"}},
+                {"name": "host", "hostPath": {"path": "/var"}},
+                {"name": "token", "projected": {"sources": []}}
+            ]}
+        }))
+    }
+
+    fn names(set: &BTreeSet<String>) -> Vec<&str> {
+        set.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn backup_fields_are_read_and_missing_ones_default() {
+        let b = BackupInfo::from_json(
+            br#"{"metadata":{"name":"b","namespace":"velero","uid":"u1"},"spec":{"defaultVolumesToFsBackup":true,"excludedNamespaces":["kube-*"]},"status":{"phase":"InProgress"}}"#,
+        );
+        assert_eq!(b.qualified_name(), "velero/b");
+        assert_eq!(b.uid, "u1");
+        assert!(b.default_volumes_to_fs_backup);
+        assert_eq!(b.excluded_namespaces, ["kube-*"]);
+        assert!(!b.is_finalizing());
+        assert_eq!(BackupInfo::from_json(b"not json"), BackupInfo::default());
+        assert!(
+            BackupInfo::from_json(br#"{"status":{"phase":"FinalizingPartiallyFailed"}}"#)
+                .is_finalizing()
+        );
+    }
+
+    #[test]
+    fn claims_are_the_pvc_volumes() {
+        let p = volumes_pod(json!({}));
+        assert_eq!(names(&claims(&p)), ["data-p"]);
+    }
+
+    #[test]
+    fn fs_backup_volumes_follow_the_opt_in_annotation() {
+        let p = volumes_pod(json!({FS_BACKUP_VOLUMES_ANNOTATION: "scratch, data,missing"}));
+        assert_eq!(names(&fs_backup_volumes(&p, false)), ["data", "scratch"]);
+        assert!(fs_backup_volumes(&volumes_pod(json!({})), false).is_empty());
+    }
+
+    #[test]
+    fn fs_backup_by_default_takes_data_volumes_minus_the_opt_out() {
+        let p = volumes_pod(json!({FS_BACKUP_EXCLUDES_ANNOTATION: "scratch"}));
+        assert_eq!(names(&fs_backup_volumes(&p, true)), ["data"]);
+        let p = volumes_pod(json!({}));
+        assert_eq!(names(&fs_backup_volumes(&p, true)), ["data", "scratch"]);
+    }
+
+    #[test]
+    fn max_freeze_from_annotation_or_default_with_a_warning_when_bad() {
+        let with = |v: &str| {
+            pod(
+                json!({"metadata": {"name": "p", "namespace": "ns", "annotations": {MAX_FREEZE_ANNOTATION: v}}}),
+            )
+        };
+        let r = PodRef {
+            namespace: "ns".into(),
+            name: "p".into(),
+        };
+        assert_eq!(
+            max_freeze(&with("90s"), &r),
+            (Duration::from_secs(90), None)
+        );
+        let (d, warning) = max_freeze(&with("soon"), &r);
+        assert_eq!(d, DEFAULT_MAX_FREEZE);
+        assert!(warning.unwrap().contains("\"soon\" is not a duration"));
+        let (d, warning) = max_freeze(&with("-5m"), &r);
+        assert_eq!(d, DEFAULT_MAX_FREEZE);
+        assert!(warning.unwrap().contains("not positive"));
+    }
+
+    #[test]
+    fn pods_excluded_by_label_or_namespace_are_not_in_the_backup() {
+        let backup = BackupInfo {
+            excluded_namespaces: vec!["kube-*".into()],
+            ..BackupInfo::default()
+        };
+        let labelled = pod(
+            json!({"metadata": {"name": "p", "namespace": "shop", "labels": {EXCLUDE_LABEL: "true"}}}),
+        );
+        let system = pod(json!({"metadata": {"name": "p", "namespace": "kube-system"}}));
+        let normal = pod(
+            json!({"metadata": {"name": "p", "namespace": "shop", "labels": {EXCLUDE_LABEL: "false"}}}),
+        );
+        assert!(!pod_in_backup(&labelled, &backup));
+        assert!(!pod_in_backup(&system, &backup));
+        assert!(pod_in_backup(&normal, &backup));
+    }
+
+    #[test]
+    fn the_claim_of_a_volume_comes_from_claim_ref() {
+        let pv: PersistentVolume = serde_json::from_value(json!({
+            "metadata": {"name": "pv-1"},
+            "spec": {"claimRef": {"namespace": "shop", "name": "data-db-0"}}
+        }))
+        .unwrap();
+        assert_eq!(
+            claim_of_volume(&pv),
+            Some(("shop".into(), "data-db-0".into()))
+        );
+        let unbound: PersistentVolume =
+            serde_json::from_value(json!({"metadata": {"name": "pv-2"}, "spec": {}})).unwrap();
+        assert_eq!(claim_of_volume(&unbound), None);
+    }
+}

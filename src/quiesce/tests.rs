@@ -1,0 +1,437 @@
+//! The state machine against a scripted executor and a fake cluster: every test replays
+//! Velero's calls and asserts the order of hooks and snapshot markers on a shared timeline.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::exec::{Captured, ExecError, ExecOutput, ExecRequest};
+
+/// What happened, in order: `pre pod`, `post pod`, `snapshot pv`, …
+#[derive(Default)]
+struct Timeline(Mutex<Vec<String>>);
+
+impl Timeline {
+    fn push(&self, event: String) {
+        self.0.lock().unwrap().push(event);
+    }
+    fn events(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+    fn position(&self, event: &str) -> usize {
+        let events = self.events();
+        events
+            .iter()
+            .position(|e| e == event)
+            .unwrap_or_else(|| panic!("{event:?} not in {events:?}"))
+    }
+    fn count(&self, event: &str) -> usize {
+        self.events().iter().filter(|e| *e == event).count()
+    }
+}
+
+/// Runs nothing: records `argv[0] pod` and answers as scripted by argv[0].
+struct ScriptedExecutor {
+    timeline: Arc<Timeline>,
+    script: HashMap<String, Result<i32, ExecError>>,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl Executor for ScriptedExecutor {
+    async fn exec(&self, request: &ExecRequest) -> Result<ExecOutput, ExecError> {
+        let verb = request.command.first().cloned().unwrap_or_default();
+        self.timeline.push(format!("{verb} {}", request.pod));
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let exit_code = self.script.get(&verb).cloned().unwrap_or(Ok(0))?;
+        Ok(ExecOutput {
+            exit_code,
+            stdout: Captured::default(),
+            stderr: Captured::default(),
+            duration: self.delay,
+        })
+    }
+}
+
+#[derive(Default)]
+struct FakeCluster {
+    config: Config,
+    pvbs: Mutex<Vec<PodVolumeBackup>>,
+}
+
+#[async_trait::async_trait]
+impl Cluster for FakeCluster {
+    async fn load_config(&self) -> Config {
+        self.config.clone()
+    }
+    async fn pod_volume_backups(
+        &self,
+        _backup: &BackupInfo,
+    ) -> Result<Vec<PodVolumeBackup>, String> {
+        Ok(self.pvbs.lock().unwrap().clone())
+    }
+}
+
+struct Harness {
+    engine: Engine,
+    timeline: Arc<Timeline>,
+    cluster: Arc<FakeCluster>,
+}
+
+fn harness(script: &[(&str, Result<i32, ExecError>)]) -> Harness {
+    harness_with(script, Duration::ZERO)
+}
+
+fn harness_with(script: &[(&str, Result<i32, ExecError>)], delay: Duration) -> Harness {
+    let timeline = Arc::new(Timeline::default());
+    let cluster = Arc::new(FakeCluster::default());
+    let executor = ScriptedExecutor {
+        timeline: Arc::clone(&timeline),
+        script: script
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        delay,
+    };
+    let engine = Engine::with_pvb_poll(
+        Arc::new(executor),
+        cluster.clone(),
+        Duration::from_millis(100),
+    );
+    Harness {
+        engine,
+        timeline,
+        cluster,
+    }
+}
+
+fn backup() -> Vec<u8> {
+    br#"{"metadata":{"name":"b1","namespace":"velero","uid":"backup-uid"},"spec":{},"status":{"phase":"InProgress"}}"#.to_vec()
+}
+
+/// A pod with `pre`/`post` annotation hooks whose argv[0] are `pre`/`post` (or as given).
+fn pod(name: &str, claims: &[&str], annotations: Value) -> Vec<u8> {
+    let mut all = json!({
+        "pre.hook.backup.quiesce.dev/command": "[\"pre\"]",
+        "post.hook.backup.quiesce.dev/command": "[\"post\"]",
+    });
+    for (k, v) in annotations.as_object().unwrap() {
+        all[k] = v.clone();
+    }
+    let volumes: Vec<Value> = claims
+        .iter()
+        .map(|c| json!({"name": c, "persistentVolumeClaim": {"claimName": c}}))
+        .collect();
+    serde_json::to_vec(&json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"), "annotations": all},
+        "spec": {"containers": [{"name": "app"}], "volumes": volumes},
+        "status": {"phase": "Running"}
+    }))
+    .unwrap()
+}
+
+fn pv(name: &str, claim: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": name},
+        "spec": {"claimRef": {"namespace": "shop", "name": claim}}
+    }))
+    .unwrap()
+}
+
+impl Harness {
+    /// Velero's order for a pod's claim: Execute(PV), then the snapshot is cut.
+    async fn volume(&self, pv_name: &str, claim: &str) {
+        self.engine
+            .freeze_pods_of_volume(&pv(pv_name, claim), &backup())
+            .await;
+        self.timeline.push(format!("snapshot {pv_name}"));
+    }
+}
+
+#[tokio::test]
+async fn pod_with_one_claim_freezes_before_the_snapshot_and_thaws_after() {
+    let h = harness(&[]);
+    let db = pod("db", &["data"], json!({}));
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    assert!(h.timeline.events().is_empty(), "indexing runs nothing");
+    h.volume("pv-1", "data").await;
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
+}
+
+#[tokio::test]
+async fn two_claims_freeze_once_before_the_first_snapshot() {
+    let h = harness(&[]);
+    let db = pod("db", &["data", "wal"], json!({}));
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-data", "data").await;
+    h.volume("pv-wal", "wal").await;
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(
+        h.timeline.events(),
+        ["pre db", "snapshot pv-data", "snapshot pv-wal", "post db"]
+    );
+}
+
+#[tokio::test]
+async fn a_shared_claim_freezes_every_pod_mounting_it() {
+    let h = harness(&[]);
+    let (a, b) = (
+        pod("a", &["shared"], json!({})),
+        pod("b", &["shared"], json!({})),
+    );
+    h.engine.index_pod(&a, &backup()).await.unwrap();
+    h.engine.index_pod(&b, &backup()).await.unwrap();
+    h.volume("pv-rwx", "shared").await;
+    h.engine.back_up_pod(&a, &backup()).await.unwrap();
+    h.engine.back_up_pod(&b, &backup()).await.unwrap();
+    let snapshot = h.timeline.position("snapshot pv-rwx");
+    assert!(h.timeline.position("pre a") < snapshot);
+    assert!(h.timeline.position("pre b") < snapshot);
+    assert!(h.timeline.position("post a") > snapshot);
+    assert!(h.timeline.position("post b") > snapshot);
+}
+
+#[tokio::test]
+async fn a_pod_without_claims_is_frozen_and_thawed_at_its_own_execute() {
+    let h = harness(&[]);
+    let web = pod("web", &[], json!({}));
+    h.engine.index_pod(&web, &backup()).await.unwrap();
+    h.engine.back_up_pod(&web, &backup()).await.unwrap();
+    assert_eq!(h.timeline.events(), ["pre web", "post web"]);
+}
+
+#[tokio::test]
+async fn a_pod_never_indexed_is_still_frozen_and_thawed() {
+    let h = harness(&[]);
+    let db = pod("db", &["data"], json!({}));
+    h.volume("pv-1", "data").await; // Velero < 1.15: no ItemBlockAction call came first
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(h.timeline.events(), ["snapshot pv-1", "pre db", "post db"]);
+}
+
+#[tokio::test]
+async fn a_failed_pre_hook_with_fail_stops_the_pod_and_still_thaws_it() {
+    let h = harness(&[("pre", Ok(1))]);
+    let db = pod("db", &["data"], json!({}));
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    let error = h.engine.back_up_pod(&db, &backup()).await.unwrap_err();
+    assert!(matches!(error, Error::PreHookFailed { .. }));
+    let message = error.to_string();
+    assert!(message.contains("pod shop/db"), "{message}");
+    assert!(message.contains("exit code 1"), "{message}");
+    // The failing freeze command ran, so it may have frozen: the thaw still runs, once.
+    assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
+}
+
+#[tokio::test]
+async fn a_pre_hook_that_never_ran_needs_no_thaw() {
+    let h = harness(&[(
+        "pre",
+        Err(ExecError::PodNotFound {
+            namespace: "shop".into(),
+            pod: "db".into(),
+        }),
+    )]);
+    let db = pod("db", &[], json!({}));
+    assert!(h.engine.back_up_pod(&db, &backup()).await.is_err());
+    assert_eq!(h.timeline.events(), ["pre db"]);
+}
+
+#[tokio::test]
+async fn a_failed_pre_hook_with_continue_goes_on() {
+    let h = harness(&[("pre", Ok(3))]);
+    let db = pod(
+        "db",
+        &[],
+        json!({"pre.hook.backup.quiesce.dev/on-error": "Continue"}),
+    );
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(h.timeline.events(), ["pre db", "post db"]);
+}
+
+#[tokio::test]
+async fn post_hooks_never_run_twice() {
+    let h = harness(&[]);
+    let db = pod("db", &["data"], json!({}));
+    h.volume("pv-1", "data").await;
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    h.engine.drain().await;
+    assert_eq!(h.timeline.count("pre db"), 1);
+    assert_eq!(h.timeline.count("post db"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_file_system_backup_pod_thaws_only_when_its_pod_volume_backups_are_done() {
+    let h = harness(&[]);
+    let db = pod(
+        "db",
+        &["data"],
+        json!({"backup.velero.io/backup-volumes": "data"}),
+    );
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    let pvb = |phase: &str| PodVolumeBackup {
+        pod_namespace: "shop".into(),
+        pod_name: "db".into(),
+        volume: "data".into(),
+        phase: phase.into(),
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(h.timeline.count("post db"), 0, "no PodVolumeBackup yet");
+    h.cluster.pvbs.lock().unwrap().push(pvb("InProgress"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(h.timeline.count("post db"), 0, "still in progress");
+    *h.cluster.pvbs.lock().unwrap() = vec![pvb("Completed")];
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
+}
+
+#[tokio::test]
+async fn drain_thaws_every_pod_still_frozen() {
+    let h = harness(&[]);
+    for name in ["a", "b", "c"] {
+        let p = pod(name, &[&format!("data-{name}")], json!({}));
+        h.engine.index_pod(&p, &backup()).await.unwrap();
+        h.volume(&format!("pv-{name}"), &format!("data-{name}"))
+            .await;
+    }
+    assert_eq!(
+        h.timeline.count("post a") + h.timeline.count("post b") + h.timeline.count("post c"),
+        0
+    );
+    h.engine.drain().await;
+    for name in ["a", "b", "c"] {
+        assert_eq!(h.timeline.count(&format!("post {name}")), 1);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_watchdog_thaws_a_pod_frozen_past_its_max_freeze() {
+    let h = harness(&[]);
+    let db = pod("db", &["data"], json!({"quiesce.dev/max-freeze": "1m"}));
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    tokio::time::sleep(Duration::from_secs(59)).await;
+    assert_eq!(h.timeline.count("post db"), 0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(h.timeline.count("post db"), 1);
+    // The pod's own Execute arriving late does not thaw it again.
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(h.timeline.count("post db"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thaw_on_time_cancels_the_watchdog() {
+    let h = harness(&[]);
+    let db = pod("db", &[], json!({"quiesce.dev/max-freeze": "1m"}));
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(h.timeline.count("post db"), 1);
+}
+
+#[tokio::test]
+async fn pods_the_backup_excludes_get_no_hooks() {
+    let h = harness(&[]);
+    let mut excluded: Value = serde_json::from_slice(&pod("db", &["data"], json!({}))).unwrap();
+    excluded["metadata"]["labels"] = json!({"velero.io/exclude-from-backup": "true"});
+    let excluded = serde_json::to_vec(&excluded).unwrap();
+    h.engine.index_pod(&excluded, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    h.engine.drain().await;
+    assert_eq!(h.timeline.events(), ["snapshot pv-1"]);
+}
+
+#[tokio::test]
+async fn finished_pods_get_no_hooks() {
+    let h = harness(&[]);
+    let mut done: Value = serde_json::from_slice(&pod("job", &[], json!({}))).unwrap();
+    done["status"]["phase"] = json!("Succeeded");
+    h.engine
+        .back_up_pod(&serde_json::to_vec(&done).unwrap(), &backup())
+        .await
+        .unwrap();
+    assert!(h.timeline.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_finalizing_backup_runs_nothing() {
+    let h = harness(&[]);
+    let finalizing = br#"{"metadata":{"name":"b1","namespace":"velero","uid":"backup-uid"},"status":{"phase":"Finalizing"}}"#;
+    h.engine
+        .back_up_pod(&pod("db", &[], json!({})), finalizing)
+        .await
+        .unwrap();
+    assert!(h.timeline.events().is_empty());
+}
+
+#[tokio::test]
+async fn an_unreadable_pod_is_a_clear_error() {
+    let h = harness(&[]);
+    let error = h
+        .engine
+        .back_up_pod(br#"{"kind":"Pod","spec":{"containers":"nope"}}"#, &backup())
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().starts_with("the item is not a valid Pod"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_pods_at_eight_concurrent_callers_freeze_and_thaw_exactly_once() {
+    let h = harness_with(&[], Duration::from_millis(1));
+    let pods: Vec<(String, Vec<u8>)> = (0..200)
+        .map(|i| {
+            let name = format!("p{i}");
+            let claims: Vec<String> = if i % 3 == 0 {
+                vec![]
+            } else {
+                vec![format!("c{i}")]
+            };
+            let claims: Vec<&str> = claims.iter().map(String::as_str).collect();
+            (name.clone(), pod(&name, &claims, json!({})))
+        })
+        .collect();
+    for (_, p) in &pods {
+        h.engine.index_pod(p, &backup()).await.unwrap();
+    }
+    let pods = Arc::new(pods);
+    let workers = (0..8).map(|w| {
+        let (engine, pods) = (h.engine.clone(), Arc::clone(&pods));
+        tokio::spawn(async move {
+            for i in (w..200).step_by(8) {
+                let (_, p) = &pods[i];
+                if i % 3 != 0 {
+                    engine
+                        .freeze_pods_of_volume(&pv(&format!("pv{i}"), &format!("c{i}")), &backup())
+                        .await;
+                }
+                engine.back_up_pod(p, &backup()).await.unwrap();
+            }
+        })
+    });
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    h.engine.drain().await;
+    for (name, _) in pods.iter() {
+        assert_eq!(h.timeline.count(&format!("pre {name}")), 1, "{name}");
+        assert_eq!(h.timeline.count(&format!("post {name}")), 1, "{name}");
+        assert!(
+            h.timeline.position(&format!("pre {name}"))
+                < h.timeline.position(&format!("post {name}"))
+        );
+    }
+}

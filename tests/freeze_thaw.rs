@@ -1,0 +1,535 @@
+//! Freeze and thaw at the right moments, end to end: the real binary, driven in Velero's call
+//! order by a replaying host, running real commands through the fake API server. Every
+//! scenario asserts on the fake server's timeline: freeze < snapshot < thaw.
+
+mod util;
+
+use std::time::Duration;
+
+use fake_kube::{ExecOutcome, FakeKube, TimelineEvent, TimelineEventKind};
+use quiesce::proto::v1::{
+    item_block_action_client::ItemBlockActionClient, ItemBlockActionGetRelatedItemsRequest,
+};
+use quiesce::proto::v2::{backup_item_action_client::BackupItemActionClient, ExecuteRequest};
+use serde_json::{json, Value};
+use tonic::transport::Channel;
+use util::{backup_json, launch_with_cluster, Plugin};
+
+const NAME: &str = "quiesce.dev/pod-hooks";
+/// Generous bound for "it happens at all" waits; never a performance assertion.
+const EVENTUALLY: Duration = Duration::from_secs(20);
+
+/// Replays what Velero does with the plugin during one backup.
+struct Velero {
+    plugin: Plugin,
+    cluster: FakeKube,
+    bia: BackupItemActionClient<Channel>,
+    iba: ItemBlockActionClient<Channel>,
+}
+
+impl Velero {
+    async fn start() -> Velero {
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(args: &[&str]) -> Velero {
+        let (plugin, cluster) = launch_with_cluster(args).await;
+        let bia = plugin.backup_action().await;
+        let iba = plugin.item_block_action().await;
+        Velero {
+            plugin,
+            cluster,
+            bia,
+            iba,
+        }
+    }
+
+    /// Adds the pod to the cluster and has Velero see it while forming item blocks.
+    async fn index(&mut self, pod: &Value) {
+        self.cluster.add_pod(pod.clone()).unwrap();
+        self.iba
+            .get_related_items(ItemBlockActionGetRelatedItemsRequest {
+                plugin: NAME.into(),
+                item: serde_json::to_vec(pod).unwrap(),
+                backup: backup_json(),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Execute(persistentvolume) in the claim's chain, then the snapshot Velero cuts after it.
+    async fn volume(&mut self, pv: &str, claim: &str) {
+        let item = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
+                          "spec": {"claimRef": {"namespace": "shop", "name": claim}}});
+        let item = serde_json::to_vec(&item).unwrap();
+        let answer = self
+            .bia
+            .execute(execute(item.clone()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.item, item, "the PV goes back unchanged");
+        self.cluster.mark(format!("snapshot {pv}"));
+    }
+
+    /// Execute(pod), after its additional items (claims and volumes) were backed up.
+    async fn pod(&mut self, pod: &Value) -> Result<(), tonic::Status> {
+        let item = serde_json::to_vec(pod).unwrap();
+        let answer = self.bia.execute(execute(item.clone())).await?.into_inner();
+        assert_eq!(answer.item, item, "the pod goes back unchanged");
+        Ok(())
+    }
+
+    /// A pod whose volumes are all backed up the way Velero orders it.
+    async fn back_up(
+        &mut self,
+        pod: &Value,
+        volumes: &[(&str, &str)],
+    ) -> Result<(), tonic::Status> {
+        self.index(pod).await;
+        for (pv, claim) in volumes {
+            self.volume(pv, claim).await;
+        }
+        self.pod(pod).await
+    }
+
+    fn timeline(&self) -> Timeline {
+        Timeline(self.cluster.timeline())
+    }
+
+    /// Waits until the timeline holds `count` finished execs of `verb` on `pod`.
+    async fn wait_for(&self, verb: &str, pod: &str, count: usize) -> bool {
+        let (verb, pod) = (verb.to_owned(), pod.to_owned());
+        self.cluster
+            .wait_for_timeline(EVENTUALLY, move |events| {
+                Timeline(events.to_vec()).finished(&verb, &pod) >= count
+            })
+            .await
+    }
+
+    fn stderr(&self) -> Vec<Value> {
+        self.plugin
+            .stderr_lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+fn execute(item: Vec<u8>) -> ExecuteRequest {
+    ExecuteRequest {
+        plugin: NAME.into(),
+        item,
+        backup: backup_json(),
+    }
+}
+
+/// A running pod whose hooks `echo freeze` and `echo thaw` in container `app`.
+fn pod(name: &str, claims: &[&str], extra_annotations: Value) -> Value {
+    let mut annotations = json!({
+        "pre.hook.backup.quiesce.dev/command": "[\"echo\",\"freeze\"]",
+        "post.hook.backup.quiesce.dev/command": "[\"echo\",\"thaw\"]",
+    });
+    for (k, v) in extra_annotations.as_object().unwrap() {
+        annotations[k] = v.clone();
+    }
+    let volumes: Vec<Value> = claims
+        .iter()
+        .map(|c| json!({"name": c, "persistentVolumeClaim": {"claimName": c}}))
+        .collect();
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"), "annotations": annotations},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}], "volumes": volumes},
+        "status": {"phase": "Running"}
+    })
+}
+
+struct Timeline(Vec<TimelineEvent>);
+
+impl Timeline {
+    /// Timeline position where `verb` (argv[1]) started on `pod`.
+    fn started(&self, verb: &str, pod: &str) -> u64 {
+        self.find(|k| matches!(k, TimelineEventKind::ExecStarted { exec, .. } if exec.pod == pod && exec.argv.get(1).map(String::as_str) == Some(verb)))
+            .unwrap_or_else(|| panic!("no {verb} started on {pod}: {:#?}", self.0))
+    }
+
+    /// Timeline position where `verb` ended on `pod`.
+    fn ended(&self, verb: &str, pod: &str) -> u64 {
+        self.find(|k| matches!(k, TimelineEventKind::ExecFinished { exec, .. } if exec.pod == pod && exec.argv.get(1).map(String::as_str) == Some(verb)))
+            .unwrap_or_else(|| panic!("no {verb} ended on {pod}: {:#?}", self.0))
+    }
+
+    fn marker(&self, label: &str) -> u64 {
+        self.find(|k| matches!(k, TimelineEventKind::Marker { label: l } if l == label))
+            .unwrap_or_else(|| panic!("no marker {label}"))
+    }
+
+    fn finished(&self, verb: &str, pod: &str) -> usize {
+        self.0
+            .iter()
+            .filter(|e| matches!(&e.kind, TimelineEventKind::ExecFinished { exec, .. } if exec.pod == pod && exec.argv.get(1).map(String::as_str) == Some(verb)))
+            .count()
+    }
+
+    fn find(&self, predicate: impl Fn(&TimelineEventKind) -> bool) -> Option<u64> {
+        self.0.iter().find(|e| predicate(&e.kind)).map(|e| e.seq)
+    }
+
+    /// freeze ends before the snapshot, thaw starts after it.
+    fn assert_frozen_around(&self, pod: &str, snapshot: &str) {
+        let snapshot = self.marker(snapshot);
+        assert!(
+            self.ended("freeze", pod) < snapshot,
+            "{pod}: freeze must end before {snapshot}"
+        );
+        assert!(
+            self.started("thaw", pod) > snapshot,
+            "{pod}: thaw must start after {snapshot}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_with_one_claim_is_frozen_just_around_its_snapshot() {
+    let mut velero = Velero::start().await;
+    let db = pod("db", &["data"], json!({}));
+    velero.back_up(&db, &[("pv-data", "data")]).await.unwrap();
+    let timeline = velero.timeline();
+    timeline.assert_frozen_around("db", "snapshot pv-data");
+    assert_eq!(timeline.finished("freeze", "db"), 1);
+    assert_eq!(timeline.finished("thaw", "db"), 1);
+    let thawed = velero
+        .stderr()
+        .into_iter()
+        .find(|l| l["@message"] == "Pod thawed")
+        .expect("a thaw line");
+    assert_eq!(thawed["pod"], "db");
+    assert!(thawed["freezeWindowMs"].is_u64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_with_two_claims_stays_frozen_across_both_snapshots() {
+    let mut velero = Velero::start().await;
+    let db = pod("db", &["data", "wal"], json!({}));
+    velero
+        .back_up(&db, &[("pv-data", "data"), ("pv-wal", "wal")])
+        .await
+        .unwrap();
+    let timeline = velero.timeline();
+    timeline.assert_frozen_around("db", "snapshot pv-data");
+    timeline.assert_frozen_around("db", "snapshot pv-wal");
+    assert_eq!(timeline.finished("freeze", "db"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_sharing_a_claim_are_all_frozen_before_its_snapshot() {
+    let mut velero = Velero::start().await;
+    let (a, b) = (
+        pod("web-a", &["shared"], json!({})),
+        pod("web-b", &["shared"], json!({})),
+    );
+    velero.index(&a).await;
+    velero.index(&b).await;
+    velero.volume("pv-shared", "shared").await;
+    velero.pod(&a).await.unwrap();
+    velero.pod(&b).await.unwrap();
+    let timeline = velero.timeline();
+    timeline.assert_frozen_around("web-a", "snapshot pv-shared");
+    timeline.assert_frozen_around("web-b", "snapshot pv-shared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_without_claims_is_frozen_and_thawed_at_its_own_execute() {
+    let mut velero = Velero::start().await;
+    let web = pod("web", &[], json!({}));
+    velero.back_up(&web, &[]).await.unwrap();
+    let timeline = velero.timeline();
+    assert!(timeline.ended("freeze", "web") < timeline.started("thaw", "web"));
+    assert!(velero
+        .stderr()
+        .iter()
+        .all(|l| l["@level"] != "warn" && l["@level"] != "error"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_whose_claim_is_unbound_is_frozen_late_with_a_warning() {
+    let mut velero = Velero::start().await;
+    let db = pod("db", &["pending-claim"], json!({}));
+    velero.back_up(&db, &[]).await.unwrap(); // no PV: Velero never calls Execute(PV)
+    let timeline = velero.timeline();
+    assert!(timeline.ended("freeze", "db") < timeline.started("thaw", "db"));
+    let warning = velero
+        .stderr()
+        .into_iter()
+        .find(|l| l["@level"] == "warn")
+        .expect("a warning that snapshots may have preceded the freeze");
+    assert!(
+        warning["@message"]
+            .as_str()
+            .unwrap()
+            .contains("may have preceded the freeze"),
+        "{warning}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_system_backup_pod_thaws_only_after_its_pod_volume_backups() {
+    let mut velero = Velero::start().await;
+    let db = pod(
+        "db",
+        &["data"],
+        json!({"backup.velero.io/backup-volumes": "data"}),
+    );
+    velero.back_up(&db, &[("pv-data", "data")]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        velero.timeline().finished("thaw", "db"),
+        0,
+        "thaw waits for the PodVolumeBackup"
+    );
+    let pvb = |phase: &str| {
+        json!({
+            "apiVersion": "velero.io/v1", "kind": "PodVolumeBackup",
+            "metadata": {"name": "nightly-1-abcde", "namespace": "velero",
+                         "labels": {"velero.io/backup-uid": "b-uid", "velero.io/backup-name": "nightly-1"}},
+            "spec": {"pod": {"kind": "Pod", "namespace": "shop", "name": "db", "uid": "uid-db"}, "volume": "data"},
+            "status": {"phase": phase}
+        })
+    };
+    velero.cluster.add_object(pvb("InProgress")).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        velero.timeline().finished("thaw", "db"),
+        0,
+        "still in progress"
+    );
+    velero.cluster.add_object(pvb("Completed")).unwrap();
+    let marker = velero.cluster.mark("pod volume backup completed");
+    assert!(
+        velero.wait_for("thaw", "db", 1).await,
+        "thawed once the PodVolumeBackup completed"
+    );
+    let timeline = velero.timeline();
+    timeline.assert_frozen_around("db", "snapshot pv-data");
+    assert!(timeline.started("thaw", "db") > marker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_pre_hook_with_fail_drops_the_pod_and_still_thaws_it() {
+    let mut velero = Velero::start().await;
+    let db = pod(
+        "db",
+        &[],
+        json!({"pre.hook.backup.quiesce.dev/command": "[\"sh\",\"-c\",\"exit 7\",\"freeze\"]"}),
+    );
+    let status = velero.back_up(&db, &[]).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unknown);
+    assert!(
+        status
+            .message()
+            .contains("command terminated with exit code 7"),
+        "{}",
+        status.message()
+    );
+    assert!(status.message().contains("shop/db"), "{}", status.message());
+    // The failed freeze command ran, so it may have frozen something: thaw once.
+    assert_eq!(velero.timeline().finished("thaw", "db"), 1);
+    let errors: Vec<Value> = velero
+        .stderr()
+        .into_iter()
+        .filter(|l| l["@level"] == "error")
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "exactly one error line, the failed hook: {errors:#?}"
+    );
+    assert_eq!(errors[0]["hookPhase"], "pre");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_pre_hook_with_continue_is_a_warning_and_the_pod_is_backed_up() {
+    let mut velero = Velero::start().await;
+    let db = pod(
+        "db",
+        &[],
+        json!({"pre.hook.backup.quiesce.dev/command": "[\"sh\",\"-c\",\"exit 3\",\"freeze\"]",
+               "pre.hook.backup.quiesce.dev/on-error": "Continue"}),
+    );
+    velero.back_up(&db, &[]).await.unwrap();
+    assert_eq!(velero.timeline().finished("thaw", "db"), 1);
+    let lines = velero.stderr();
+    assert!(lines.iter().all(|l| l["@level"] != "error"), "{lines:#?}");
+    assert!(lines
+        .iter()
+        .any(|l| l["@level"] == "warn" && l["hookPhase"] == "pre"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thaw_that_hangs_is_cancelled_at_its_timeout() {
+    let mut velero = Velero::start().await;
+    let db = pod(
+        "db",
+        &["data"],
+        json!({"post.hook.backup.quiesce.dev/command": "[\"sh\",\"-c\",\"sleep 60\",\"thaw\"]",
+               "post.hook.backup.quiesce.dev/timeout": "1s"}),
+    );
+    velero.back_up(&db, &[("pv-data", "data")]).await.unwrap();
+    assert!(
+        velero
+            .cluster
+            .wait_for_timeline(EVENTUALLY, |events| events.iter().any(|e| matches!(
+                &e.kind,
+                TimelineEventKind::ExecFinished {
+                    outcome: ExecOutcome::ClientDisconnected,
+                    ..
+                }
+            )))
+            .await,
+        "the hung command was cancelled on the server side: {:#?} {:#?}",
+        velero.cluster.timeline(),
+        velero.plugin.stderr_lines()
+    );
+    let error = velero
+        .stderr()
+        .into_iter()
+        .find(|l| l["@level"] == "error")
+        .expect("an error line");
+    assert!(error.to_string().contains("timed out after 1s"), "{error}");
+}
+
+async fn frozen_pods(velero: &mut Velero) -> Vec<String> {
+    let names: Vec<String> = (1..=3).map(|i| format!("db-{i}")).collect();
+    for name in &names {
+        let claim = format!("data-{name}");
+        let p = pod(name, &[&claim], json!({}));
+        velero.index(&p).await;
+        velero.volume(&format!("pv-{name}"), &claim).await;
+    }
+    for name in &names {
+        assert_eq!(velero.timeline().finished("thaw", name), 0);
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_thaws_every_pod_still_frozen_before_the_process_exits() {
+    let mut velero = Velero::start().await;
+    let names = frozen_pods(&mut velero).await;
+    velero.plugin.shutdown().await;
+    let status = velero
+        .plugin
+        .wait_exit(Duration::from_secs(2))
+        .expect("exited within Velero's grace");
+    assert_eq!(status.code(), Some(0));
+    for name in &names {
+        assert_eq!(
+            velero.timeline().finished("thaw", name),
+            1,
+            "{name} thawed before exit"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_thaws_every_pod_still_frozen_before_the_process_exits() {
+    let mut velero = Velero::start().await;
+    let names = frozen_pods(&mut velero).await;
+    velero.plugin.signal(15);
+    let status = velero.plugin.wait_exit(EVENTUALLY).expect("exited");
+    assert_eq!(status.code(), Some(0));
+    for name in &names {
+        assert_eq!(
+            velero.timeline().finished("thaw", name),
+            1,
+            "{name} thawed before exit"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_thaws_a_pod_frozen_past_its_max_freeze() {
+    let mut velero = Velero::start().await;
+    let db = pod("db", &["data"], json!({"quiesce.dev/max-freeze": "1s"}));
+    velero.index(&db).await;
+    velero.volume("pv-data", "data").await;
+    // Velero never gets to the pod's Execute (say, a slow snapshot): the watchdog steps in.
+    assert!(
+        velero.wait_for("thaw", "db", 1).await,
+        "thawed by the watchdog"
+    );
+    let error = velero
+        .stderr()
+        .into_iter()
+        .find(|l| l["@level"] == "error")
+        .expect("an error line");
+    assert!(
+        error["@message"].as_str().unwrap().contains("max-freeze"),
+        "{error}"
+    );
+    velero.pod(&db).await.unwrap();
+    assert_eq!(
+        velero.timeline().finished("thaw", "db"),
+        1,
+        "never thawed twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_pods_at_eight_concurrent_callers_each_freeze_and_thaw_once() {
+    let velero = Velero::start().await;
+    let pods: Vec<(String, Value)> = (0..200)
+        .map(|i| {
+            let name = format!("p{i:03}");
+            let claim = format!("c{i:03}");
+            let claims: Vec<&str> = if i % 4 == 0 {
+                vec![]
+            } else {
+                vec![claim.as_str()]
+            };
+            let p = pod(&name, &claims, json!({}));
+            (name, p)
+        })
+        .collect();
+    for (_, p) in &pods {
+        velero.cluster.add_pod(p.clone()).unwrap();
+    }
+    let pods = std::sync::Arc::new(pods);
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (mut bia, mut iba, pods) = (velero.bia.clone(), velero.iba.clone(), pods.clone());
+            tokio::spawn(async move {
+                for i in (w..200).step_by(8) {
+                    let (name, p) = &pods[i];
+                    let item = serde_json::to_vec(p).unwrap();
+                    iba.get_related_items(ItemBlockActionGetRelatedItemsRequest {
+                        plugin: NAME.into(), item: item.clone(), backup: backup_json(),
+                    }).await.unwrap();
+                    if i % 4 != 0 {
+                        let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": format!("pv-{name}")},
+                                        "spec": {"claimRef": {"namespace": "shop", "name": format!("c{i:03}")}}});
+                        bia.execute(execute(serde_json::to_vec(&pv).unwrap())).await.unwrap();
+                    }
+                    bia.execute(execute(item)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let timeline = velero.timeline();
+    for (name, _) in pods.iter() {
+        assert_eq!(timeline.finished("freeze", name), 1, "{name}");
+        assert_eq!(timeline.finished("thaw", name), 1, "{name}");
+        assert!(
+            timeline.ended("freeze", name) < timeline.started("thaw", name),
+            "{name}"
+        );
+    }
+    assert!(velero
+        .stderr()
+        .iter()
+        .all(|l| l["@level"] != "error" && l["@level"] != "warn"));
+}
