@@ -74,13 +74,25 @@ async fn main() {
     step("Velero starts: it launches every binary under /plugins and asks what it serves");
     let started = Instant::now();
     let mut plugin = Plugin::launch(&[]);
-    println!("    handshake after {:.1} ms: {}", started.elapsed().as_secs_f64() * 1e3, plugin.handshake.trim_end());
-    let listed = plugin.lister().await.list_plugins(Empty {}).await.unwrap().into_inner();
+    println!(
+        "    handshake after {:.1} ms: {}",
+        started.elapsed().as_secs_f64() * 1e3,
+        plugin.handshake.trim_end()
+    );
+    let listed = plugin
+        .lister()
+        .await
+        .list_plugins(Empty {})
+        .await
+        .unwrap()
+        .into_inner();
     for p in &listed.plugins {
         println!("    {:<20} {}", p.kind, p.name);
     }
     plugin.shutdown().await;
-    let code = plugin.wait_exit(Duration::from_secs(2)).and_then(|s| s.code());
+    let code = plugin
+        .wait_exit(Duration::from_secs(2))
+        .and_then(|s| s.code());
     println!("    stopped, exit code {code:?}");
 
     step("Backup velero/nightly-1 of namespace shop: Velero launches the plugin for it");
@@ -93,36 +105,56 @@ async fn main() {
     let mut iba = plugin.item_block_action().await;
 
     step("Item blocks are formed: GetRelatedItems(pod shop/postgres-0) — the plugin takes note, runs nothing");
-    iba.get_related_items(ItemBlockActionGetRelatedItemsRequest { plugin: NAME.into(), item: item.clone(), backup: backup_json() })
-        .await
-        .unwrap();
+    iba.get_related_items(ItemBlockActionGetRelatedItemsRequest {
+        plugin: NAME.into(),
+        item: item.clone(),
+        backup: backup_json(),
+    })
+    .await
+    .unwrap();
     print_logs(&plugin, &mut seen);
 
     step("The pod's claim is backed up; its volume comes next: Execute(persistentvolume pv-data) → freeze");
     let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-data"},
                     "spec": {"claimRef": {"namespace": "shop", "name": "data-postgres-0"}}});
-    bia.execute(ExecuteRequest { plugin: NAME.into(), item: serde_json::to_vec(&pv).unwrap(), backup: backup_json() })
-        .await
-        .unwrap();
+    bia.execute(ExecuteRequest {
+        plugin: NAME.into(),
+        item: serde_json::to_vec(&pv).unwrap(),
+        backup: backup_json(),
+    })
+    .await
+    .unwrap();
     print_logs(&plugin, &mut seen);
     cluster.mark("Velero snapshots pv-data");
     println!("    (Velero cuts the volume snapshot now)");
 
     step("All the pod's volumes are snapshotted: Execute(pod shop/postgres-0) → thaw");
     let answer = bia
-        .execute(ExecuteRequest { plugin: NAME.into(), item: item.clone(), backup: backup_json() })
+        .execute(ExecuteRequest {
+            plugin: NAME.into(),
+            item: item.clone(),
+            backup: backup_json(),
+        })
         .await
         .unwrap()
         .into_inner();
-    println!("    pod item returned to Velero unchanged: {}", answer.item == item);
+    println!(
+        "    pod item returned to Velero unchanged: {}",
+        answer.item == item
+    );
     print_logs(&plugin, &mut seen);
 
     step("What happened in the cluster, in order (the fake API server's timeline)");
     for event in cluster.timeline() {
         let at = event.at.as_secs_f64() * 1e3;
         match event.kind {
-            TimelineEventKind::ExecStarted { exec, .. } => println!("    {at:8.1} ms  exec  {} in {}/{}: {:?}", exec.container, exec.namespace, exec.pod, exec.argv),
-            TimelineEventKind::ExecFinished { exec, outcome } => println!("    {at:8.1} ms  done  {}: {outcome:?}", exec.pod),
+            TimelineEventKind::ExecStarted { exec, .. } => println!(
+                "    {at:8.1} ms  exec  {} in {}/{}: {:?}",
+                exec.container, exec.namespace, exec.pod, exec.argv
+            ),
+            TimelineEventKind::ExecFinished { exec, outcome } => {
+                println!("    {at:8.1} ms  done  {}: {outcome:?}", exec.pod)
+            }
             TimelineEventKind::Marker { label } => println!("    {at:8.1} ms  ----  {label}"),
         }
     }
@@ -131,7 +163,12 @@ async fn main() {
     let asked = Instant::now();
     let mut plugin = plugin;
     plugin.shutdown().await;
-    let code = plugin.wait_exit(Duration::from_secs(2)).and_then(|s| s.code());
-    println!("    exit code {code:?}, {:.1} ms after Shutdown", asked.elapsed().as_secs_f64() * 1e3);
+    let code = plugin
+        .wait_exit(Duration::from_secs(2))
+        .and_then(|s| s.code());
+    println!(
+        "    exit code {code:?}, {:.1} ms after Shutdown",
+        asked.elapsed().as_secs_f64() * 1e3
+    );
     print_logs(&plugin, &mut seen);
 }

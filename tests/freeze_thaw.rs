@@ -7,13 +7,14 @@ mod util;
 use std::time::Duration;
 
 use fake_kube::{ExecOutcome, FakeKube, TimelineEvent, TimelineEventKind};
+use quiesce::proto::generated::Empty;
 use quiesce::proto::v1::{
     item_block_action_client::ItemBlockActionClient, ItemBlockActionGetRelatedItemsRequest,
 };
 use quiesce::proto::v2::{backup_item_action_client::BackupItemActionClient, ExecuteRequest};
 use serde_json::{json, Value};
 use tonic::transport::Channel;
-use util::{backup_json, launch_with_cluster, Plugin};
+use util::{backup_json, launch_with_cluster, launch_with_cluster_env, Plugin};
 
 const NAME: &str = "quiesce.dev/pod-hooks";
 /// Generous bound for "it happens at all" waits; never a performance assertion.
@@ -532,4 +533,41 @@ async fn two_hundred_pods_at_eight_concurrent_callers_each_freeze_and_thaw_once(
         .stderr()
         .iter()
         .all(|l| l["@level"] != "error" && l["@level"] != "warn"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_velero_before_1_15_the_item_block_action_can_be_switched_off() {
+    let (plugin, cluster) =
+        launch_with_cluster_env(&[], &[("QUIESCE_ITEM_BLOCK_ACTION", "false")]).await;
+    let kinds: Vec<String> = plugin
+        .lister()
+        .await
+        .list_plugins(Empty {})
+        .await
+        .unwrap()
+        .into_inner()
+        .plugins
+        .into_iter()
+        .map(|p| p.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["BackupItemActionV2"],
+        "Velero < 1.15 refuses the ItemBlockAction kind"
+    );
+    // No GetRelatedItems: the pods of the volume are found through the API.
+    let db = pod("db", &["data"], json!({}));
+    cluster.add_pod(db.clone()).unwrap();
+    let mut bia = plugin.backup_action().await;
+    let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-data"},
+                    "spec": {"claimRef": {"namespace": "shop", "name": "data"}}});
+    bia.execute(execute(serde_json::to_vec(&pv).unwrap()))
+        .await
+        .unwrap();
+    cluster.mark("snapshot pv-data");
+    bia.execute(execute(serde_json::to_vec(&db).unwrap()))
+        .await
+        .unwrap();
+    let timeline = Timeline(cluster.timeline());
+    timeline.assert_frozen_around("db", "snapshot pv-data");
 }

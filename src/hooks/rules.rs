@@ -92,6 +92,7 @@ impl std::error::Error for Problem {}
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     rules: Vec<Rule>,
+    max_freeze: Option<Duration>,
 }
 
 /// One valid entry of `hooks.resources`.
@@ -173,18 +174,24 @@ impl Config {
                 return (Config::default(), problems);
             }
         };
-        let rules = match &document {
-            Value::Null => Vec::new(),
+        let config = match &document {
+            Value::Null => Config::default(),
             Value::Mapping(top) => parse_top_level(top, &mut problems),
             other => {
                 problems.push(document_error(format!(
                     "must be a mapping with a \"hooks\" key, found {}; no hook rules are loaded",
                     kind_of(other)
                 )));
-                Vec::new()
+                Config::default()
             }
         };
-        (Config { rules }, problems)
+        (config, problems)
+    }
+
+    /// The top-level `maxFreeze`: how long a pod may stay frozen unless its own
+    /// `quiesce.dev/max-freeze` annotation says otherwise.
+    pub fn max_freeze(&self) -> Option<Duration> {
+        self.max_freeze
     }
 
     /// The valid rules, in the order they were written.
@@ -283,11 +290,12 @@ fn top_level_error(path: &str, message: String) -> Problem {
     }
 }
 
-fn parse_top_level(top: &Mapping, problems: &mut Vec<Problem>) -> Vec<Rule> {
-    let mut rules = Vec::new();
+fn parse_top_level(top: &Mapping, problems: &mut Vec<Problem>) -> Config {
+    let mut config = Config::default();
     for (key, value) in top {
         match key.as_str() {
-            Some("hooks") => rules = parse_hooks(value, problems),
+            Some("hooks") => config.rules = parse_hooks(value, problems),
+            Some("maxFreeze") => config.max_freeze = parse_max_freeze(value, problems),
             Some(other) => problems.push(top_level_warning(
                 other,
                 format!("unknown top-level field {other:?} is ignored"),
@@ -298,7 +306,27 @@ fn parse_top_level(top: &Mapping, problems: &mut Vec<Problem>) -> Vec<Rule> {
             )),
         }
     }
-    rules
+    config
+}
+
+/// `maxFreeze`: a positive Go duration string; anything else is an error and is ignored.
+fn parse_max_freeze(value: &Value, problems: &mut Vec<Problem>) -> Option<Duration> {
+    let reason = match value {
+        Value::String(text) => match parse_go_duration(text) {
+            Ok(d) if !d.negative && !d.magnitude.is_zero() => return Some(d.magnitude),
+            Ok(_) => format!("{text:?} is not positive"),
+            Err(error) => format!("{text:?} is not a duration ({error})"),
+        },
+        other => format!(
+            "must be a duration string such as \"10m\", found {}",
+            kind_of(other)
+        ),
+    };
+    problems.push(top_level_error(
+        "maxFreeze",
+        format!("maxFreeze {reason}; the default applies"),
+    ));
+    None
 }
 
 fn parse_hooks(value: &Value, problems: &mut Vec<Problem>) -> Vec<Rule> {

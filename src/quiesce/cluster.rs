@@ -1,6 +1,7 @@
 //! What the state machine reads from the cluster besides exec: the plugin configuration and
 //! the Backup's PodVolumeBackups. A trait, so the state machine is tested without a cluster.
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
 use super::plan::BackupInfo;
@@ -38,6 +39,10 @@ pub trait Cluster: Send + Sync {
     /// The PodVolumeBackups Velero created for `backup` so far (label `velero.io/backup-uid`).
     async fn pod_volume_backups(&self, backup: &BackupInfo)
         -> Result<Vec<PodVolumeBackup>, String>;
+
+    /// The pods of a namespace, to find those mounting a claim when Velero has no
+    /// ItemBlockAction to show them first (Velero before 1.15).
+    async fn pods_in_namespace(&self, namespace: &str) -> Result<Vec<Pod>, String>;
 }
 
 /// [`Cluster`] over the Kubernetes API, sharing the exec client.
@@ -83,6 +88,16 @@ impl Cluster for KubeCluster {
             .await
             .map_err(|e| format!("listing PodVolumeBackups ({selector}): {e}"))?;
         Ok(list.items.iter().map(read_pod_volume_backup).collect())
+    }
+
+    async fn pods_in_namespace(&self, namespace: &str) -> Result<Vec<Pod>, String> {
+        let client = self.client.get().await?;
+        let api: Api<Pod> = Api::namespaced(client, namespace);
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| format!("listing pods in namespace {namespace}: {e}"))?;
+        Ok(list.items)
     }
 }
 

@@ -115,7 +115,26 @@ struct Inner {
     cluster: Arc<dyn Cluster>,
     config: OnceCell<Arc<Config>>,
     index: Mutex<Index>,
-    pvb_poll: Duration,
+    options: Options,
+}
+
+/// How the engine finds its pods and waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// How often a deferred thaw looks at the pod's PodVolumeBackups.
+    pub pvb_poll: Duration,
+    /// Find the pods of a volume through the API when none was indexed: for Velero before 1.15,
+    /// which has no ItemBlockAction to show quiesce the pods first.
+    pub discover_pods_of_volumes: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            pvb_poll: DEFAULT_PVB_POLL,
+            discover_pods_of_volumes: false,
+        }
+    }
 }
 
 /// The per-process freeze/thaw state machine. Cheap to clone; clones share state.
@@ -126,23 +145,14 @@ pub struct Engine {
 
 impl Engine {
     /// An engine running hooks through `executor` and reading the cluster through `cluster`.
-    pub fn new(executor: Arc<dyn Executor>, cluster: Arc<dyn Cluster>) -> Engine {
-        Self::with_pvb_poll(executor, cluster, DEFAULT_PVB_POLL)
-    }
-
-    /// Like [`Engine::new`], polling PodVolumeBackups every `pvb_poll`.
-    pub fn with_pvb_poll(
-        executor: Arc<dyn Executor>,
-        cluster: Arc<dyn Cluster>,
-        pvb_poll: Duration,
-    ) -> Engine {
+    pub fn new(executor: Arc<dyn Executor>, cluster: Arc<dyn Cluster>, options: Options) -> Engine {
         Engine {
             inner: Arc::new(Inner {
                 executor,
                 cluster,
                 config: OnceCell::new(),
                 index: Mutex::new(Index::default()),
-                pvb_poll,
+                options,
             }),
         }
     }
@@ -173,7 +183,7 @@ impl Engine {
         let Some((namespace, claim)) = claim_of_volume(&pv) else {
             return;
         };
-        let pods: Vec<Arc<PodEntry>> = {
+        let mut pods: Vec<Arc<PodEntry>> = {
             let index = lock(&self.inner.index);
             index
                 .by_claim
@@ -181,6 +191,11 @@ impl Engine {
                 .cloned()
                 .unwrap_or_default()
         };
+        if pods.is_empty() && self.inner.options.discover_pods_of_volumes {
+            pods = self
+                .discover_pods_of_claim(&namespace, &claim, &backup)
+                .await;
+        }
         let volume = pv.metadata.name.unwrap_or_default();
         let freezes = pods
             .iter()
@@ -196,6 +211,44 @@ impl Engine {
                 self.freeze(entry)
             });
         futures_util::future::join_all(freezes).await;
+    }
+
+    /// The running pods of `namespace` that mount `claim`, indexed on the way (Velero < 1.15).
+    async fn discover_pods_of_claim(
+        &self,
+        namespace: &str,
+        claim: &str,
+        backup: &BackupInfo,
+    ) -> Vec<Arc<PodEntry>> {
+        let pods = match self.inner.cluster.pods_in_namespace(namespace).await {
+            Ok(pods) => pods,
+            Err(error) => {
+                tracing::warn!(
+                    namespace,
+                    claim,
+                    error = %error,
+                    "Cannot list the pods mounting a volume; they are frozen at their own item instead"
+                );
+                return Vec::new();
+            }
+        };
+        let mut found = Vec::new();
+        for pod in pods {
+            let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+            let mounts = pod
+                .spec
+                .iter()
+                .flat_map(|s| s.volumes.iter().flatten())
+                .any(|v| {
+                    v.persistent_volume_claim
+                        .as_ref()
+                        .is_some_and(|c| c.claim_name == claim)
+                });
+            if running && mounts {
+                found.push(self.entry_for(&pod, backup.clone()).await);
+            }
+        }
+        found
     }
 
     /// BIA `Execute(pod)`: the pod's volumes are snapshotted. Freeze it if that has not
@@ -490,7 +543,7 @@ impl Engine {
                 }
                 Err(_) => {}
             }
-            tokio::time::sleep(self.inner.pvb_poll).await;
+            tokio::time::sleep(self.inner.options.pvb_poll).await;
         }
     }
 }

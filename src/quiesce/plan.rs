@@ -8,7 +8,9 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{PersistentVolume, Pod};
 use serde::Deserialize;
 
-use crate::hooks::{self, parse_go_duration, Config, NamespaceFilter, Phase, PodRef, Resolution};
+use crate::hooks::{
+    self, format_go_duration, parse_go_duration, Config, NamespaceFilter, Phase, PodRef, Resolution,
+};
 
 /// Annotation that sets how long a pod may stay frozen before the watchdog thaws it.
 pub const MAX_FREEZE_ANNOTATION: &str = "quiesce.dev/max-freeze";
@@ -128,7 +130,7 @@ impl PodPlan {
             .clone()
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| pod_ref.to_string());
-        let (max_freeze, max_freeze_warning) = max_freeze(pod, &pod_ref);
+        let (max_freeze, max_freeze_warning) = max_freeze(pod, &pod_ref, config.max_freeze());
         PodPlan {
             uid,
             pre: hooks::resolve(pod, Phase::Pre, config),
@@ -217,30 +219,33 @@ fn fs_backup_volumes(pod: &Pod, default_volumes_to_fs_backup: bool) -> BTreeSet<
         .collect()
 }
 
-fn max_freeze(pod: &Pod, pod_ref: &PodRef) -> (Duration, Option<String>) {
+/// The pod's max-freeze: its annotation, else the ConfigMap's `maxFreeze`, else 10m.
+fn max_freeze(
+    pod: &Pod,
+    pod_ref: &PodRef,
+    configured: Option<Duration>,
+) -> (Duration, Option<String>) {
+    let default = configured.unwrap_or(DEFAULT_MAX_FREEZE);
     let Some(value) = pod
         .metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(MAX_FREEZE_ANNOTATION))
     else {
-        return (DEFAULT_MAX_FREEZE, None);
+        return (default, None);
     };
-    match parse_go_duration(value) {
-        Ok(d) if !d.negative && !d.magnitude.is_zero() => (d.magnitude, None),
-        Ok(_) => (
-            DEFAULT_MAX_FREEZE,
-            Some(format!(
-                "pod {pod_ref}: annotation {MAX_FREEZE_ANNOTATION} = {value:?} is not positive; using the default 10m"
-            )),
-        ),
-        Err(e) => (
-            DEFAULT_MAX_FREEZE,
-            Some(format!(
-                "pod {pod_ref}: annotation {MAX_FREEZE_ANNOTATION} = {value:?} is not a duration ({e}); using the default 10m"
-            )),
-        ),
-    }
+    let problem = match parse_go_duration(value) {
+        Ok(d) if !d.negative && !d.magnitude.is_zero() => return (d.magnitude, None),
+        Ok(_) => "is not positive".to_owned(),
+        Err(e) => format!("is not a duration ({e})"),
+    };
+    (
+        default,
+        Some(format!(
+            "pod {pod_ref}: annotation {MAX_FREEZE_ANNOTATION} = {value:?} {problem}; using {}",
+            format_go_duration(default)
+        )),
+    )
 }
 
 /// The claim a PersistentVolume is bound to, as (namespace, name).
@@ -325,15 +330,43 @@ mod tests {
             name: "p".into(),
         };
         assert_eq!(
-            max_freeze(&with("90s"), &r),
+            max_freeze(&with("90s"), &r, None),
             (Duration::from_secs(90), None)
         );
-        let (d, warning) = max_freeze(&with("soon"), &r);
+        let (d, warning) = max_freeze(&with("soon"), &r, None);
         assert_eq!(d, DEFAULT_MAX_FREEZE);
-        assert!(warning.unwrap().contains("\"soon\" is not a duration"));
-        let (d, warning) = max_freeze(&with("-5m"), &r);
+        let warning = warning.unwrap();
+        assert!(warning.contains("\"soon\" is not a duration"), "{warning}");
+        assert!(warning.ends_with("using 10m0s"), "{warning}");
+        let (d, warning) = max_freeze(&with("-5m"), &r, None);
         assert_eq!(d, DEFAULT_MAX_FREEZE);
         assert!(warning.unwrap().contains("not positive"));
+    }
+
+    #[test]
+    fn the_configmap_max_freeze_is_the_default_an_annotation_overrides() {
+        let with = |v: &str| {
+            pod(
+                json!({"metadata": {"name": "p", "namespace": "ns", "annotations": {MAX_FREEZE_ANNOTATION: v}}}),
+            )
+        };
+        let without = pod(json!({"metadata": {"name": "p", "namespace": "ns"}}));
+        let r = PodRef {
+            namespace: "ns".into(),
+            name: "p".into(),
+        };
+        let five = Some(Duration::from_secs(300));
+        assert_eq!(
+            max_freeze(&without, &r, five),
+            (Duration::from_secs(300), None)
+        );
+        assert_eq!(
+            max_freeze(&with("30s"), &r, five),
+            (Duration::from_secs(30), None)
+        );
+        let (d, warning) = max_freeze(&with("bad"), &r, five);
+        assert_eq!(d, Duration::from_secs(300));
+        assert!(warning.unwrap().ends_with("using 5m0s"));
     }
 
     #[test]

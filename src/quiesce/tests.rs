@@ -62,6 +62,7 @@ impl Executor for ScriptedExecutor {
 struct FakeCluster {
     config: Config,
     pvbs: Mutex<Vec<PodVolumeBackup>>,
+    pods: Mutex<Vec<Pod>>,
 }
 
 #[async_trait::async_trait]
@@ -74,6 +75,14 @@ impl Cluster for FakeCluster {
         _backup: &BackupInfo,
     ) -> Result<Vec<PodVolumeBackup>, String> {
         Ok(self.pvbs.lock().unwrap().clone())
+    }
+    async fn pods_in_namespace(&self, namespace: &str) -> Result<Vec<Pod>, String> {
+        let pods = self.pods.lock().unwrap();
+        Ok(pods
+            .iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+            .cloned()
+            .collect())
     }
 }
 
@@ -88,6 +97,14 @@ fn harness(script: &[(&str, Result<i32, ExecError>)]) -> Harness {
 }
 
 fn harness_with(script: &[(&str, Result<i32, ExecError>)], delay: Duration) -> Harness {
+    harness_with_options(script, delay, false)
+}
+
+fn harness_with_options(
+    script: &[(&str, Result<i32, ExecError>)],
+    delay: Duration,
+    discover_pods_of_volumes: bool,
+) -> Harness {
     let timeline = Arc::new(Timeline::default());
     let cluster = Arc::new(FakeCluster::default());
     let executor = ScriptedExecutor {
@@ -98,11 +115,11 @@ fn harness_with(script: &[(&str, Result<i32, ExecError>)], delay: Duration) -> H
             .collect(),
         delay,
     };
-    let engine = Engine::with_pvb_poll(
-        Arc::new(executor),
-        cluster.clone(),
-        Duration::from_millis(100),
-    );
+    let options = Options {
+        pvb_poll: Duration::from_millis(100),
+        discover_pods_of_volumes,
+    };
+    let engine = Engine::new(Arc::new(executor), cluster.clone(), options);
     Harness {
         engine,
         timeline,
@@ -434,4 +451,35 @@ async fn two_hundred_pods_at_eight_concurrent_callers_freeze_and_thaw_exactly_on
                 < h.timeline.position(&format!("post {name}"))
         );
     }
+}
+
+#[tokio::test]
+async fn without_an_item_block_action_the_pods_of_a_volume_are_found_through_the_api() {
+    let h = harness_with_options(&[], Duration::ZERO, true);
+    let db = pod("db", &["data"], json!({}));
+    let other = pod("other", &["elsewhere"], json!({}));
+    for p in [&db, &other] {
+        h.cluster
+            .pods
+            .lock()
+            .unwrap()
+            .push(serde_json::from_slice(p).unwrap());
+    }
+    h.volume("pv-1", "data").await; // no GetRelatedItems came first (Velero < 1.15)
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
+}
+
+#[tokio::test]
+async fn with_an_item_block_action_the_api_is_not_searched() {
+    let h = harness(&[]);
+    let db = pod("db", &["data"], json!({}));
+    h.cluster
+        .pods
+        .lock()
+        .unwrap()
+        .push(serde_json::from_slice(&db).unwrap());
+    h.volume("pv-1", "data").await;
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(h.timeline.events(), ["snapshot pv-1", "pre db", "post db"]);
 }

@@ -19,7 +19,7 @@ use crate::proto::generated::plugin_lister_server::PluginListerServer;
 use crate::proto::v1::item_block_action_server::ItemBlockActionServer;
 use crate::proto::v2::backup_item_action_server::BackupItemActionServer;
 use crate::quiesce::cluster::KubeCluster;
-use crate::quiesce::Engine;
+use crate::quiesce::{Engine, Options};
 use plugins::{PluginKind, Plugins, Registration};
 
 /// The one plugin name quiesce registers, under two kinds.
@@ -36,18 +36,32 @@ pub const HANDSHAKE: Handshake = Handshake {
 /// Backup JSON are far smaller, and this bounds what one call can make us hold.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
-/// The plugins this binary registers.
-pub fn plugins() -> Plugins {
-    Plugins::new(vec![
-        Registration {
-            kind: PluginKind::BackupItemActionV2,
-            name: PLUGIN_NAME,
-        },
-        Registration {
+/// Environment switch for Velero before 1.15, which refuses to start when a plugin lists the
+/// ItemBlockAction kind: `QUIESCE_ITEM_BLOCK_ACTION=false` on the Velero deployment.
+pub const ITEM_BLOCK_ACTION_ENV: &str = "QUIESCE_ITEM_BLOCK_ACTION";
+
+/// Whether to register the ItemBlockAction, from [`ITEM_BLOCK_ACTION_ENV`] (default: yes).
+pub fn item_block_action_enabled(value: Option<&str>) -> bool {
+    !matches!(
+        value.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
+        Some("false" | "0" | "no" | "off")
+    )
+}
+
+/// The plugins this binary registers: the BackupItemAction v2 always, the ItemBlockAction
+/// unless switched off.
+pub fn plugins(item_block_action: bool) -> Plugins {
+    let mut registrations = vec![Registration {
+        kind: PluginKind::BackupItemActionV2,
+        name: PLUGIN_NAME,
+    }];
+    if item_block_action {
+        registrations.push(Registration {
             kind: PluginKind::ItemBlockAction,
             name: PLUGIN_NAME,
-        },
-    ])
+        });
+    }
+    Plugins::new(registrations)
 }
 
 /// The gRPC routes of Velero's services for `plugins`, reporting `command` in `ListPlugins`
@@ -89,11 +103,38 @@ pub async fn serve(args: PluginArgs) -> Result<(), goplugin::Error> {
     // The client is built on first use, after the handshake: start-up never waits for the
     // API server, and discovery (which only lists plugins) never touches it.
     let client = ClusterClient::infer();
+    let item_block_action =
+        item_block_action_enabled(std::env::var(ITEM_BLOCK_ACTION_ENV).ok().as_deref());
     let engine = Engine::new(
         Arc::new(KubeExecutor::new(client.clone())),
         Arc::new(KubeCluster::new(client, velero_namespace())),
+        Options {
+            discover_pods_of_volumes: !item_block_action,
+            ..Options::default()
+        },
     );
-    let routes = routes(args.command, plugins(), engine.clone());
+    let routes = routes(args.command, plugins(item_block_action), engine.clone());
     let drain = async move { engine.drain().await };
     goplugin::serve(&HANDSHAKE, routes, drain, std::io::stdout()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_item_block_action_is_on_unless_switched_off() {
+        assert!(item_block_action_enabled(None));
+        assert!(item_block_action_enabled(Some("true")));
+        assert!(item_block_action_enabled(Some("")));
+        for off in ["false", "FALSE", " 0 ", "no", "off"] {
+            assert!(!item_block_action_enabled(Some(off)), "{off}");
+        }
+        let kinds = |p: Plugins| p.registrations().iter().map(|r| r.kind).collect::<Vec<_>>();
+        assert_eq!(
+            kinds(plugins(true)),
+            [PluginKind::BackupItemActionV2, PluginKind::ItemBlockAction]
+        );
+        assert_eq!(kinds(plugins(false)), [PluginKind::BackupItemActionV2]);
+    }
 }

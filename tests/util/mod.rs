@@ -55,11 +55,21 @@ pub struct Plugin {
 /// A plugin and the fake cluster it talks to, as in Velero's pod: the plugin's kubeconfig
 /// points at the fake API server.
 pub async fn launch_with_cluster(extra_args: &[&str]) -> (Plugin, fake_kube::FakeKube) {
+    launch_with_cluster_env(extra_args, &[]).await
+}
+
+/// Like [`launch_with_cluster`], with extra environment variables for the plugin.
+pub async fn launch_with_cluster_env(
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+) -> (Plugin, fake_kube::FakeKube) {
     let cluster = fake_kube::FakeKube::start().await.unwrap();
     let kubeconfig = tempfile::NamedTempFile::new().unwrap();
     cluster.write_kubeconfig(kubeconfig.path()).unwrap();
     let path = kubeconfig.path().to_str().unwrap().to_owned();
-    let mut plugin = Plugin::launch_env(&bin(), extra_args, &[("KUBECONFIG", &path)]);
+    let mut env = env.to_vec();
+    env.push(("KUBECONFIG", &path));
+    let mut plugin = Plugin::launch_env(&bin(), extra_args, &env);
     plugin.kubeconfig = Some(kubeconfig);
     (plugin, cluster)
 }

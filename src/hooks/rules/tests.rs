@@ -863,3 +863,33 @@ fn null_label_selector_matches_every_pod() {
     let config = load_clean(&rule_with("    labelSelector:\n"));
     assert!(only_rule(&config).applies_to("shop", &labels(&[("any", "thing")])));
 }
+
+#[test]
+fn max_freeze_is_read_from_the_top_level() {
+    let config = load_clean("maxFreeze: 5m\nhooks:\n  resources: []\n");
+    assert_eq!(config.max_freeze(), Some(Duration::from_secs(300)));
+    assert_eq!(load_clean("hooks: {}\n").max_freeze(), None);
+}
+
+#[test]
+fn an_invalid_max_freeze_is_an_error_and_the_default_applies() {
+    for bad in [
+        "maxFreeze: soon",
+        "maxFreeze: 0s",
+        "maxFreeze: -1m",
+        "maxFreeze: 300",
+    ] {
+        let (config, problems) = load(bad);
+        assert_eq!(config.max_freeze(), None, "{bad}");
+        assert_eq!(
+            paths(&problems),
+            vec![(Severity::Error, "maxFreeze")],
+            "{bad}"
+        );
+        assert!(
+            problems[0].message.contains("the default applies"),
+            "{bad}: {}",
+            problems[0]
+        );
+    }
+}
