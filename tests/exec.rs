@@ -4,9 +4,8 @@
 //! its timeline), bounded output, the lazy client, `run_hook`'s Velero log lines, and the
 //! plugin ConfigMap loading.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fake_kube::{ExecOutcome, FakeKube, Fault, FaultRule};
@@ -15,11 +14,9 @@ use quiesce::exec::{
     HookFailure, KubeExecutor, OUTPUT_LIMIT,
 };
 use quiesce::hooks::{HookSource, OnError, Phase, PodRef, ResolvedHook, ANNOTATION_HOOK_NAME};
-use quiesce::velero::log::{filter, VeleroLogLayer};
+use quiesce::velero::log::MemoryLog;
 use serde_json::{json, Value};
 use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::Layer;
 
 const NS: &str = "shop";
 const POD: &str = "db-0";
@@ -97,43 +94,12 @@ async fn exec(cluster: &Cluster, request: &ExecRequest) -> Result<ExecOutput, Ex
 
 // ----- log capture -----
 
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl LogBuffer {
-    fn lines(&self) -> Vec<Value> {
-        let bytes = self.0.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    }
-}
-
-struct BufferWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for BufferWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Captures, through Velero's log layer, what this thread logs while the guard lives. The
 /// tests run on a current-thread runtime, so everything `run_hook` logs is on this thread.
-fn capture_logs() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
-    let buffer = LogBuffer::default();
-    let sink = Arc::clone(&buffer.0);
-    let layer =
-        VeleroLogLayer::new(move || Box::new(BufferWriter(Arc::clone(&sink))) as Box<dyn Write>);
-    let subscriber =
-        tracing_subscriber::Registry::default().with(layer.with_filter(filter(LevelFilter::DEBUG)));
-    let guard = tracing::subscriber::set_default(subscriber);
-    (buffer, guard)
+fn capture_logs() -> (MemoryLog, tracing::subscriber::DefaultGuard) {
+    let log = MemoryLog::default();
+    let guard = log.install(LevelFilter::DEBUG);
+    (log, guard)
 }
 
 fn messages(lines: &[Value]) -> Vec<String> {

@@ -251,10 +251,7 @@ mod tests {
     use super::*;
     use crate::exec::{ExecOutput, OUTPUT_LIMIT};
     use crate::hooks::{HookSource, Phase, ANNOTATION_HOOK_NAME};
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::Layer;
+    use crate::velero::log::MemoryLog;
 
     /// Answers every exec with one scripted result.
     struct Scripted(Result<ExecOutput, ExecError>);
@@ -263,17 +260,6 @@ mod tests {
     impl Executor for Scripted {
         async fn exec(&self, _request: &ExecRequest) -> Result<ExecOutput, ExecError> {
             self.0.clone()
-        }
-    }
-
-    struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-    impl Write for SharedWriter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
         }
     }
 
@@ -314,27 +300,15 @@ mod tests {
         result: Result<ExecOutput, ExecError>,
         hook: ResolvedHook,
     ) -> (HookOutcome, Vec<serde_json::Value>) {
-        let buffer = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let sink = Arc::clone(&buffer);
-        let layer = crate::velero::log::VeleroLogLayer::new(move || {
-            Box::new(SharedWriter(Arc::clone(&sink))) as Box<dyn Write>
-        });
-        let subscriber = tracing_subscriber::Registry::default().with(layer.with_filter(
-            crate::velero::log::filter(tracing_subscriber::filter::LevelFilter::DEBUG),
-        ));
+        let log = MemoryLog::default();
+        let guard = log.install(tracing_subscriber::filter::LevelFilter::DEBUG);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         let executor = Scripted(result);
-        let outcome = tracing::subscriber::with_default(subscriber, || {
-            runtime.block_on(run_hook(&executor, &pod(), &hook))
-        });
-        let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
-        let lines = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        (outcome, lines)
+        let outcome = runtime.block_on(run_hook(&executor, &pod(), &hook));
+        drop(guard);
+        (outcome, log.lines())
     }
 
     #[test]

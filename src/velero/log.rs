@@ -7,6 +7,7 @@
 //! as unparsed debug fragments, so long values are cut and the cut is marked.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
@@ -161,37 +162,52 @@ fn bounded(value: &str) -> String {
     format!("{}… [truncated {} bytes]", &value[..end], value.len() - end)
 }
 
+/// Velero log lines kept in memory instead of stderr: how tests (and anything else that wants
+/// to read back what was logged) see exactly the lines the host would parse.
+#[derive(Clone, Default)]
+pub struct MemoryLog(Arc<Mutex<Vec<u8>>>);
+
+impl MemoryLog {
+    /// Sends what this thread logs at `level` here, until the guard drops.
+    pub fn install(&self, level: LevelFilter) -> tracing::subscriber::DefaultGuard {
+        let sink = self.clone();
+        let layer = VeleroLogLayer::new(move || Box::new(sink.clone()) as Box<dyn Write>);
+        tracing::subscriber::set_default(Registry::default().with(layer.with_filter(filter(level))))
+    }
+
+    /// The lines so far, each parsed as JSON (a line that is not JSON becomes a string value).
+    pub fn lines(&self) -> Vec<Value> {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| Value::from(l)))
+            .collect()
+    }
+}
+
+impl Write for MemoryLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut bytes) = self.0.lock() {
+            bytes.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
 
     /// Captures the lines a closure logs at `level`.
     fn capture(level: LevelFilter, f: impl FnOnce()) -> Vec<Value> {
-        let buffer = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let sink = Arc::clone(&buffer);
-        let layer = VeleroLogLayer::new(move || {
-            Box::new(SharedWriter(Arc::clone(&sink))) as Box<dyn Write>
-        });
-        let subscriber = Registry::default().with(layer.with_filter(filter(level)));
-        tracing::subscriber::with_default(subscriber, f);
-        let bytes = buffer.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-    impl Write for SharedWriter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+        let log = MemoryLog::default();
+        let guard = log.install(level);
+        f();
+        drop(guard);
+        log.lines()
     }
 
     #[test]
