@@ -43,9 +43,13 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
-## bench: host-contract numbers (handshake, RSS, Execute round trip, Shutdown, size)
+## bench: host contract (handshake, RSS, Execute, Shutdown, size), exec overhead, freeze windows
 bench:
-	$(CARGO) bench --locked --bench host_contract --bench exec_overhead
+	$(CARGO) bench --locked --bench host_contract --bench exec_overhead --bench freeze_window
+
+## conformance: the Go harness on Velero's own plugin registry and manager (VELERO_LINES=all for 1.16–1.18)
+conformance:
+	tests/velero-host/run.sh
 
 clean:
 	$(CARGO) clean
