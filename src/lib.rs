@@ -7,6 +7,7 @@
 //!   ItemBlockAction services, request routing, errors as gRPC status, Velero's log format.
 //! - [`hooks`]: the pure hook model — annotations, rules, resolution. No I/O.
 //! - [`exec`]: running a command in a container (`pods/exec`), and one hook with its log lines.
+//! - [`explain`]: `velero-plugin-quiesce explain`, which hooks a backup would run — a dry run.
 //! - [`install`]: `--copy-to`, how the image's init container puts the binary into `/plugins`.
 //! - [`proto`]: generated protobuf types and gRPC stubs.
 //! - [`quiesce`]: the freeze/thaw state machine — when each pod's hooks run, guaranteed thaw.
@@ -17,6 +18,7 @@
 
 pub mod args;
 pub mod exec;
+pub mod explain;
 pub mod goplugin;
 pub mod hooks;
 pub mod install;

@@ -1,5 +1,5 @@
-//! `velero-plugin-quiesce`: the binary Velero launches from `/plugins` (and, with `--copy-to`,
-//! the image's init container that puts it there).
+//! `velero-plugin-quiesce`: the binary Velero launches from `/plugins`; with `--copy-to`, the
+//! image's init container that puts it there; with `explain`, a dry run for operators.
 
 use std::process::ExitCode;
 
@@ -7,6 +7,13 @@ use quiesce::args::PluginArgs;
 use quiesce::{goplugin, install, velero};
 
 fn main() -> ExitCode {
+    // `explain` is a dry run for operators: no plugin cookie, never serves, never execs.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == "explain")
+    {
+        return ExitCode::from(quiesce::explain::main(std::env::args_os().skip(2)));
+    }
     // The image's init container runs `--copy-to /target`, without the plugin cookie.
     if let Some(target) = install::copy_to_target(std::env::args_os()) {
         return match target.and_then(|dir| install::copy_current_exe_to(&dir)) {

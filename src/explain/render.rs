@@ -1,0 +1,242 @@
+//! Rendering a [`Report`]: the human listing (fits 100 columns; long sentences wrap with a
+//! hanging indent, only an unbreakable word such as a long command may run over) and JSON.
+
+use std::fmt::Write as _;
+
+use super::report::{Finding, HookReport, PhaseReport, PodReport, Report};
+
+/// Width the text output wraps at.
+pub const WIDTH: usize = 100;
+
+/// The JSON report, pretty-printed, with a final newline.
+pub fn render_json(report: &Report) -> String {
+    // Serializing plain strings, numbers and vectors cannot fail.
+    let mut text = serde_json::to_string_pretty(report).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The human listing.
+pub fn render_text(report: &Report) -> String {
+    let mut out = String::new();
+    let config = match &report.config_map {
+        Some(origin) => format!(
+            "{origin} ({} valid {})",
+            report.rules,
+            if report.rules == 1 { "rule" } else { "rules" }
+        ),
+        None => "none".to_owned(),
+    };
+    line(&mut out, "", "", &format!("plugin ConfigMap: {config}"));
+    line(
+        &mut out,
+        "",
+        "",
+        &format!("backup: {}", backup_text(report)),
+    );
+
+    for pod in &report.pods {
+        out.push('\n');
+        render_pod(&mut out, pod);
+    }
+
+    if !report.problems.is_empty() {
+        out.push_str("\nproblems:\n");
+        for finding in &report.problems {
+            render_finding(&mut out, "  ", finding);
+        }
+    }
+    if !report.notices.is_empty() {
+        out.push_str("\nnotices:\n");
+        for finding in &report.notices {
+            render_finding(&mut out, "  ", finding);
+        }
+    }
+    let s = &report.summary;
+    out.push('\n');
+    line(
+        &mut out,
+        "",
+        "",
+        &format!(
+            "{} with hooks ({}), {} not listed (nothing to show); {}, {}",
+            count(s.pods_with_hooks, "pod", "pods"),
+            count(s.hooks, "hook", "hooks"),
+            count(s.pods_not_listed, "pod", "pods"),
+            count(s.problems, "problem", "problems"),
+            count(s.notices, "notice", "notices"),
+        ),
+    );
+    out
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn backup_text(report: &Report) -> String {
+    let b = &report.backup;
+    let mut parts = Vec::new();
+    if let Some(name) = &b.name {
+        parts.push(name.clone());
+    }
+    parts.push(if b.included_namespaces.is_empty() {
+        "all namespaces".to_owned()
+    } else {
+        format!("namespaces {}", b.included_namespaces.join(", "))
+    });
+    if !b.excluded_namespaces.is_empty() {
+        parts.push(format!("excluding {}", b.excluded_namespaces.join(", ")));
+    }
+    if !b.label_selectors.is_empty() {
+        parts.push(format!("selector {}", b.label_selectors.join(" or ")));
+    }
+    if b.default_volumes_to_fs_backup {
+        parts.push("volumes by file-system backup by default".to_owned());
+    }
+    parts.join("; ")
+}
+
+fn render_pod(out: &mut String, pod: &PodReport) {
+    let title = format!("{}/{}", pod.namespace, pod.name);
+    if let Some(reason) = &pod.skipped {
+        let hooks = pod.phases.pre.hooks.len() + pod.phases.post.hooks.len();
+        let would = if hooks == 0 {
+            String::new()
+        } else {
+            format!(" (would have {})", count(hooks, "hook", "hooks"))
+        };
+        line(
+            out,
+            "",
+            "    ",
+            &format!("{title}  skipped{would}: {reason}"),
+        );
+        for finding in pod.notices.iter().filter(|f| f.kind != "skipped") {
+            render_finding(out, "  ", finding);
+        }
+        return;
+    }
+    line(
+        out,
+        "",
+        "",
+        &format!("{title}  (max-freeze {})", pod.max_freeze),
+    );
+    render_phase(out, "pre", &pod.phases.pre);
+    render_phase(out, "post", &pod.phases.post);
+    // Hook defects are shown on their hook.
+    for finding in pod.problems.iter().filter(|f| f.kind != "hook-defect") {
+        render_finding(out, "  ", finding);
+    }
+    for finding in &pod.notices {
+        render_finding(out, "  ", finding);
+    }
+}
+
+fn render_phase(out: &mut String, name: &str, phase: &PhaseReport) {
+    if phase.hooks.is_empty() {
+        line(out, "  ", "", &format!("{name}: no hooks"));
+        return;
+    }
+    let moment = phase.moment.as_deref().unwrap_or_default();
+    line(out, "  ", "        ", &format!("{name}: {moment}"));
+    for hook in &phase.hooks {
+        render_hook(out, name, hook);
+    }
+}
+
+fn render_hook(out: &mut String, phase: &str, hook: &HookReport) {
+    let number = format!("{}. ", hook.order);
+    let indent = " ".repeat(4 + number.len());
+    line(out, &format!("    {number}"), &indent, &hook.hook_command);
+    let source = if hook.source == "annotation" {
+        "from annotation".to_owned()
+    } else {
+        format!("from rule {:?} {phase}[{}]", hook.name, hook.index)
+    };
+    line(
+        out,
+        &indent,
+        &indent,
+        &format!(
+            "container {}, on-error {}, timeout {}, {source}",
+            hook.container, hook.on_error, hook.timeout
+        ),
+    );
+    if let Some(defect) = &hook.defect {
+        line(
+            out,
+            &indent,
+            &format!("{indent}  "),
+            &format!("will fail: {defect}"),
+        );
+    }
+    if !hook.reached {
+        line(
+            out,
+            &indent,
+            &indent,
+            "not reached: an earlier hook fails with on-error Fail",
+        );
+    }
+}
+
+/// `error: …`, `warning: …` or `notice: …`, prefixed by the location unless the message
+/// already names it.
+fn render_finding(out: &mut String, indent: &str, finding: &Finding) {
+    let location = match finding.location.as_deref() {
+        Some(location) if !finding.message.contains(location) => format!("{location}: "),
+        _ => String::new(),
+    };
+    let label = match finding.severity.as_str() {
+        "info" => "notice",
+        other => other,
+    };
+    let text = format!("{label}: {location}{}", finding.message);
+    line(out, indent, &format!("{indent}    "), &text);
+}
+
+/// Appends `text` word-wrapped at [`WIDTH`]: the first line after `first`, the others after
+/// `rest`.
+fn line(out: &mut String, first: &str, rest: &str, text: &str) {
+    let mut current = first.to_owned();
+    let mut empty = true;
+    for word in text.split(' ') {
+        if !empty && current.chars().count() + 1 + word.chars().count() > WIDTH {
+            let _ = writeln!(out, "{}", current.trim_end());
+            current = rest.to_owned();
+            empty = true;
+        }
+        if !empty {
+            current.push(' ');
+        }
+        current.push_str(word);
+        empty = false;
+    }
+    let _ = writeln!(out, "{}", current.trim_end());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_wraps_at_the_width_with_a_hanging_indent() {
+        let mut out = String::new();
+        let text = "word ".repeat(40);
+        line(&mut out, "  ", "      ", text.trim());
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() > 1);
+        assert!(lines.iter().all(|l| l.chars().count() <= WIDTH), "{out}");
+        assert!(lines[1].starts_with("      word"));
+    }
+
+    #[test]
+    fn a_word_longer_than_the_width_stays_whole() {
+        let mut out = String::new();
+        let long = "x".repeat(120);
+        line(&mut out, "", "", &format!("a {long} b"));
+        assert_eq!(out, format!("a\n{long}\nb\n"));
+    }
+}

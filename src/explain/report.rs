@@ -1,0 +1,841 @@
+//! The pure core of `explain`: [`explain`] turns pods, the plugin configuration and a backup
+//! scope into a [`Report`] — which hooks would run on which pod, when, and everything wrong.
+//! No I/O and no clock; nothing here runs or even prepares an exec.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use serde::Serialize;
+
+use crate::hooks::{
+    format_go_duration, resolve, Config, HookSource, LabelSelector, NamespaceFilter, OnError,
+    Phase, PodRef, Problem, ResolvedHook, Severity, SkipReason, ANNOTATION_HOOK_NAME,
+    POST_ANNOTATION_PREFIX, PRE_ANNOTATION_PREFIX,
+};
+use crate::quiesce::plan::{BackupInfo, PodPlan, EXCLUDE_LABEL};
+
+/// Version of the JSON shape; bumped only for incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Annotation prefixes Velero itself acts on: pre, post and the legacy un-prefixed pre keys.
+pub const VELERO_HOOK_PREFIXES: [&str; 3] = [
+    "pre.hook.backup.velero.io/",
+    "post.hook.backup.velero.io/",
+    "hook.backup.velero.io/",
+];
+
+/// Everything `explain` looks at, read by the caller from files or from a cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// Every pod found (in or out of the backup).
+    pub pods: Vec<Pod>,
+    /// PersistentVolumeClaims found, if any (unknown claims are assumed bound).
+    pub claims: Vec<PersistentVolumeClaim>,
+    /// PersistentVolumes found, if any.
+    pub volumes: Vec<PersistentVolume>,
+    /// The plugin configuration.
+    pub config: PluginConfig,
+    /// Problems found while reading the inputs (several plugin ConfigMaps, …).
+    pub problems: Vec<Finding>,
+    /// Notes from reading the inputs (ignored objects, claims that could not be listed, …).
+    pub notices: Vec<Finding>,
+}
+
+/// The plugin ConfigMap's rules, with where they came from and what was wrong in them.
+#[derive(Debug, Clone, Default)]
+pub struct PluginConfig {
+    /// `namespace/name` of the ConfigMap, `None` when there is none.
+    pub origin: Option<String>,
+    /// The valid rules.
+    pub config: Config,
+    /// Every problem of its `config.yaml`.
+    pub problems: Vec<Problem>,
+}
+
+impl PluginConfig {
+    /// Parses a ConfigMap's `data`, as the plugin does.
+    pub fn from_config_map(origin: String, data: &BTreeMap<String, String>) -> Self {
+        let (config, problems) = Config::from_configmap_data(data);
+        PluginConfig {
+            origin: Some(origin),
+            config,
+            problems,
+        }
+    }
+}
+
+/// Which items the backup takes, as far as pods and their volumes are concerned.
+#[derive(Debug, Clone, Default)]
+pub struct BackupScope {
+    /// `metadata.name` of the Backup, if one was given.
+    pub name: Option<String>,
+    /// Namespace filters and `defaultVolumesToFsBackup`.
+    pub info: BackupInfo,
+    /// Label selectors, any of which selects a pod (empty: every pod), with their text.
+    pub label_selectors: Vec<(String, LabelSelector)>,
+    /// Why the backup does not take pods at all (resource filters), if it does not.
+    pub pods_excluded: Option<String>,
+    /// Why the backup does not take PersistentVolumes, if it does not.
+    pub volumes_excluded: Option<String>,
+    /// Whether the Backup has `spec.hooks` of its own (Velero runs those itself).
+    pub has_spec_hooks: bool,
+}
+
+/// The result: per pod and phase, the hooks that would run, and every problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// `namespace/name` of the plugin ConfigMap, if any.
+    pub config_map: Option<String>,
+    /// Valid rules loaded from it.
+    pub rules: usize,
+    /// The backup's scope.
+    pub backup: BackupView,
+    /// Pods that have hooks, Velero hook keys, or problems, sorted by namespace and name.
+    pub pods: Vec<PodReport>,
+    /// Problems not tied to one pod (configuration, inputs).
+    pub problems: Vec<Finding>,
+    /// Notes not tied to one pod.
+    pub notices: Vec<Finding>,
+    /// Counts.
+    pub summary: Summary,
+}
+
+/// The backup scope, as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupView {
+    /// The Backup's name, `null` without `--backup-file`.
+    pub name: Option<String>,
+    /// Included namespaces (empty: all).
+    pub included_namespaces: Vec<String>,
+    /// Excluded namespaces.
+    pub excluded_namespaces: Vec<String>,
+    /// Label selectors, any of which selects a pod (empty: every pod).
+    pub label_selectors: Vec<String>,
+    /// `spec.defaultVolumesToFsBackup`.
+    pub default_volumes_to_fs_backup: bool,
+}
+
+/// One pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodReport {
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// Why the pod gets no hooks in this backup; `null` when it is in.
+    pub skipped: Option<String>,
+    /// How long it may stay frozen, e.g. `10m0s`.
+    pub max_freeze: String,
+    /// Claims it mounts.
+    pub claims: Vec<String>,
+    /// Volumes backed up by file-system backup.
+    pub fs_backup_volumes: Vec<String>,
+    /// Pre and post hooks with their moment.
+    pub phases: Phases,
+    /// What is wrong with this pod's hooks.
+    pub problems: Vec<Finding>,
+    /// What is worth knowing about it.
+    pub notices: Vec<Finding>,
+}
+
+/// The two phases of a pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Phases {
+    /// Freeze.
+    pub pre: PhaseReport,
+    /// Thaw.
+    pub post: PhaseReport,
+}
+
+/// One phase of a pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PhaseReport {
+    /// When the hooks run, `null` for a skipped pod.
+    pub moment: Option<String>,
+    /// The hooks, in execution order (for a skipped pod: those it would have had).
+    pub hooks: Vec<HookReport>,
+}
+
+/// One hook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookReport {
+    /// 1-based position in the phase.
+    pub order: usize,
+    /// `annotation` or `spec`.
+    pub source: String,
+    /// `<from-annotation>` or the rule name (Velero's `hookName`).
+    pub name: String,
+    /// Position in the rule's `pre`/`post` list.
+    pub index: usize,
+    /// Target container.
+    pub container: String,
+    /// argv.
+    pub command: Vec<String>,
+    /// argv rendered like Velero's `hookCommand`.
+    pub hook_command: String,
+    /// `Fail` or `Continue`.
+    pub on_error: String,
+    /// Effective timeout, e.g. `30s`.
+    pub timeout: String,
+    /// Why the hook will fail without running, if it will.
+    pub defect: Option<String>,
+    /// False when an earlier hook of the phase fails with on-error Fail.
+    pub reached: bool,
+}
+
+/// A problem or a notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable machine-readable class, e.g. `hook-defect`, `double-quiesce`.
+    pub kind: String,
+    /// `error` or `warning` for problems, `info` for notices.
+    pub severity: String,
+    /// Where: an annotation key, a ConfigMap field path, a hook; `null` when not applicable.
+    pub location: Option<String>,
+    /// What, in English.
+    pub message: String,
+}
+
+impl Finding {
+    /// A finding without location.
+    pub fn new(kind: &str, severity: &str, message: impl Into<String>) -> Self {
+        Finding {
+            kind: kind.to_owned(),
+            severity: severity.to_owned(),
+            location: None,
+            message: message.into(),
+        }
+    }
+
+    /// An `info` notice.
+    pub fn notice(kind: &str, message: impl Into<String>) -> Self {
+        Finding::new(kind, "info", message)
+    }
+
+    fn at(mut self, location: impl Into<String>) -> Self {
+        self.location = Some(location.into());
+        self
+    }
+}
+
+/// Counts over the whole report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Pods looked at.
+    pub pods: usize,
+    /// Pods in the backup with at least one hook.
+    pub pods_with_hooks: usize,
+    /// Pods looked at but not listed (no hooks, no Velero hook keys, no problem).
+    pub pods_not_listed: usize,
+    /// Hooks that would run (or fail in place), over all pods in the backup.
+    pub hooks: usize,
+    /// Problems, top-level and per pod.
+    pub problems: usize,
+    /// Notices, top-level and per pod.
+    pub notices: usize,
+}
+
+impl Report {
+    /// Whether anything is wrong (exit code 1).
+    pub fn has_problems(&self) -> bool {
+        self.summary.problems > 0
+    }
+}
+
+/// Explains what quiesce would do for `inputs.pods` in a backup of `backup`.
+pub fn explain(inputs: &Inputs, backup: &BackupScope) -> Report {
+    let mut problems = inputs.problems.clone();
+    let mut notices = inputs.notices.clone();
+    let origin = inputs.config.origin.as_deref();
+    problems.extend(
+        inputs
+            .config
+            .problems
+            .iter()
+            .map(|p| config_finding(origin, p)),
+    );
+    if origin.is_none() {
+        notices.push(Finding::notice(
+            "no-config-map",
+            "no plugin ConfigMap found: only annotation hooks apply",
+        ));
+    }
+    if backup.has_spec_hooks {
+        notices.push(Finding::notice(
+            "backup-spec-hooks",
+            "the Backup has spec.hooks of its own: Velero runs those itself, they are not \
+             shown here",
+        ));
+    }
+    let namespaces = match NamespaceFilter::new(
+        &backup.info.included_namespaces,
+        &backup.info.excluded_namespaces,
+    ) {
+        Ok(filter) => filter,
+        Err(error) => {
+            problems.push(Finding::new(
+                    "backup",
+                    "error",
+                    format!("the backup's namespace filters are invalid ({error}); every namespace is assumed"),
+                ));
+            NamespaceFilter::default()
+        }
+    };
+
+    let mut pods: Vec<&Pod> = inputs.pods.iter().collect();
+    pods.sort_by_key(|pod| PodRef::of(pod).to_string());
+    let membership = membership(&pods, backup, &namespaces);
+    let claims = ClaimIndex::new(inputs);
+
+    let mut reports = Vec::new();
+    let mut not_listed = 0;
+    for (pod, member) in pods.iter().zip(&membership) {
+        match pod_report(pod, member, backup, &inputs.config.config, &claims) {
+            Some(report) => reports.push(report),
+            None => not_listed += 1,
+        }
+    }
+
+    let summary = Summary {
+        pods: pods.len(),
+        pods_with_hooks: reports
+            .iter()
+            .filter(|p| p.skipped.is_none() && hook_count(p) > 0)
+            .count(),
+        pods_not_listed: not_listed,
+        hooks: reports
+            .iter()
+            .filter(|p| p.skipped.is_none())
+            .map(hook_count)
+            .sum(),
+        problems: problems.len() + reports.iter().map(|p| p.problems.len()).sum::<usize>(),
+        notices: notices.len() + reports.iter().map(|p| p.notices.len()).sum::<usize>(),
+    };
+    Report {
+        schema_version: SCHEMA_VERSION,
+        config_map: inputs.config.origin.clone(),
+        rules: inputs.config.config.rules().len(),
+        backup: BackupView {
+            name: backup.name.clone(),
+            included_namespaces: backup.info.included_namespaces.clone(),
+            excluded_namespaces: backup.info.excluded_namespaces.clone(),
+            label_selectors: backup
+                .label_selectors
+                .iter()
+                .map(|(t, _)| t.clone())
+                .collect(),
+            default_volumes_to_fs_backup: backup.info.default_volumes_to_fs_backup,
+        },
+        pods: reports,
+        problems,
+        notices,
+        summary,
+    }
+}
+
+fn hook_count(pod: &PodReport) -> usize {
+    pod.phases.pre.hooks.len() + pod.phases.post.hooks.len()
+}
+
+fn config_finding(origin: Option<&str>, problem: &Problem) -> Finding {
+    let location = problem.location.to_string();
+    let text = problem.to_string();
+    let message = text
+        .strip_prefix(&format!("{location}: "))
+        .unwrap_or(&text)
+        .to_owned();
+    let location = match origin {
+        Some(origin) => format!("ConfigMap {origin}: {location}"),
+        None => location,
+    };
+    let severity = match problem.severity {
+        Severity::Warning => "warning",
+        Severity::Error => "error",
+    };
+    Finding::new("config", severity, message).at(location)
+}
+
+/// Whether Velero backs up a pod's item, and why not, or what pulled it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Membership {
+    In,
+    PulledIn { claim: String, by: String },
+    Out(String),
+}
+
+/// Velero's per-item checks: the exclude label, the namespace filters, the resource filters
+/// and the label selectors — the selectors not for a pod that mounts a claim of a selected
+/// running pod, which Velero's claim grouping pulls into the block anyway (DESIGN §3).
+fn membership(
+    pods: &[&Pod],
+    backup: &BackupScope,
+    namespaces: &NamespaceFilter,
+) -> Vec<Membership> {
+    let first = pods
+        .iter()
+        .map(|pod| {
+            let pod_ref = PodRef::of(pod);
+            if let Some(reason) = &backup.pods_excluded {
+                return Membership::Out(format!("not in the backup: {reason}"));
+            }
+            if labels(pod).get(EXCLUDE_LABEL).is_some_and(|v| v == "true") {
+                return Membership::Out(format!(
+                    "not in the backup: labelled {EXCLUDE_LABEL}=true"
+                ));
+            }
+            if !namespaces.includes(&pod_ref.namespace) {
+                return Membership::Out(format!(
+                    "not in the backup: namespace {} is not included",
+                    pod_ref.namespace
+                ));
+            }
+            let selected = backup.label_selectors.is_empty()
+                || backup
+                    .label_selectors
+                    .iter()
+                    .any(|(_, selector)| selector.matches(&labels(pod)));
+            if selected {
+                Membership::In
+            } else {
+                let texts: Vec<&str> = backup
+                    .label_selectors
+                    .iter()
+                    .map(|(t, _)| t.as_str())
+                    .collect();
+                Membership::Out(format!(
+                    "not in the backup: its labels do not match the selector {}",
+                    texts.join(" or ")
+                ))
+            }
+        })
+        .collect::<Vec<_>>();
+
+    // Claims of selected running pods, to find the unselected pods that share them.
+    let mut selected_claims: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (pod, member) in pods.iter().zip(&first) {
+        if *member == Membership::In && is_running(pod) {
+            let pod_ref = PodRef::of(pod);
+            for claim in claims_of(pod) {
+                selected_claims
+                    .entry((pod_ref.namespace.clone(), claim))
+                    .or_insert_with(|| pod_ref.to_string());
+            }
+        }
+    }
+    pods.iter()
+        .zip(first)
+        .map(|(pod, member)| {
+            let Membership::Out(reason) = &member else {
+                return member;
+            };
+            if !reason.contains("selector") || !is_running(pod) {
+                return member;
+            }
+            let namespace = PodRef::of(pod).namespace;
+            claims_of(pod)
+                .into_iter()
+                .find_map(|claim| {
+                    let by = selected_claims.get(&(namespace.clone(), claim.clone()))?;
+                    Some(Membership::PulledIn {
+                        claim,
+                        by: by.clone(),
+                    })
+                })
+                .unwrap_or(member)
+        })
+        .collect()
+}
+
+fn labels(pod: &Pod) -> BTreeMap<String, String> {
+    pod.metadata.labels.clone().unwrap_or_default()
+}
+
+fn is_running(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && !matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+}
+
+fn claims_of(pod: &Pod) -> Vec<String> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| c.claim_name.clone())
+        .collect()
+}
+
+/// What is known of claims and volumes, to tell whether Velero reaches a claim's volume
+/// before the pod's own item.
+struct ClaimIndex<'a> {
+    claims: BTreeMap<(String, String), &'a PersistentVolumeClaim>,
+    volumes: BTreeMap<String, &'a PersistentVolume>,
+}
+
+impl<'a> ClaimIndex<'a> {
+    fn new(inputs: &'a Inputs) -> Self {
+        ClaimIndex {
+            claims: inputs
+                .claims
+                .iter()
+                .map(|c| {
+                    let key = (
+                        c.metadata.namespace.clone().unwrap_or_default(),
+                        c.metadata.name.clone().unwrap_or_default(),
+                    );
+                    (key, c)
+                })
+                .collect(),
+            volumes: inputs
+                .volumes
+                .iter()
+                .map(|v| (v.metadata.name.clone().unwrap_or_default(), v))
+                .collect(),
+        }
+    }
+
+    /// Why quiesce does not see `claim`'s volume before the pod's item, if it does not.
+    /// Unknown claims and volumes are assumed bound and backed up.
+    fn not_seen_first(&self, namespace: &str, claim: &str, backup: &BackupScope) -> Option<String> {
+        let key = (namespace.to_owned(), claim.to_owned());
+        let volume_name = match self.claims.get(&key) {
+            None => None,
+            Some(pvc) => match pvc.spec.as_ref().and_then(|s| s.volume_name.as_deref()) {
+                Some(name) if !name.is_empty() => Some(name),
+                _ => return Some("not bound".to_owned()),
+            },
+        };
+        if let Some(reason) = &backup.volumes_excluded {
+            return Some(reason.clone());
+        }
+        let volume = volume_name.and_then(|name| self.volumes.get(name))?;
+        let excluded = volume
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(EXCLUDE_LABEL))
+            .is_some_and(|v| v == "true");
+        excluded.then(|| {
+            format!(
+                "its volume {} is labelled {EXCLUDE_LABEL}=true",
+                volume.metadata.name.as_deref().unwrap_or_default()
+            )
+        })
+    }
+}
+
+fn pod_report(
+    pod: &Pod,
+    member: &Membership,
+    backup: &BackupScope,
+    config: &Config,
+    claim_index: &ClaimIndex,
+) -> Option<PodReport> {
+    let pod_ref = PodRef::of(pod);
+    let plan = PodPlan::new(pod, &backup.info, config);
+    let skip_text = |reason: &SkipReason| match reason {
+        SkipReason::Terminated { pod_phase, .. } => {
+            format!("in phase {pod_phase}: its containers no longer run")
+        }
+        SkipReason::Deleting { .. } => "being deleted: Velero does not back it up".to_owned(),
+    };
+    let skipped = match member {
+        Membership::Out(reason) => Some(reason.clone()),
+        _ => plan.pre.skipped.as_ref().map(skip_text),
+    };
+    let velero_keys = velero_hook_keys(pod);
+    let claims: Vec<String> = plan.claims.iter().cloned().collect();
+    let fs_backup_volumes: Vec<String> = plan.fs_backup_volumes.iter().cloned().collect();
+
+    if skipped.is_some() {
+        // Resolve as if it ran, only to say what it would have had.
+        let mut running = pod.clone();
+        running.metadata.deletion_timestamp = None;
+        if let Some(status) = running.status.as_mut() {
+            status.phase = None;
+        }
+        let pre = resolve(&running, Phase::Pre, config).hooks;
+        let post = resolve(&running, Phase::Post, config).hooks;
+        if pre.is_empty() && post.is_empty() && velero_keys.is_empty() {
+            return None;
+        }
+        let mut notices = vec![Finding::notice(
+            "skipped",
+            format!(
+                "skipped: {}; quiesce runs none of its hooks",
+                skipped.as_deref().unwrap_or_default()
+            ),
+        )];
+        if !velero_keys.is_empty() {
+            notices.push(velero_only_notice(&velero_keys));
+        }
+        return Some(PodReport {
+            namespace: pod_ref.namespace,
+            name: pod_ref.name,
+            skipped,
+            max_freeze: format_go_duration(plan.max_freeze),
+            claims,
+            fs_backup_volumes,
+            phases: Phases {
+                pre: PhaseReport {
+                    moment: None,
+                    hooks: hook_reports(&pre),
+                },
+                post: PhaseReport {
+                    moment: None,
+                    hooks: hook_reports(&post),
+                },
+            },
+            problems: Vec::new(),
+            notices,
+        });
+    }
+
+    let mut problems = Vec::new();
+    let mut notices = Vec::new();
+    let strip = |text: String| -> String {
+        text.strip_prefix(&format!("pod {pod_ref}: "))
+            .map(str::to_owned)
+            .unwrap_or(text)
+    };
+    for resolution in [&plan.pre, &plan.post] {
+        for warning in &resolution.warnings {
+            problems.push(
+                Finding::new("annotation", "warning", strip(warning.to_string()))
+                    .at(warning_key(warning)),
+            );
+        }
+        for (order, hook) in resolution.hooks.iter().enumerate() {
+            if let Some(defect) = &hook.defect {
+                problems.push(
+                    Finding::new("hook-defect", "error", defect.to_string())
+                        .at(hook_location(hook, order + 1)),
+                );
+            }
+        }
+    }
+    if let Some(warning) = &plan.max_freeze_warning {
+        problems.push(
+            Finding::new("max-freeze", "warning", strip(warning.clone()))
+                .at(crate::quiesce::plan::MAX_FREEZE_ANNOTATION),
+        );
+    }
+    if let Membership::PulledIn { claim, by } = member {
+        notices.push(Finding::notice(
+            "pulled-in",
+            format!(
+                "not selected by the backup's label selector, but it mounts claim {claim} of \
+                 pod {by}: Velero backs it up with that claim, and quiesce runs its hooks"
+            ),
+        ));
+    }
+    let has_hooks = plan.has_hooks();
+    if !velero_keys.is_empty() {
+        if has_hooks {
+            problems.push(double_quiesce(
+                &velero_keys,
+                &plan.pre.hooks,
+                &plan.post.hooks,
+            ));
+        } else {
+            notices.push(velero_only_notice(&velero_keys));
+        }
+    }
+    if !has_hooks && problems.is_empty() && notices.is_empty() {
+        return None;
+    }
+
+    let unseen: BTreeMap<&str, String> = plan
+        .claims
+        .iter()
+        .filter_map(|c| {
+            let reason = claim_index.not_seen_first(&pod_ref.namespace, c, backup)?;
+            Some((c.as_str(), reason))
+        })
+        .collect();
+    let pre_moment = pre_moment(&plan.claims, &unseen);
+    if has_hooks
+        && !plan.pre.hooks.is_empty()
+        && !plan.claims.is_empty()
+        && unseen.len() == plan.claims.len()
+    {
+        notices.push(Finding::notice(
+            "late-freeze",
+            format!(
+                "its pre hooks run at the pod's own item, after its claims were backed up \
+                 ({}): their snapshots may precede the freeze",
+                describe_unseen(&unseen)
+            ),
+        ));
+    }
+    let post_moment = if plan.fs_backup_volumes.is_empty() {
+        "after the pod's volumes are backed up".to_owned()
+    } else {
+        format!(
+            "after its PodVolumeBackups finish (fs-backup volumes: {})",
+            fs_backup_volumes.join(", ")
+        )
+    };
+    Some(PodReport {
+        namespace: pod_ref.namespace.clone(),
+        name: pod_ref.name.clone(),
+        skipped: None,
+        max_freeze: format_go_duration(plan.max_freeze),
+        claims,
+        fs_backup_volumes,
+        phases: Phases {
+            pre: PhaseReport {
+                moment: Some(pre_moment),
+                hooks: hook_reports(&plan.pre.hooks),
+            },
+            post: PhaseReport {
+                moment: Some(post_moment),
+                hooks: hook_reports(&plan.post.hooks),
+            },
+        },
+        problems,
+        notices,
+    })
+}
+
+fn pre_moment(claims: &BTreeSet<String>, unseen: &BTreeMap<&str, String>) -> String {
+    if claims.is_empty() {
+        return "at the pod's own item: no claims".to_owned();
+    }
+    if unseen.len() == claims.len() {
+        return "at the pod's own item: claims not seen first, snapshots may precede the freeze"
+            .to_owned();
+    }
+    let seen: Vec<&str> = claims
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !unseen.contains_key(c))
+        .collect();
+    let mut moment = format!(
+        "before the first volume snapshot of {} {}",
+        if seen.len() == 1 { "claim" } else { "claims" },
+        seen.join(", ")
+    );
+    if !unseen.is_empty() {
+        moment.push_str(&format!(" (not seen first: {})", describe_unseen(unseen)));
+    }
+    moment
+}
+
+fn describe_unseen(unseen: &BTreeMap<&str, String>) -> String {
+    unseen
+        .iter()
+        .map(|(claim, reason)| format!("{claim}: {reason}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn hook_reports(hooks: &[ResolvedHook]) -> Vec<HookReport> {
+    let mut blocked = false;
+    hooks
+        .iter()
+        .enumerate()
+        .map(|(i, hook)| {
+            let reached = !blocked;
+            if hook.defect.is_some() && hook.on_error == OnError::Fail {
+                blocked = true;
+            }
+            HookReport {
+                order: i + 1,
+                source: hook.source.as_str().to_owned(),
+                name: hook.name.clone(),
+                index: hook.index,
+                container: hook.container.clone(),
+                command: hook.command.clone(),
+                hook_command: crate::hooks::render_command(&hook.command),
+                on_error: hook.on_error.as_str().to_owned(),
+                timeout: format_go_duration(hook.timeout),
+                defect: hook.defect.as_ref().map(ToString::to_string),
+                reached,
+            }
+        })
+        .collect()
+}
+
+fn hook_location(hook: &ResolvedHook, order: usize) -> String {
+    match hook.source {
+        HookSource::Annotation => format!("{} hook {order} ({ANNOTATION_HOOK_NAME})", hook.phase),
+        HookSource::Spec => format!(
+            "{} hook {order} (rule {:?}, {}[{}])",
+            hook.phase, hook.name, hook.phase, hook.index
+        ),
+    }
+}
+
+fn warning_key(warning: &crate::hooks::AnnotationWarning) -> String {
+    use crate::hooks::AnnotationWarning as W;
+    match warning {
+        W::CommandNotJsonArray { key, .. }
+        | W::CommandLeadingWhitespace { key, .. }
+        | W::InvalidOnError { key, .. }
+        | W::InvalidTimeout { key, .. }
+        | W::NegativeTimeout { key, .. }
+        | W::TimeoutClamped { key, .. }
+        | W::IgnoredWithoutCommand { key, .. } => key.clone(),
+    }
+}
+
+/// Velero's own backup hook annotation keys on the pod, sorted.
+fn velero_hook_keys(pod: &Pod) -> Vec<String> {
+    pod.metadata
+        .annotations
+        .iter()
+        .flat_map(|a| a.keys())
+        .filter(|key| VELERO_HOOK_PREFIXES.iter().any(|p| key.starts_with(p)))
+        .cloned()
+        .collect()
+}
+
+fn double_quiesce(keys: &[String], pre: &[ResolvedHook], post: &[ResolvedHook]) -> Finding {
+    let mut sources: Vec<String> = pre
+        .iter()
+        .chain(post)
+        .map(|h| match h.source {
+            HookSource::Annotation => "its quiesce.dev annotations".to_owned(),
+            HookSource::Spec => format!("rule {:?}", h.name),
+        })
+        .collect();
+    sources.dedup();
+    Finding::new(
+        "double-quiesce",
+        "error",
+        format!(
+            "double quiesce: Velero runs the hooks of {} itself, and quiesce runs those of {}: \
+             the pod is frozen twice (a second fsfreeze --freeze fails with EBUSY); keep one set \
+             — to keep quiesce's, remove the velero.io keys",
+            keys.join(", "),
+            sources.join(" and ")
+        ),
+    )
+    .at(keys.join(", "))
+}
+
+fn velero_only_notice(keys: &[String]) -> Finding {
+    Finding::notice(
+        "velero-hooks",
+        format!(
+            "has Velero's own hook annotations ({}): Velero runs them, not quiesce; to have \
+             quiesce run them just in time, rename the domain to quiesce.dev ({PRE_ANNOTATION_PREFIX}…, \
+             {POST_ANNOTATION_PREFIX}…)",
+            keys.join(", ")
+        ),
+    )
+    .at(keys.join(", "))
+}
+
+#[cfg(test)]
+mod tests;
