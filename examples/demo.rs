@@ -48,6 +48,22 @@ fn print_logs(plugin: &Plugin, seen: &mut usize) {
     *seen = lines.len();
 }
 
+/// A cache pod without claims: frozen and thawed at its own item.
+fn cache_pod() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": "redis-0", "namespace": "shop", "uid": "6c1d4f7e-0000-0000-0000-000000000002",
+            "annotations": {
+                "pre.hook.backup.quiesce.dev/command": "[\"sh\",\"-c\",\"echo SAVE\"]",
+                "post.hook.backup.quiesce.dev/command": "[\"sh\",\"-c\",\"echo resumed\"]"
+            }
+        },
+        "spec": {"containers": [{"name": "redis", "image": "redis:8"}]},
+        "status": {"phase": "Running"}
+    })
+}
+
 fn pod() -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -143,6 +159,43 @@ async fn main() {
         answer.item == item
     );
     print_logs(&plugin, &mut seen);
+
+    step(
+        "Next item block: Execute(pod shop/redis-0), a pod without claims → freeze and thaw there",
+    );
+    let cache = cache_pod();
+    cluster.add_pod(cache.clone()).unwrap();
+    let cache_item = serde_json::to_vec(&cache).unwrap();
+    iba.get_related_items(ItemBlockActionGetRelatedItemsRequest {
+        plugin: NAME.into(),
+        item: cache_item.clone(),
+        backup: backup_json(),
+    })
+    .await
+    .unwrap();
+    bia.execute(ExecuteRequest {
+        plugin: NAME.into(),
+        item: cache_item,
+        backup: backup_json(),
+    })
+    .await
+    .unwrap();
+    print_logs(&plugin, &mut seen);
+
+    step("Freeze window per pod (first pre hook start → last post hook end)");
+    for line in plugin.stderr_lines() {
+        let Ok(value) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if value["@message"] == "Pod thawed" {
+            println!(
+                "    {}/{}: {} ms",
+                value["namespace"].as_str().unwrap_or(""),
+                value["pod"].as_str().unwrap_or(""),
+                value["freezeWindowMs"]
+            );
+        }
+    }
 
     step("What happened in the cluster, in order (the fake API server's timeline)");
     for event in cluster.timeline() {
