@@ -207,6 +207,34 @@ async fn a_pod_with_one_claim_is_frozen_just_around_its_snapshot() {
         .expect("a thaw line");
     assert_eq!(thawed["pod"], "db");
     assert!(thawed["freezeWindowMs"].is_u64());
+
+    // Operators see each outcome as an Event on the pod, and one summary when Velero stops.
+    velero.plugin.shutdown().await;
+    let reasons: Vec<String> = velero
+        .cluster
+        .events(Some("shop"))
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["reason"].as_str().unwrap_or(""),
+                e["involvedObject"]["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        ["QuiesceHookSucceeded db", "QuiesceHookSucceeded db"]
+    );
+    let summary = velero
+        .stderr()
+        .into_iter()
+        .find(|l| l["@message"] == "quiesce backup summary")
+        .expect("a summary line at shutdown");
+    assert_eq!(summary["hooksAttempted"], 2);
+    assert_eq!(summary["hooksSucceeded"], 2);
+    assert_eq!(summary["hooksFailed"], 0);
+    assert_eq!(summary["longestFreezePod"], "shop/db");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

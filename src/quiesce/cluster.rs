@@ -1,10 +1,12 @@
 //! What the state machine reads from the cluster besides exec: the plugin configuration and
 //! the Backup's PodVolumeBackups. A trait, so the state machine is tested without a cluster.
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 
 use super::plan::BackupInfo;
+use super::report::HookEvent;
 use crate::exec::client::ClusterClient;
 use crate::exec::config::load_hook_config;
 use crate::hooks::Config;
@@ -43,6 +45,9 @@ pub trait Cluster: Send + Sync {
     /// The pods of a namespace, to find those mounting a claim when Velero has no
     /// ItemBlockAction to show them first (Velero before 1.15).
     async fn pods_in_namespace(&self, namespace: &str) -> Result<Vec<Pod>, String>;
+
+    /// Posts a Kubernetes Event about a hook outcome on its pod.
+    async fn record_event(&self, event: &HookEvent) -> Result<(), String>;
 }
 
 /// [`Cluster`] over the Kubernetes API, sharing the exec client.
@@ -88,6 +93,42 @@ impl Cluster for KubeCluster {
             .await
             .map_err(|e| format!("listing PodVolumeBackups ({selector}): {e}"))?;
         Ok(list.items.iter().map(read_pod_volume_backup).collect())
+    }
+
+    async fn record_event(&self, event: &HookEvent) -> Result<(), String> {
+        let client = self.client.get().await?;
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let object = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", event.pod.name)),
+                namespace: Some(event.pod.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                namespace: Some(event.pod.namespace.clone()),
+                name: Some(event.pod.name.clone()),
+                uid: Some(event.pod_uid.clone()).filter(|u| !u.contains('/')),
+                ..ObjectReference::default()
+            },
+            reason: Some(event.reason.into()),
+            message: Some(event.message.clone()),
+            type_: Some(event.kind.into()),
+            source: Some(EventSource {
+                component: Some("quiesce.dev/pod-hooks".into()),
+                host: None,
+            }),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            count: Some(1),
+            ..Event::default()
+        };
+        Api::<Event>::namespaced(client, &event.pod.namespace)
+            .create(&PostParams::default(), &object)
+            .await
+            .map(drop)
+            .map_err(|e| format!("posting an Event on pod {}: {e}", event.pod))
     }
 
     async fn pods_in_namespace(&self, namespace: &str) -> Result<Vec<Pod>, String> {

@@ -16,6 +16,7 @@
 
 pub mod cluster;
 pub mod plan;
+pub mod report;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,13 +27,16 @@ use tokio::sync::OnceCell;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::exec::{run_hook, Executor};
-use crate::hooks::{Config, OnError, PodRef};
+use crate::exec::{run_hook, Executor, HookOutcome};
+use crate::hooks::{Config, OnError, PodRef, ResolvedHook};
 pub use cluster::{Cluster, PodVolumeBackup};
 use plan::{claim_of_volume, pod_in_backup, BackupInfo, PodPlan};
+use report::{EventLimiter, HookEvent, Summary};
 
 /// How often a deferred thaw looks at the pod's PodVolumeBackups.
 const DEFAULT_PVB_POLL: Duration = Duration::from_secs(1);
+/// How long posting one Event may take, and how long the exit waits for events in flight.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the engine reports back to Velero.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +120,10 @@ struct Inner {
     config: OnceCell<Arc<Config>>,
     index: Mutex<Index>,
     options: Options,
+    summary: Mutex<Summary>,
+    events: EventLimiter,
+    events_in_flight: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    event_failure_logged: std::sync::atomic::AtomicBool,
 }
 
 /// How the engine finds its pods and waits.
@@ -153,6 +161,10 @@ impl Engine {
                 config: OnceCell::new(),
                 index: Mutex::new(Index::default()),
                 options,
+                summary: Mutex::new(Summary::default()),
+                events: EventLimiter::new(),
+                events_in_flight: Mutex::new(Vec::new()),
+                event_failure_logged: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -315,6 +327,53 @@ impl Engine {
         }
         let thaws = entries.iter().map(|e| self.thaw(e, ThawCause::Shutdown));
         futures_util::future::join_all(thaws).await;
+        let in_flight: Vec<_> = std::mem::take(&mut *lock(&self.inner.events_in_flight));
+        let _ =
+            tokio::time::timeout(EVENT_TIMEOUT, futures_util::future::join_all(in_flight)).await;
+        let backup = entries
+            .first()
+            .map(|e| e.backup.qualified_name())
+            .unwrap_or_default();
+        lock(&self.inner.summary).log(&backup);
+    }
+
+    /// Runs one hook, counts it and posts its Event.
+    async fn run(&self, entry: &PodEntry, hook: &ResolvedHook) -> HookOutcome {
+        let outcome = run_hook(self.inner.executor.as_ref(), &entry.plan.pod, hook).await;
+        lock(&self.inner.summary).count(&outcome);
+        self.post_event(HookEvent::new(
+            &entry.plan.pod,
+            &entry.plan.uid,
+            hook,
+            &outcome,
+        ));
+        outcome
+    }
+
+    /// Posts an Event in the background, within the rate limit. Never delays or fails a hook.
+    fn post_event(&self, event: HookEvent) {
+        if !self.inner.events.try_acquire() {
+            lock(&self.inner.summary).events_dropped += 1;
+            return;
+        }
+        let inner = Arc::clone(&self.inner);
+        let task = tokio::spawn(async move {
+            let posted =
+                tokio::time::timeout(EVENT_TIMEOUT, inner.cluster.record_event(&event)).await;
+            let error = match posted {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => error,
+                Err(_) => "timed out".to_owned(),
+            };
+            use std::sync::atomic::Ordering;
+            if !inner.event_failure_logged.swap(true, Ordering::Relaxed) {
+                // Info, not warn: a missing `events create` grant must not mark backups.
+                tracing::info!(error = %error, "Cannot post Kubernetes Events for hooks; their results are in this log only");
+            }
+        });
+        let mut in_flight = lock(&self.inner.events_in_flight);
+        in_flight.retain(|t| !t.is_finished());
+        in_flight.push(task);
     }
 
     async fn config(&self) -> Arc<Config> {
@@ -367,6 +426,9 @@ impl Engine {
             return Arc::clone(existing); // another call indexed it meanwhile
         }
         log_plan(&entry.plan);
+        if entry.plan.has_hooks() {
+            lock(&self.inner.summary).pods_with_hooks += 1;
+        }
         index.pods.insert(key, Arc::clone(&entry));
         for claim in &entry.plan.claims {
             index
@@ -391,7 +453,7 @@ impl Engine {
         let mut any_ran = false;
         for hook in &entry.plan.pre.hooks {
             state.first_pre_start.get_or_insert_with(Instant::now);
-            let outcome = run_hook(self.inner.executor.as_ref(), &entry.plan.pod, hook).await;
+            let outcome = self.run(entry, hook).await;
             any_ran |= outcome.may_have_run;
             if let Some(reason) = outcome.error_text() {
                 if hook.on_error == OnError::Fail {
@@ -456,7 +518,7 @@ impl Engine {
             _ => {}
         }
         for (position, hook) in plan.post.hooks.iter().enumerate() {
-            let outcome = run_hook(self.inner.executor.as_ref(), &plan.pod, hook).await;
+            let outcome = self.run(entry, hook).await;
             if !outcome.succeeded() && hook.on_error == OnError::Fail {
                 let skipped = plan.post.hooks.len() - position - 1;
                 if skipped > 0 {
@@ -470,7 +532,11 @@ impl Engine {
                 break;
             }
         }
+        if cause == ThawCause::Watchdog {
+            lock(&self.inner.summary).auto_thawed.push(plan.pod.clone());
+        }
         if let Some(started) = state.first_pre_start {
+            lock(&self.inner.summary).freeze_window(started.elapsed(), &plan.pod);
             tracing::info!(
                 namespace = %plan.pod.namespace,
                 pod = %plan.pod.name,

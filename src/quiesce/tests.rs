@@ -63,6 +63,7 @@ struct FakeCluster {
     config: Config,
     pvbs: Mutex<Vec<PodVolumeBackup>>,
     pods: Mutex<Vec<Pod>>,
+    events: Mutex<Vec<HookEvent>>,
 }
 
 #[async_trait::async_trait]
@@ -75,6 +76,10 @@ impl Cluster for FakeCluster {
         _backup: &BackupInfo,
     ) -> Result<Vec<PodVolumeBackup>, String> {
         Ok(self.pvbs.lock().unwrap().clone())
+    }
+    async fn record_event(&self, event: &HookEvent) -> Result<(), String> {
+        self.events.lock().unwrap().push(event.clone());
+        Ok(())
     }
     async fn pods_in_namespace(&self, namespace: &str) -> Result<Vec<Pod>, String> {
         let pods = self.pods.lock().unwrap();
@@ -343,6 +348,14 @@ async fn the_watchdog_thaws_a_pod_frozen_past_its_max_freeze() {
     assert_eq!(h.timeline.count("post db"), 0);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(h.timeline.count("post db"), 1);
+    let auto_thawed = lock(&h.engine.inner.summary).auto_thawed.clone();
+    assert_eq!(
+        auto_thawed,
+        [PodRef {
+            namespace: "shop".into(),
+            name: "db".into()
+        }]
+    );
     // The pod's own Execute arriving late does not thaw it again.
     h.engine.back_up_pod(&db, &backup()).await.unwrap();
     assert_eq!(h.timeline.count("post db"), 1);
@@ -482,4 +495,51 @@ async fn with_an_item_block_action_the_api_is_not_searched() {
     h.volume("pv-1", "data").await;
     h.engine.back_up_pod(&db, &backup()).await.unwrap();
     assert_eq!(h.timeline.events(), ["snapshot pv-1", "pre db", "post db"]);
+}
+
+#[tokio::test]
+async fn every_hook_outcome_becomes_an_event_on_its_pod() {
+    let h = harness(&[("pre", Ok(2))]);
+    let db = pod(
+        "db",
+        &[],
+        json!({"pre.hook.backup.quiesce.dev/on-error": "Continue"}),
+    );
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    h.engine.drain().await; // waits for events in flight
+    let events = h.cluster.events.lock().unwrap().clone();
+    let reasons: Vec<_> = events
+        .iter()
+        .map(|e| (e.reason, e.pod.name.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [("QuiesceHookFailed", "db"), ("QuiesceHookSucceeded", "db")]
+    );
+    assert!(
+        events[0].message.contains("exit code 2"),
+        "{}",
+        events[0].message
+    );
+    assert_eq!(events[0].pod_uid, "uid-db");
+}
+
+#[tokio::test]
+async fn the_summary_counts_hooks_and_watchdog_thaws() {
+    let h = harness(&[("post", Ok(1))]);
+    for name in ["a", "b"] {
+        h.engine
+            .back_up_pod(&pod(name, &[], json!({})), &backup())
+            .await
+            .unwrap();
+    }
+    h.engine.drain().await;
+    let summary = lock(&h.engine.inner.summary).clone();
+    assert_eq!(summary.pods_with_hooks, 2);
+    assert_eq!(
+        (summary.attempted, summary.succeeded, summary.failed),
+        (4, 2, 2)
+    );
+    assert!(summary.longest_freeze.is_some());
+    assert!(summary.auto_thawed.is_empty());
 }
