@@ -227,9 +227,8 @@ async fn a_pod_with_one_claim_is_frozen_just_around_its_snapshot() {
         ["QuiesceHookSucceeded db", "QuiesceHookSucceeded db"]
     );
     let summary = velero
-        .stderr()
-        .into_iter()
-        .find(|l| l["@message"] == "quiesce backup summary")
+        .plugin
+        .wait_for_log("quiesce backup summary", EVENTUALLY)
         .expect("a summary line at shutdown");
     assert_eq!(summary["hooksAttempted"], 2);
     assert_eq!(summary["hooksSucceeded"], 2);

@@ -178,13 +178,42 @@ impl Plugin {
         }
     }
 
-    /// Everything written to stderr so far, as lines.
+    /// Everything written to stderr so far, as lines. The reader thread may lag behind the
+    /// process by a moment, so this waits until the output has been quiet for 25 ms (at most
+    /// 2 s): lines logged before an RPC answered are then always there.
     pub fn stderr_lines(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut seen = self.stderr.lock().unwrap().len();
+        loop {
+            std::thread::sleep(Duration::from_millis(25));
+            let now = self.stderr.lock().unwrap().len();
+            if now == seen || Instant::now() >= deadline {
+                break;
+            }
+            seen = now;
+        }
         let bytes = self.stderr.lock().unwrap().clone();
         String::from_utf8_lossy(&bytes)
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Waits (up to `within`) until stderr holds a JSON log line with this `@message`: the
+    /// reader thread may lag behind the process.
+    pub fn wait_for_log(&self, message: &str, within: Duration) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let found = self
+                .stderr_lines()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|l| l["@message"] == message);
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// What was written to stdout after the handshake line (read once the process exited).
