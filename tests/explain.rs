@@ -1,5 +1,5 @@
 //! `velero-plugin-quiesce explain`: golden outputs (text and JSON) on YAML fixtures covering
-//! every validation problem and a clean case, the same report read from a fake API server
+//! every validation problem, governance refusals and a clean case, the same report read from a fake API server
 //! with no exec request ever sent, exit codes, and the real binary as a subprocess.
 //!
 //! Goldens live in `tests/fixtures/explain/*.txt|*.json`. A mismatch fails; to accept a new
@@ -119,6 +119,21 @@ async fn scope_flags_select_pods_like_a_backup_would() {
     assert_golden("scoped.txt", &out);
 }
 
+#[tokio::test]
+async fn governance_fixture_text_matches_its_golden_and_exits_1() {
+    let (code, out, err) = run(&["-f", &fixture("governance.yaml")]).await;
+    assert_eq!(code, EXIT_PROBLEMS, "{err}");
+    assert!(err.is_empty(), "{err}");
+    assert_golden("governance.txt", &out);
+}
+
+#[tokio::test]
+async fn governance_fixture_json_matches_its_golden_and_exits_1() {
+    let (code, out, _) = run(&["-f", &fixture("governance.yaml"), "-o", "json"]).await;
+    assert_eq!(code, EXIT_PROBLEMS);
+    assert_golden("governance.json", &out);
+}
+
 // ----- what the problems fixture must contain -----
 
 fn pod<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -189,6 +204,61 @@ async fn every_validation_problem_is_reported_where_it_belongs() {
         .to_string()
         .contains("rule \\\"broken-selector\\\" is ignored"));
     assert_eq!(kinds(&report["notices"]), ["ignored-object"]);
+}
+
+#[tokio::test]
+async fn governance_refusals_are_policy_warnings_on_their_pods_and_rule_hooks_still_run() {
+    let (_, out, _) = run(&["-f", &fixture("governance.yaml"), "-o", "json"]).await;
+    let report: Value = serde_json::from_str(&out).unwrap();
+
+    for (name, expected) in [
+        (
+            "db-0",
+            vec!["deniedContainers", "run together or not at all"],
+        ),
+        ("web-0", vec!["container \"istio-proxy\" matches"]),
+        (
+            "etcd-0",
+            vec!["\"kube-system\" of governance.annotationHooks.deniedNamespaces"],
+        ),
+        (
+            "notes-0",
+            vec!["matches none of governance.annotationHooks.allowedNamespaces"],
+        ),
+    ] {
+        let pod = pod(&report, name);
+        let problems = &pod["problems"];
+        assert!(kinds(problems).iter().all(|k| *k == "policy"), "{name}");
+        assert!(problems
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["severity"] == "warning"));
+        let text: String = problems
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["message"].as_str().unwrap())
+            .collect();
+        for needle in expected {
+            assert!(text.contains(needle), "{name}: {text}");
+        }
+        // Refused hooks are not listed, and no rule hook takes their place.
+        assert_eq!(pod["phases"]["pre"]["hooks"], json!([]), "{name}");
+        assert_eq!(pod["phases"]["post"]["hooks"], json!([]), "{name}");
+    }
+    assert_eq!(
+        kinds(&pod(&report, "db-0")["problems"]),
+        ["policy", "policy"]
+    );
+
+    let gateway = pod(&report, "gateway-0");
+    assert_eq!(gateway["phases"]["pre"]["hooks"][0]["container"], "envoy");
+    assert_eq!(kinds(&gateway["problems"]), Vec::<&str>::new());
+    let cache = pod(&report, "cache-0");
+    assert_eq!(cache["phases"]["pre"]["hooks"][0]["container"], "redis");
+    assert_eq!(kinds(&cache["problems"]), Vec::<&str>::new());
+    assert_eq!(report["problems"], json!([]));
 }
 
 // ----- exit codes and usage errors -----

@@ -27,8 +27,8 @@
 //!            timeout, defect|null, reached }
 //! finding: { kind, severity: error|warning|info, location|null, message }
 //! ```
-//! Problem kinds: `hook-defect`, `annotation`, `max-freeze`, `double-quiesce`, `config`,
-//! `config-map`, `backup`. Notice kinds: `skipped`, `velero-hooks`, `pulled-in`,
+//! Problem kinds: `hook-defect`, `annotation`, `policy` (an annotation hook refused by the
+//! ConfigMap's `governance`), `max-freeze`, `double-quiesce`, `config`, `config-map`, `backup`. Notice kinds: `skipped`, `velero-hooks`, `pulled-in`,
 //! `late-freeze`, `no-config-map`, `backup-spec-hooks`, `ignored-object`, `claims-unknown`.
 
 mod cli;

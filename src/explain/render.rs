@@ -123,8 +123,8 @@ fn render_pod(out: &mut String, pod: &PodReport) {
         "",
         &format!("{title}  (max-freeze {})", pod.max_freeze),
     );
-    render_phase(out, "pre", &pod.phases.pre);
-    render_phase(out, "post", &pod.phases.post);
+    render_phase(out, "pre", &pod.phases.pre, refused(pod, "pre"));
+    render_phase(out, "post", &pod.phases.post, refused(pod, "post"));
     // Hook defects are shown on their hook.
     for finding in pod.problems.iter().filter(|f| f.kind != "hook-defect") {
         render_finding(out, "  ", finding);
@@ -134,9 +134,25 @@ fn render_pod(out: &mut String, pod: &PodReport) {
     }
 }
 
-fn render_phase(out: &mut String, name: &str, phase: &PhaseReport) {
+/// Whether governance refused the pod's annotation hook of `phase` (its `policy` finding is
+/// located at the phase's annotation key).
+fn refused(pod: &PodReport, phase: &str) -> bool {
+    pod.problems.iter().any(|f| {
+        f.kind == "policy"
+            && f.location
+                .as_deref()
+                .is_some_and(|l| l.starts_with(&format!("{phase}.")))
+    })
+}
+
+fn render_phase(out: &mut String, name: &str, phase: &PhaseReport, refused: bool) {
     if phase.hooks.is_empty() {
-        line(out, "  ", "", &format!("{name}: no hooks"));
+        let why = if refused {
+            " (its annotation hook is refused by governance, see below)"
+        } else {
+            ""
+        };
+        line(out, "  ", "", &format!("{name}: no hooks{why}"));
         return;
     }
     let moment = phase.moment.as_deref().unwrap_or_default();

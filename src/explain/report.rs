@@ -614,6 +614,14 @@ fn pod_report(
                     .at(warning_key(warning)),
             );
         }
+        // A warning, as the plugin logs it; it still counts as a problem (exit 1), like every
+        // other warning here: an app team's CI should learn that its hook will not run.
+        for refusal in &resolution.refused {
+            problems.push(
+                Finding::new("policy", "warning", strip(refusal.to_string()))
+                    .at(refusal.key.clone()),
+            );
+        }
         for (order, hook) in resolution.hooks.iter().enumerate() {
             if let Some(defect) = &hook.defect {
                 problems.push(

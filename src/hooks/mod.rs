@@ -9,6 +9,8 @@
 //! Layout:
 //! - `annotations.rs`: annotation keys and values (command, container, on-error, timeout).
 //! - `rules.rs`: the ConfigMap's `config.yaml`, parsed and validated into [`Config`].
+//! - `governance.rs`: its `governance` section — where annotation hooks may run and which
+//!   containers they may never target — and the [`PolicyRefusal`]s `resolve` reports.
 //! - `resolve.rs`: [`resolve`], the ordered concrete hooks of one pod and phase.
 //! - `duration.rs`: Go duration parsing/rendering and the timeout policy.
 //! - `selector.rs`: label selectors. `glob.rs`: namespace/resource glob patterns.
@@ -16,6 +18,7 @@
 mod annotations;
 mod duration;
 mod glob;
+mod governance;
 mod resolve;
 mod rules;
 mod selector;
@@ -33,6 +36,10 @@ pub use duration::{
     format_go_duration, parse_go_duration, DurationError, GoDuration, DEFAULT_TIMEOUT, MAX_TIMEOUT,
 };
 pub use glob::{GlobError, NamespaceFilter};
+pub use governance::{
+    AnnotationHookPolicy, Governance, PolicyRefusal, PolicyRule, RefusalCause,
+    DEFAULT_DENIED_CONTAINERS,
+};
 pub use resolve::{resolve, HookDefect, Resolution, SkipReason};
 pub use rules::{Config, ExecHook, Location, Problem, Rule, Severity, CONFIG_KEY};
 pub use selector::{LabelSelector, Operator, Requirement};

@@ -5,6 +5,16 @@
 //! in list order. Pods that finished (phase Succeeded/Failed) or are being deleted get none.
 //! Containers are resolved against the pod spec here; a hook whose container cannot be
 //! resolved stays in the list, marked with a [`HookDefect`], so that it fails in its place.
+//!
+//! Governance (`governance.annotationHooks`) applies to annotation hooks only, after the
+//! container is resolved (so a hook that names no container is judged by the pod's first
+//! one, which is `istio-proxy` under Istio's `holdApplicationUntilProxyStarts`):
+//! - a refused annotation hook is left out and reported in [`Resolution::refused`];
+//! - the rule hooks of its phase do **not** run in its place: the annotation still replaces
+//!   them, or a tenant could switch the admin's rules off and on by annotating the pod;
+//! - a pod's annotation pre and post hooks are refused together: refusing only the thaw would
+//!   leave a permitted freeze in place until the watchdog, refusing only the freeze would run
+//!   an unfreeze nobody asked for. A phase whose hooks come from rules is never affected.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,6 +22,7 @@ use std::fmt;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::annotations::{read_annotation_hook, AnnotationWarning};
+use super::governance::{AnnotationHookPolicy, PolicyRefusal, RefusalCause};
 use super::{Config, HookSource, Phase, PodRef, ResolvedHook, ANNOTATION_HOOK_NAME};
 
 /// The hooks of one pod and phase, with what the caller should log about them.
@@ -23,6 +34,9 @@ pub struct Resolution {
     pub warnings: Vec<AnnotationWarning>,
     /// Why the pod gets no hooks at all in this backup (log at info level).
     pub skipped: Option<SkipReason>,
+    /// Annotation hooks that governance refused (log at warning level with their Display,
+    /// and count them). They are not in `hooks`, and no rule hook takes their place.
+    pub refused: Vec<PolicyRefusal>,
 }
 
 /// Why a pod gets no hooks.
@@ -121,6 +135,21 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
     let mut warnings = Vec::new();
     if let Some(hook) = read_annotation_hook(&pod_ref, annotations, phase, &mut warnings) {
         let (container, mut defect) = resolve_container(pod, &pod_ref, hook.container.as_deref());
+        let policy = config.governance().annotation_hooks();
+        if let Some(cause) = refusal_cause(pod, &pod_ref, phase, &container, policy) {
+            return Resolution {
+                hooks: Vec::new(),
+                warnings,
+                skipped: None,
+                refused: vec![PolicyRefusal {
+                    pod: pod_ref,
+                    phase,
+                    key: hook.command_key,
+                    container,
+                    cause,
+                }],
+            };
+        }
         if hook.command.is_empty() {
             defect = Some(HookDefect::EmptyCommand {
                 pod: pod_ref.clone(),
@@ -142,6 +171,7 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
             hooks: vec![resolved],
             warnings,
             skipped: None,
+            refused: Vec::new(),
         };
     }
 
@@ -173,7 +203,38 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
         hooks,
         warnings,
         skipped: None,
+        refused: Vec::new(),
     }
+}
+
+/// Why the annotation hook of `phase` (running in `container`) is refused, if it is: its own
+/// breach of `policy`, else a breach by the pod's annotation hook of the other phase.
+fn refusal_cause(
+    pod: &Pod,
+    pod_ref: &PodRef,
+    phase: Phase,
+    container: &str,
+    policy: &AnnotationHookPolicy,
+) -> Option<RefusalCause> {
+    if let Some(rule) = policy.refuses(&pod_ref.namespace, container) {
+        return Some(RefusalCause::Policy(rule));
+    }
+    let other = match phase {
+        Phase::Pre => Phase::Post,
+        Phase::Post => Phase::Pre,
+    };
+    let empty = BTreeMap::new();
+    let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
+    // The other phase's warnings are reported by its own resolution.
+    let hook = read_annotation_hook(pod_ref, annotations, other, &mut Vec::new())?;
+    let (other_container, _) = resolve_container(pod, pod_ref, hook.container.as_deref());
+    let rule = policy.refuses(&pod_ref.namespace, &other_container)?;
+    Some(RefusalCause::OtherPhase {
+        phase: other,
+        key: hook.command_key,
+        container: other_container,
+        rule,
+    })
 }
 
 fn skip_reason(pod: &Pod, pod_ref: &PodRef, phase: Phase) -> Option<SkipReason> {

@@ -1,5 +1,6 @@
 //! Hook rules from the plugin ConfigMap: `data["config.yaml"]` holds
-//! `hooks: {resources: [...]}` with the schema of Velero's `Backup.spec.hooks.resources[]`.
+//! `hooks: {resources: [...]}` with the schema of Velero's `Backup.spec.hooks.resources[]`,
+//! plus the top-level `maxFreeze` and `governance` (parsed in `governance.rs`).
 //!
 //! The YAML is walked by hand (not `deny_unknown_fields`) so that every problem carries a
 //! precise field path and the rule it belongs to. A rule with an error is left out while the
@@ -13,6 +14,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::duration::{effective_timeout, parse_go_duration, TimeoutAdjustment};
 use super::glob::Glob;
+use super::governance::{parse_governance, Governance};
 use super::selector::{check_label_key, check_label_value, LabelSelector, Operator, Requirement};
 use super::{OnError, Phase, DEFAULT_TIMEOUT};
 
@@ -93,6 +95,7 @@ impl std::error::Error for Problem {}
 pub struct Config {
     rules: Vec<Rule>,
     max_freeze: Option<Duration>,
+    governance: Governance,
 }
 
 /// One valid entry of `hooks.resources`.
@@ -198,6 +201,11 @@ impl Config {
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
+
+    /// The top-level `governance`: what annotation hooks may do (defaults when absent).
+    pub fn governance(&self) -> &Governance {
+        &self.governance
+    }
 }
 
 impl Rule {
@@ -296,6 +304,7 @@ fn parse_top_level(top: &Mapping, problems: &mut Vec<Problem>) -> Config {
         match key.as_str() {
             Some("hooks") => config.rules = parse_hooks(value, problems),
             Some("maxFreeze") => config.max_freeze = parse_max_freeze(value, problems),
+            Some("governance") => config.governance = parse_governance(value, problems),
             Some(other) => problems.push(top_level_warning(
                 other,
                 format!("unknown top-level field {other:?} is ignored"),
@@ -1024,7 +1033,7 @@ fn rule_timeout(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Option<
     }
 }
 
-fn kind_of(value: &Value) -> &'static str {
+pub(super) fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

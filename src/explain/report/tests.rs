@@ -167,3 +167,73 @@ fn fs_backup_volumes_defer_the_thaw_to_their_pod_volume_backups() {
         Some("after its PodVolumeBackups finish (fs-backup volumes: data)")
     );
 }
+
+// ----- governance -----
+
+fn with_config(pods: Vec<Pod>, yaml: &str) -> Report {
+    let (config, problems) = Config::from_yaml(yaml);
+    let inputs = Inputs {
+        pods,
+        config: PluginConfig {
+            origin: Some("velero/q".into()),
+            config,
+            problems,
+        },
+        ..Inputs::default()
+    };
+    explain(&inputs, &BackupScope::default())
+}
+
+#[test]
+fn a_refused_annotation_hook_is_a_policy_warning_and_not_listed_as_a_hook() {
+    let mut annotations = freeze();
+    annotations["post.hook.backup.quiesce.dev/container"] = json!("istio-proxy");
+    let mut pod = annotated("db-0", annotations);
+    pod.spec
+        .as_mut()
+        .unwrap()
+        .containers
+        .push(serde_json::from_value(json!({"name": "istio-proxy"})).unwrap());
+    let report = run(vec![pod]);
+    assert!(report.has_problems());
+    let pod = &report.pods[0];
+    assert!(pod.phases.pre.hooks.is_empty() && pod.phases.post.hooks.is_empty());
+    assert_eq!(report.summary.hooks, 0);
+    let kinds: Vec<(&str, &str)> = pod
+        .problems
+        .iter()
+        .map(|f| (f.kind.as_str(), f.severity.as_str()))
+        .collect();
+    assert_eq!(kinds, [("policy", "warning"), ("policy", "warning")]);
+    assert_eq!(
+        pod.problems[1].location.as_deref(),
+        Some("post.hook.backup.quiesce.dev/command")
+    );
+    assert!(
+        pod.problems[1]
+            .message
+            .starts_with("the post hook of annotation post.hook.backup.quiesce.dev/command"),
+        "{}",
+        pod.problems[1].message
+    );
+    assert!(pod.problems[0]
+        .message
+        .contains("run together or not at all"));
+}
+
+#[test]
+fn an_invalid_governance_is_a_config_error_and_refuses_annotation_hooks() {
+    let report = with_config(
+        vec![annotated("db-0", freeze())],
+        "governance:\n  annotationHooks:\n    deniednamespaces: [kube-system]\n",
+    );
+    assert_eq!(report.problems[0].kind, "config");
+    assert_eq!(report.problems[0].severity, "error");
+    assert!(report.problems[0].message.contains("did you mean"));
+    let pod = &report.pods[0];
+    assert_eq!(pod.problems.len(), 2);
+    assert!(pod.problems.iter().all(|f| f.kind == "policy"));
+    assert!(pod.problems[0]
+        .message
+        .contains("governance in config.yaml has errors"));
+}

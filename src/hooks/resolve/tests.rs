@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::hooks::{OnError, DEFAULT_TIMEOUT};
+use crate::hooks::{OnError, PolicyRule, RefusalCause, DEFAULT_TIMEOUT};
 
 /// A running pod `shop/db-0` with containers `db` and `fsfreeze`, plus `extra` merged into
 /// its JSON (metadata/spec/status keys are merged one level deep).
@@ -472,4 +472,250 @@ fn orphan_annotation_settings_warn_even_when_rules_apply() {
         resolution.warnings.as_slice(),
         [AnnotationWarning::IgnoredWithoutCommand { .. }]
     ));
+}
+
+// ----- governance -----
+
+/// `shop/db-0` with containers `db` and `istio-proxy`, annotated.
+fn meshed(annotations: Value) -> Pod {
+    pod_with(json!({
+        "metadata": {"annotations": annotations},
+        "spec": {"containers": [{"name": "db"}, {"name": "istio-proxy"}]},
+    }))
+}
+
+fn default_denied(container: &str) -> PolicyRule {
+    PolicyRule::ContainerDenied {
+        container: container.to_owned(),
+        pattern: container.to_owned(),
+        default: true,
+    }
+}
+
+const PRE_KEY: &str = "pre.hook.backup.quiesce.dev/command";
+const POST_KEY: &str = "post.hook.backup.quiesce.dev/command";
+
+#[test]
+fn annotation_hook_into_a_default_denied_sidecar_is_refused_not_run() {
+    let pod = meshed(json!({
+        PRE_KEY: "sync",
+        "pre.hook.backup.quiesce.dev/container": "istio-proxy",
+    }));
+    let resolution = resolve(&pod, Phase::Pre, &Config::default());
+    assert!(resolution.hooks.is_empty());
+    assert_eq!(
+        resolution.refused,
+        vec![PolicyRefusal {
+            pod: shop_db(),
+            phase: Phase::Pre,
+            key: PRE_KEY.to_owned(),
+            container: "istio-proxy".to_owned(),
+            cause: RefusalCause::Policy(default_denied("istio-proxy")),
+        }]
+    );
+}
+
+#[test]
+fn annotation_hook_without_container_is_judged_by_the_pods_first_container() {
+    // Istio's holdApplicationUntilProxyStarts puts the proxy first.
+    let pod = pod_with(json!({
+        "metadata": {"annotations": {PRE_KEY: "sync"}},
+        "spec": {"containers": [{"name": "istio-proxy"}, {"name": "db"}]},
+    }));
+    let resolution = resolve(&pod, Phase::Pre, &Config::default());
+    assert!(resolution.hooks.is_empty());
+    assert_eq!(resolution.refused[0].container, "istio-proxy");
+}
+
+#[test]
+fn a_denied_native_sidecar_is_refused_too() {
+    let pod = pod_with(json!({
+        "metadata": {"annotations": {
+            PRE_KEY: "sync",
+            "pre.hook.backup.quiesce.dev/container": "linkerd-proxy",
+        }},
+        "spec": {
+            "containers": [{"name": "db"}],
+            "initContainers": [{"name": "linkerd-proxy", "restartPolicy": "Always"}],
+        },
+    }));
+    let resolution = resolve(&pod, Phase::Pre, &Config::default());
+    assert!(resolution.hooks.is_empty());
+    assert_eq!(
+        resolution.refused[0].cause,
+        RefusalCause::Policy(default_denied("linkerd-proxy"))
+    );
+}
+
+#[test]
+fn permitted_annotation_hooks_have_no_refusals() {
+    let pod = meshed(json!({PRE_KEY: "sync", POST_KEY: "sync"}));
+    for phase in [Phase::Pre, Phase::Post] {
+        let resolution = resolve(&pod, phase, &Config::default());
+        assert_eq!(resolution.hooks.len(), 1);
+        assert!(resolution.refused.is_empty());
+    }
+}
+
+#[test]
+fn refused_annotation_hook_still_replaces_the_rule_hooks_of_its_phase() {
+    let pod = meshed(json!({
+        PRE_KEY: "sync",
+        "pre.hook.backup.quiesce.dev/container": "istio-proxy",
+    }));
+    let resolution = resolve(&pod, Phase::Pre, &config(TWO_RULES));
+    assert!(resolution.hooks.is_empty(), "{:?}", summary(&resolution));
+    assert_eq!(resolution.refused.len(), 1);
+    // The other phase has no annotation hook: its rule hooks run as usual.
+    let post = resolve(&pod, Phase::Post, &config(TWO_RULES));
+    assert_eq!(summary(&post), [row("first", 0, "db", "a3")]);
+    assert!(post.refused.is_empty());
+}
+
+#[test]
+fn refusing_the_post_hook_refuses_the_permitted_pre_hook_too() {
+    let pod = meshed(json!({
+        PRE_KEY: "sync",
+        POST_KEY: "sync",
+        "post.hook.backup.quiesce.dev/container": "istio-proxy",
+    }));
+    let pre = resolve(&pod, Phase::Pre, &Config::default());
+    assert!(pre.hooks.is_empty());
+    assert_eq!(
+        pre.refused,
+        vec![PolicyRefusal {
+            pod: shop_db(),
+            phase: Phase::Pre,
+            key: PRE_KEY.to_owned(),
+            container: "db".to_owned(),
+            cause: RefusalCause::OtherPhase {
+                phase: Phase::Post,
+                key: POST_KEY.to_owned(),
+                container: "istio-proxy".to_owned(),
+                rule: default_denied("istio-proxy"),
+            },
+        }]
+    );
+    let post = resolve(&pod, Phase::Post, &Config::default());
+    assert!(post.hooks.is_empty());
+    assert_eq!(
+        post.refused[0].cause,
+        RefusalCause::Policy(default_denied("istio-proxy"))
+    );
+}
+
+#[test]
+fn refusing_the_pre_hook_refuses_the_permitted_post_hook_too() {
+    let pod = meshed(json!({
+        PRE_KEY: "sync",
+        "pre.hook.backup.quiesce.dev/container": "istio-proxy",
+        POST_KEY: "sync",
+    }));
+    let post = resolve(&pod, Phase::Post, &Config::default());
+    assert!(post.hooks.is_empty());
+    assert!(matches!(
+        &post.refused[0].cause,
+        RefusalCause::OtherPhase {
+            phase: Phase::Pre,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn rule_hooks_into_a_denied_container_are_never_restricted() {
+    let pod = meshed(json!({}));
+    let rules = "hooks:\n  resources:\n  - name: mesh\n    pre:\n    - exec: {command: [x], container: istio-proxy}\n";
+    let resolution = resolve(&pod, Phase::Pre, &config(rules));
+    assert_eq!(summary(&resolution), [row("mesh", 0, "istio-proxy", "x")]);
+    assert!(resolution.refused.is_empty());
+}
+
+#[test]
+fn rule_hooks_run_in_a_namespace_annotation_hooks_may_not_use() {
+    let yaml = format!(
+        "governance:\n  annotationHooks:\n    deniedNamespaces: [shop]\n{}",
+        TWO_RULES.trim_start()
+    );
+    let pod = pod_with(json!({}));
+    assert_eq!(resolve(&pod, Phase::Pre, &config(&yaml)).hooks.len(), 3);
+}
+
+#[test]
+fn annotation_hooks_in_a_denied_namespace_are_refused_in_both_phases() {
+    let yaml = "governance:\n  annotationHooks:\n    deniedNamespaces: [\"sh*\"]\n";
+    let pod = annotated(json!({PRE_KEY: "sync", POST_KEY: "sync"}));
+    for phase in [Phase::Pre, Phase::Post] {
+        let resolution = resolve(&pod, phase, &config(yaml));
+        assert!(resolution.hooks.is_empty());
+        assert_eq!(
+            resolution.refused[0].cause,
+            RefusalCause::Policy(PolicyRule::NamespaceDenied {
+                namespace: "shop".to_owned(),
+                pattern: "sh*".to_owned(),
+            })
+        );
+    }
+}
+
+#[test]
+fn annotation_hooks_outside_the_allowed_namespaces_are_refused() {
+    let yaml = "governance:\n  annotationHooks:\n    allowedNamespaces: [db]\n";
+    let pod = annotated(json!({PRE_KEY: "sync"}));
+    let resolution = resolve(&pod, Phase::Pre, &config(yaml));
+    assert!(resolution.hooks.is_empty());
+    assert!(matches!(
+        resolution.refused[0].rule(),
+        PolicyRule::NamespaceNotAllowed { .. }
+    ));
+}
+
+#[test]
+fn an_invalid_governance_refuses_every_annotation_hook_but_no_rule_hook() {
+    let yaml = format!(
+        "governance:\n  annotationHooks:\n    deniedNamespaces: [\"[\"]\n{}",
+        TWO_RULES.trim_start()
+    );
+    let (config, problems) = Config::from_yaml(&yaml);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    let annotated_pod = annotated(json!({PRE_KEY: "sync"}));
+    let resolution = resolve(&annotated_pod, Phase::Pre, &config);
+    assert!(resolution.hooks.is_empty());
+    assert_eq!(resolution.refused[0].rule(), &PolicyRule::PolicyInvalid);
+    assert_eq!(
+        resolve(&pod_with(json!({})), Phase::Pre, &config)
+            .hooks
+            .len(),
+        3
+    );
+}
+
+#[test]
+fn a_refused_hook_keeps_its_annotation_warnings() {
+    let pod = meshed(json!({
+        PRE_KEY: "sync",
+        "pre.hook.backup.quiesce.dev/container": "istio-proxy",
+        "pre.hook.backup.quiesce.dev/timeout": "300",
+    }));
+    let resolution = resolve(&pod, Phase::Pre, &Config::default());
+    assert_eq!(resolution.refused.len(), 1);
+    assert!(matches!(
+        resolution.warnings.as_slice(),
+        [AnnotationWarning::InvalidTimeout { .. }]
+    ));
+}
+
+#[test]
+fn an_explicit_empty_denied_containers_lets_annotation_hooks_into_sidecars() {
+    let yaml = "governance:\n  annotationHooks:\n    deniedContainers: []\n";
+    let pod = meshed(json!({
+        PRE_KEY: "sync",
+        "pre.hook.backup.quiesce.dev/container": "istio-proxy",
+    }));
+    let resolution = resolve(&pod, Phase::Pre, &config(yaml));
+    assert_eq!(
+        summary(&resolution),
+        [row("<from-annotation>", 0, "istio-proxy", "sync")]
+    );
+    assert!(resolution.refused.is_empty());
 }
