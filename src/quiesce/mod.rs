@@ -426,8 +426,13 @@ impl Engine {
             return Arc::clone(existing); // another call indexed it meanwhile
         }
         log_plan(&entry.plan);
-        if entry.plan.has_hooks() {
-            lock(&self.inner.summary).pods_with_hooks += 1;
+        {
+            let mut summary = lock(&self.inner.summary);
+            if entry.plan.has_hooks() {
+                summary.pods_with_hooks += 1;
+            }
+            summary.refused_by_policy +=
+                (entry.plan.pre.refused.len() + entry.plan.post.refused.len()) as u64;
         }
         index.pods.insert(key, Arc::clone(&entry));
         for claim in &entry.plan.claims {
@@ -625,6 +630,15 @@ fn log_plan(plan: &PodPlan) {
         }
         for warning in &resolution.warnings {
             tracing::warn!(namespace = %plan.pod.namespace, pod = %plan.pod.name, "{warning}");
+        }
+        for refusal in &resolution.refused {
+            tracing::warn!(
+                namespace = %plan.pod.namespace,
+                pod = %plan.pod.name,
+                hookPhase = %refusal.phase,
+                hookContainer = %refusal.container,
+                "{refusal}"
+            );
         }
     }
     if let Some(warning) = &plan.max_freeze_warning {

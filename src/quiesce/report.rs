@@ -108,6 +108,8 @@ pub struct Summary {
     pub succeeded: u64,
     /// Hooks that failed.
     pub failed: u64,
+    /// Annotation hooks refused by the ConfigMap's governance.
+    pub refused_by_policy: u64,
     /// Events not posted because of the rate limit.
     pub events_dropped: u64,
     /// The longest freeze window and its pod.
@@ -140,7 +142,7 @@ impl Summary {
 
     /// The summary line, at info level, when any pod had hooks.
     pub fn log(&self, backup: &str) {
-        if self.pods_with_hooks == 0 {
+        if self.pods_with_hooks == 0 && self.refused_by_policy == 0 {
             return;
         }
         let (longest_ms, longest_pod) = self
@@ -156,6 +158,7 @@ impl Summary {
             hooksAttempted = self.attempted,
             hooksSucceeded = self.succeeded,
             hooksFailed = self.failed,
+            hooksRefusedByPolicy = self.refused_by_policy,
             longestFreezeMs = longest_ms,
             longestFreezePod = %longest_pod,
             autoThawedPods = %auto_thawed.join(","),

@@ -543,3 +543,28 @@ async fn the_summary_counts_hooks_and_watchdog_thaws() {
     assert!(summary.longest_freeze.is_some());
     assert!(summary.auto_thawed.is_empty());
 }
+
+#[tokio::test]
+async fn annotation_hooks_into_a_denied_sidecar_are_refused_and_counted() {
+    let h = harness(&[]);
+    let mut sidecar: Value = serde_json::from_slice(&pod(
+        "web",
+        &[],
+        json!({
+            "pre.hook.backup.quiesce.dev/container": "istio-proxy",
+        }),
+    ))
+    .unwrap();
+    sidecar["spec"]["containers"] = json!([{"name": "app"}, {"name": "istio-proxy"}]);
+    h.engine
+        .back_up_pod(&serde_json::to_vec(&sidecar).unwrap(), &backup())
+        .await
+        .unwrap();
+    h.engine.drain().await;
+    assert!(
+        h.timeline.events().is_empty(),
+        "neither phase runs: {:?}",
+        h.timeline.events()
+    );
+    assert_eq!(lock(&h.engine.inner.summary).refused_by_policy, 2);
+}

@@ -18,6 +18,8 @@ use tracing_subscriber::{Layer, Registry};
 
 /// The longest string value written into one field; the host reads lines of up to 64 KiB.
 const MAX_VALUE_BYTES: usize = 16 * 1024;
+/// The longest line written, leaving room below the host's 64 KiB line buffer.
+const MAX_LINE_BYTES: usize = 60 * 1024;
 
 /// Maps a `--log-level` value as Velero's flag accepts it to a filter.
 /// Returns `None` for a value Velero itself would reject.
@@ -104,7 +106,21 @@ pub fn render_event(event: &Event<'_>) -> Vec<u8> {
     if let (Some(file), Some(line)) = (meta.file(), meta.line()) {
         object.insert("logSource".into(), Value::from(format!("{file}:{line}")));
     }
-    serde_json::to_vec(&Value::Object(object)).unwrap_or_default()
+    let mut line = serde_json::to_vec(&Value::Object(object.clone())).unwrap_or_default();
+    // Several long values can still add up past the host's buffer: cut them all shorter.
+    let mut cap = MAX_VALUE_BYTES / 2;
+    while line.len() > MAX_LINE_BYTES && cap >= 256 {
+        for value in object.values_mut() {
+            if let Value::String(text) = value {
+                if text.len() > cap {
+                    *text = cut(text, cap);
+                }
+            }
+        }
+        line = serde_json::to_vec(&Value::Object(object.clone())).unwrap_or_default();
+        cap /= 2;
+    }
+    line
 }
 
 #[derive(Default)]
@@ -152,10 +168,15 @@ impl Visit for FieldCollector {
 
 /// Cuts a value to [`MAX_VALUE_BYTES`] on a character boundary and says how much was cut.
 fn bounded(value: &str) -> String {
-    if value.len() <= MAX_VALUE_BYTES {
+    cut(value, MAX_VALUE_BYTES)
+}
+
+/// Cuts `value` to at most `limit` bytes (plus the mark) on a character boundary.
+fn cut(value: &str, limit: usize) -> String {
+    if value.len() <= limit {
         return value.to_owned();
     }
-    let mut end = MAX_VALUE_BYTES;
+    let mut end = limit;
     while !value.is_char_boundary(end) {
         end -= 1;
     }
@@ -279,6 +300,31 @@ mod tests {
         });
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0]["@message"], "ours");
+    }
+
+    #[test]
+    fn many_long_values_still_make_a_line_the_host_can_read() {
+        let huge = "x".repeat(100 * 1024);
+        let hostile = "\u{1b}[31m\0\n".repeat(20 * 1024);
+        let lines = capture(LevelFilter::INFO, || {
+            tracing::info!(
+                a = huge.as_str(),
+                b = huge.as_str(),
+                c = huge.as_str(),
+                d = huge.as_str(),
+                e = huge.as_str(),
+                hookCommand = hostile.as_str(),
+                "{}",
+                huge
+            );
+        });
+        assert_eq!(lines.len(), 1, "one line, still valid JSON");
+        let length = serde_json::to_vec(&lines[0]).unwrap().len();
+        assert!(length <= MAX_LINE_BYTES, "{length} bytes");
+        assert!(lines[0]["hookCommand"]
+            .as_str()
+            .unwrap()
+            .contains("[truncated"));
     }
 
     #[test]
