@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Level 1 of the Velero conformance harness: load velero-plugin-quiesce through
-# Velero's own plugin registry and manager (see README.md).
+# Velero conformance harness (see README.md). Level 1: load velero-plugin-quiesce
+# through Velero's own plugin registry and manager. Level 2: real backups through
+# Velero's backup engine, hooks executed through fake-kube.
 #
 # Usage: tests/velero-host/run.sh            # Velero v1.18 (go.mod)
 #        VELERO_LINES=all tests/velero-host/run.sh   # also v1.17 and v1.16
@@ -11,7 +12,10 @@
 #                       script runs `cargo build --bin velero-plugin-quiesce`
 #                       in the repository root and uses target/debug.
 #   QUIESCE_PLUGIN_IMPL=go  test the Go reference plugin instead (harness
-#                       self-check; ignored when QUIESCE_PLUGIN_BIN is set).
+#                       self-check; ignored when QUIESCE_PLUGIN_BIN is set;
+#                       Level 2 needs the real plugin and is skipped then).
+#   QUIESCE_FAKE_KUBE_BIN  absolute path of a built fake-kube binary (Level 2);
+#                       if unset the script builds it with cargo.
 #   GO_TEST_FLAGS       extra flags for go test (e.g. -v, -run TestDiscovery).
 # Needs Go >= 1.26 (or GOTOOLCHAIN=auto) and module-proxy access.
 set -euo pipefail
@@ -29,6 +33,17 @@ fi
 if [[ -n "${QUIESCE_PLUGIN_BIN:-}" && ! -x "$QUIESCE_PLUGIN_BIN" ]]; then
 	echo "run.sh: $QUIESCE_PLUGIN_BIN is not an executable file" >&2
 	exit 1
+fi
+packages=(./...)
+if [[ "${QUIESCE_PLUGIN_IMPL:-rust}" == go && -z "${QUIESCE_PLUGIN_BIN:-}" ]]; then
+	# The Go reference plugin runs no hooks: Level 2 would fail by design.
+	packages=(./cmd/... ./internal/... ./level1/...)
+elif [[ -z "${QUIESCE_FAKE_KUBE_BIN:-}" ]]; then
+	echo "run.sh: cargo build -p fake-kube --bin fake-kube" >&2
+	(cd "$repo" && cargo build -p fake-kube --bin fake-kube)
+	target="${CARGO_TARGET_DIR:-$repo/target}"
+	[[ "$target" = /* ]] || target="$repo/$target"
+	export QUIESCE_FAKE_KUBE_BIN="$target/debug/fake-kube"
 fi
 
 lines="${VELERO_LINES:-v1.18}"
@@ -50,7 +65,7 @@ for line in $lines; do
 	# shellcheck disable=SC2086 # GO_TEST_FLAGS is a list of flags
 	# GOFLAGS (not a go test flag) so that the Go reference plugin, built by
 	# the tests, uses the same Velero line.
-	if ! GOFLAGS="$(go env GOFLAGS) ${modflag[*]}" go test -count=1 -timeout 15m ${GO_TEST_FLAGS:-} ./...; then
+	if ! GOFLAGS="$(go env GOFLAGS) ${modflag[*]}" go test -count=1 -timeout 15m ${GO_TEST_FLAGS:-} "${packages[@]}"; then
 		status=1
 	fi
 done
