@@ -171,16 +171,31 @@ fn bounded(value: &str) -> String {
     cut(value, MAX_VALUE_BYTES)
 }
 
-/// Cuts `value` to at most `limit` bytes (plus the mark) on a character boundary.
+/// Bytes kept from the end of a cut value: where marks such as a hook's own
+/// `[output truncated: …]` note stand.
+const KEPT_TAIL_BYTES: usize = 96;
+
+/// Cuts the middle out of `value` so it keeps at most `limit` bytes (plus the mark): its
+/// beginning, and its last [`KEPT_TAIL_BYTES`], on character boundaries.
 fn cut(value: &str, limit: usize) -> String {
     if value.len() <= limit {
         return value.to_owned();
     }
-    let mut end = limit;
-    while !value.is_char_boundary(end) {
-        end -= 1;
+    let tail_len = KEPT_TAIL_BYTES.min(limit / 4);
+    let mut head_end = limit - tail_len;
+    while !value.is_char_boundary(head_end) {
+        head_end -= 1;
     }
-    format!("{}… [truncated {} bytes]", &value[..end], value.len() - end)
+    let mut tail_start = value.len() - tail_len;
+    while !value.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    format!(
+        "{}… [truncated {} bytes] …{}",
+        &value[..head_end],
+        tail_start - head_end,
+        &value[tail_start..]
+    )
 }
 
 /// Velero log lines kept in memory instead of stderr: how tests (and anything else that wants
@@ -285,7 +300,7 @@ mod tests {
         });
         let value = lines[0]["stdout"].as_str().unwrap();
         assert!(value.len() < 20 * 1024);
-        assert!(value.ends_with(&format!(
+        assert!(value.contains(&format!(
             "[truncated {} bytes]",
             200 * 1024 - MAX_VALUE_BYTES
         )));
@@ -325,6 +340,21 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("[truncated"));
+    }
+
+    #[test]
+    fn a_cut_keeps_the_end_of_the_value_where_marks_stand() {
+        let value = format!(
+            "{}[output truncated: showing 10 of 99 bytes]",
+            "a".repeat(40_000)
+        );
+        let cut_value = cut(&value, 1024);
+        assert!(cut_value.starts_with("aaaa"));
+        assert!(
+            cut_value.ends_with("[output truncated: showing 10 of 99 bytes]"),
+            "{cut_value}"
+        );
+        assert!(cut_value.len() < 1024 + 64);
     }
 
     #[test]
