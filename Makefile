@@ -3,7 +3,7 @@ CARGO ?= cargo
 BIN := velero-plugin-quiesce
 MUSL := x86_64-unknown-linux-musl
 
-.PHONY: demo build release test lint bench conformance clean
+.PHONY: demo build release test lint bench bench-vs-go conformance clean
 
 ## demo: launch the plugin as Velero does and walk it through discovery and one backup
 demo:
@@ -46,6 +46,10 @@ lint:
 ## bench: host contract (handshake, RSS, Execute, Shutdown, size), exec overhead, freeze windows
 bench:
 	$(CARGO) bench --locked --bench host_contract --bench exec_overhead --bench freeze_window
+
+## bench-vs-go: the release binary vs a Go plugin (Velero's framework) through Velero's own client
+bench-vs-go:
+	cd tests/velero-host && go test -tags benchvsgo -count=1 -timeout 30m -v -run TestBenchVsGo ./benchvsgo/
 
 ## conformance: the Go harness on Velero's own plugin registry and manager (VELERO_LINES=all for 1.16–1.18)
 conformance:
