@@ -74,6 +74,12 @@ pub enum Error {
         /// The path that did not fit.
         path: PathBuf,
     },
+    /// The socket path contains `|` or a line break, which the handshake line cannot carry.
+    #[error("socket path {path:?} contains '|' or a line break, which the go-plugin handshake line cannot carry; set TMPDIR to another directory")]
+    SocketPathUnprintable {
+        /// The path that cannot be printed.
+        path: PathBuf,
+    },
     /// Binding or securing the socket failed.
     #[error("cannot listen on {path}: {source}")]
     Bind {

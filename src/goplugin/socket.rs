@@ -43,6 +43,16 @@ impl PrivateSocket {
         if path.as_os_str().len() > MAX_SOCKET_PATH {
             return Err(Error::SocketPathTooLong { path });
         }
+        // The handshake line is `|`-separated and newline-terminated: such a path would be
+        // read as other fields by the host.
+        if path
+            .as_os_str()
+            .as_encoded_bytes()
+            .iter()
+            .any(|b| matches!(b, b'|' | b'\n' | b'\r'))
+        {
+            return Err(Error::SocketPathUnprintable { path });
+        }
         let listener = UnixListener::bind(&path).map_err(|source| Error::Bind {
             path: path.clone(),
             source,
@@ -98,6 +108,17 @@ mod tests {
         std::fs::create_dir_all(&deep).unwrap();
         let err = PrivateSocket::bind_in(&deep).err().unwrap();
         assert!(matches!(err, Error::SocketPathTooLong { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_base_with_a_bar_or_newline_is_refused_before_the_handshake() {
+        let base = tempfile::tempdir().unwrap();
+        for name in ["a|b", "a\nb"] {
+            let odd = base.path().join(name);
+            std::fs::create_dir_all(&odd).unwrap();
+            let err = PrivateSocket::bind_in(&odd).err().unwrap();
+            assert!(matches!(err, Error::SocketPathUnprintable { .. }), "{err}");
+        }
     }
 
     #[tokio::test]
