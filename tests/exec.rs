@@ -102,6 +102,21 @@ fn capture_logs() -> (MemoryLog, tracing::subscriber::DefaultGuard) {
     (log, guard)
 }
 
+/// Rewrites the cluster's kubeconfig to a port that was just free (bind, note, release), so
+/// every request is refused.
+fn point_kubeconfig_at_a_closed_port(cluster: &Cluster) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let yaml = cluster
+        .kube
+        .kubeconfig_yaml()
+        .replace(cluster.kube.url(), &format!("http://127.0.0.1:{port}"));
+    std::fs::write(&cluster.kubeconfig, yaml).unwrap();
+}
+
 fn messages(lines: &[Value]) -> Vec<String> {
     lines
         .iter()
@@ -419,17 +434,7 @@ async fn a_delay_beyond_the_timeout_times_out_before_the_command_starts() {
 #[tokio::test]
 async fn a_closed_port_is_unreachable() {
     let cluster = cluster().await;
-    // A port that was just free: bind, note, release.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let yaml = cluster
-        .kube
-        .kubeconfig_yaml()
-        .replace(cluster.kube.url(), &format!("http://127.0.0.1:{port}"));
-    std::fs::write(&cluster.kubeconfig, yaml).unwrap();
+    point_kubeconfig_at_a_closed_port(&cluster);
     let executor = KubeExecutor::new(ClusterClient::from_kubeconfig_file(&cluster.kubeconfig));
     let error = executor
         .exec(&request(&["true"], Duration::from_secs(10)))
@@ -722,16 +727,7 @@ async fn no_config_map_means_the_default_config_and_an_info_line() {
 #[tokio::test]
 async fn an_unreachable_api_server_is_an_error_line_and_the_default_config() {
     let cluster = cluster().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let yaml = cluster
-        .kube
-        .kubeconfig_yaml()
-        .replace(cluster.kube.url(), &format!("http://127.0.0.1:{port}"));
-    std::fs::write(&cluster.kubeconfig, yaml).unwrap();
+    point_kubeconfig_at_a_closed_port(&cluster);
     let (logs, _guard) = capture_logs();
     let config = load_hook_config(
         &ClusterClient::from_kubeconfig_file(&cluster.kubeconfig),

@@ -441,6 +441,17 @@ async fn frozen_pods(velero: &mut Velero) -> Vec<String> {
     names
 }
 
+fn assert_thawed_once(velero: &Velero, names: &[String]) {
+    let timeline = velero.timeline();
+    for name in names {
+        assert_eq!(
+            timeline.finished("thaw", name),
+            1,
+            "{name} thawed before exit"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_thaws_every_pod_still_frozen_before_the_process_exits() {
     let mut velero = Velero::start().await;
@@ -451,13 +462,7 @@ async fn shutdown_thaws_every_pod_still_frozen_before_the_process_exits() {
         .wait_exit(Duration::from_secs(2))
         .expect("exited within Velero's grace");
     assert_eq!(status.code(), Some(0));
-    for name in &names {
-        assert_eq!(
-            velero.timeline().finished("thaw", name),
-            1,
-            "{name} thawed before exit"
-        );
-    }
+    assert_thawed_once(&velero, &names);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,13 +472,7 @@ async fn sigterm_thaws_every_pod_still_frozen_before_the_process_exits() {
     velero.plugin.signal(15);
     let status = velero.plugin.wait_exit(EVENTUALLY).expect("exited");
     assert_eq!(status.code(), Some(0));
-    for name in &names {
-        assert_eq!(
-            velero.timeline().finished("thaw", name),
-            1,
-            "{name} thawed before exit"
-        );
-    }
+    assert_thawed_once(&velero, &names);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
