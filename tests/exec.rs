@@ -77,6 +77,7 @@ fn hook(command: &[&str], on_error: OnError) -> ResolvedHook {
         command: command.iter().map(|s| s.to_string()).collect(),
         on_error,
         timeout: Duration::from_secs(10),
+        execution: Default::default(),
         defect: None,
     }
 }

@@ -273,6 +273,7 @@ mod tests {
             command: vec!["/sbin/fsfreeze".into(), "--freeze".into(), "/data".into()],
             on_error,
             timeout: Duration::from_secs(30),
+            execution: Default::default(),
             defect: None,
         }
     }

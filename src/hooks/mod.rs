@@ -180,10 +180,65 @@ pub struct ResolvedHook {
     pub on_error: OnError,
     /// Effective timeout (default 30s, at most 4h).
     pub timeout: Duration,
+    /// How the exec is carried out: waiting for the container, retries, kill on timeout.
+    /// [`Execution::default`] is Velero's behaviour (one attempt, no wait, disconnect only).
+    pub execution: Execution,
     /// Set when the hook cannot be executed on this pod (for instance its container is not in
     /// the pod). The caller must not exec it: it records the hook as failed with this error
     /// and applies `on_error`, as Velero does for `no such container`.
     pub defect: Option<HookDefect>,
+}
+
+/// How a hook's exec is carried out beyond Velero's single attempt. Set per phase by the
+/// annotations `<phase>.hook.backup.quiesce.dev/{wait-timeout,wait-for,retries,retry-backoff,
+/// retry-on-exit-code,kill-on-timeout}` or per hook by the matching `exec` fields of a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Execution {
+    /// Wait for the target container before the first attempt; `None`: exec right away.
+    pub wait: Option<WaitFor>,
+    /// Further attempts after a failed one (0: a single attempt). Only failures that could
+    /// not have run the command ([`crate::exec::ExecError::is_transient`]) are retried, plus
+    /// exit codes listed in `retry_on_exit_codes`.
+    pub retries: u32,
+    /// Delay before the first retry; each further retry doubles it, capped at
+    /// [`MAX_RETRY_BACKOFF`]. Zero when unset means [`DEFAULT_RETRY_BACKOFF`].
+    pub retry_backoff: Duration,
+    /// Exit codes after which the command is run again (empty: never re-run a command that ran).
+    pub retry_on_exit_codes: Vec<i32>,
+    /// Start the command under `/bin/sh` so its PID is known, and on timeout send it TERM,
+    /// then KILL after [`KILL_GRACE`], through a second exec.
+    pub kill_on_timeout: bool,
+}
+
+/// What to wait for before exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitFor {
+    /// Give up (and fail the hook, naming the container's state) after this long.
+    pub timeout: Duration,
+    /// Wait for the container to be ready, not only running.
+    pub ready: bool,
+}
+
+/// Delay before the first retry when `retry-backoff` is not set.
+pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest delay between two attempts.
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
+/// Most retries a hook may ask for.
+pub const MAX_RETRIES: u32 = 10;
+/// Time between TERM and KILL for `kill-on-timeout`.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+impl Execution {
+    /// The delay before retry number `retry` (1-based): the backoff doubled per retry, capped.
+    pub fn backoff_before(&self, retry: u32) -> Duration {
+        let base = if self.retry_backoff.is_zero() {
+            DEFAULT_RETRY_BACKOFF
+        } else {
+            self.retry_backoff
+        };
+        let factor = 1u32 << retry.saturating_sub(1).min(16);
+        base.saturating_mul(factor).min(MAX_RETRY_BACKOFF)
+    }
 }
 
 /// Renders argv the way Velero logs `hookCommand` (Go's `fmt.Sprint` of a `[]string`):

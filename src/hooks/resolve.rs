@@ -165,6 +165,7 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
             command: hook.command,
             on_error: hook.on_error,
             timeout: hook.timeout,
+            execution: Default::default(),
             defect,
         };
         return Resolution {
@@ -194,6 +195,7 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
                     command: hook.command.clone(),
                     on_error: hook.on_error,
                     timeout: hook.timeout,
+                    execution: Default::default(),
                     defect,
                 }
             })

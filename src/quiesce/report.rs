@@ -184,6 +184,7 @@ mod tests {
             command: vec!["true".into()],
             on_error: OnError::Fail,
             timeout: Duration::from_secs(30),
+            execution: Default::default(),
             defect: None,
         }
     }

@@ -123,6 +123,7 @@ fn annotation_hook_resolves_with_defaults() {
             command: argv(&["/sbin/fsfreeze", "--freeze", "/data"]),
             on_error: OnError::Fail,
             timeout: DEFAULT_TIMEOUT,
+            execution: Default::default(),
             defect: None,
         }]
     );
