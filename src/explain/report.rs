@@ -793,7 +793,9 @@ fn warning_key(warning: &crate::hooks::AnnotationWarning) -> String {
         | W::InvalidTimeout { key, .. }
         | W::NegativeTimeout { key, .. }
         | W::TimeoutClamped { key, .. }
-        | W::IgnoredWithoutCommand { key, .. } => key.clone(),
+        | W::IgnoredWithoutCommand { key, .. }
+        | W::InvalidOption { key, .. }
+        | W::OptionNote { key, .. } => key.clone(),
     }
 }
 

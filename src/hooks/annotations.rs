@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::duration::{effective_timeout, parse_go_duration, DurationError, TimeoutAdjustment};
-use super::{OnError, Phase, PodRef, DEFAULT_TIMEOUT};
+use super::execution::{Builder, Field};
+use super::{Execution, OnError, Phase, PodRef, DEFAULT_TIMEOUT};
 
 /// Prefix of the pre-phase annotation keys.
 pub const PRE_ANNOTATION_PREFIX: &str = "pre.hook.backup.quiesce.dev/";
@@ -164,6 +165,28 @@ pub enum AnnotationWarning {
         /// The annotation value.
         value: String,
     },
+    /// An execution option (`retries`, `wait-timeout`, …) has an unusable value; it is ignored.
+    #[error("pod {pod}: annotation {key} = {value:?} is ignored: {reason}")]
+    InvalidOption {
+        /// The pod.
+        pod: PodRef,
+        /// The annotation key.
+        key: String,
+        /// The annotation value.
+        value: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// An execution option was adjusted (clamped) or has no effect as set.
+    #[error("pod {pod}: annotation {key}: {note}")]
+    OptionNote {
+        /// The pod.
+        pod: PodRef,
+        /// The annotation key.
+        key: String,
+        /// What was adjusted, or why it has no effect.
+        note: String,
+    },
     /// `container`, `on-error` or `timeout` is set for a phase without a `command`.
     #[error("pod {pod}: annotation {key} is ignored because {command_key} is not set or empty")]
     IgnoredWithoutCommand {
@@ -187,6 +210,7 @@ pub(crate) struct AnnotationHook {
     pub container: Option<String>,
     pub on_error: OnError,
     pub timeout: Duration,
+    pub execution: Execution,
 }
 
 /// Reads the annotation hook of `phase`, pushing warnings about odd values.
@@ -199,7 +223,8 @@ pub(crate) fn read_annotation_hook(
     let command_key = annotation_key(phase, COMMAND);
     let parsed = parse_command(annotations.get(&command_key).map_or("", String::as_str));
     let Some(command) = parsed.argv() else {
-        for field in [CONTAINER, ON_ERROR, TIMEOUT] {
+        let options = Field::ALL.map(Field::annotation);
+        for field in [CONTAINER, ON_ERROR, TIMEOUT].iter().chain(options.iter()) {
             let key = annotation_key(phase, field);
             if annotations.contains_key(&key) {
                 warnings.push(AnnotationWarning::IgnoredWithoutCommand {
@@ -252,13 +277,57 @@ pub(crate) fn read_annotation_hook(
         Some(value) => annotation_timeout(pod, &timeout_key, value, warnings),
     };
 
+    let execution = annotation_execution(pod, annotations, phase, warnings);
+
     Some(AnnotationHook {
         command_key,
         command,
         container,
         on_error,
         timeout,
+        execution,
     })
+}
+
+/// The execution options of `phase`; unusable values are ignored with a warning.
+fn annotation_execution(
+    pod: &PodRef,
+    annotations: &BTreeMap<String, String>,
+    phase: Phase,
+    warnings: &mut Vec<AnnotationWarning>,
+) -> Execution {
+    let mut builder = Builder::default();
+    let mut last_key = None;
+    for field in Field::ALL {
+        let key = annotation_key(phase, field.annotation());
+        let Some(value) = annotations.get(&key) else {
+            continue;
+        };
+        match builder.set(field, value) {
+            Ok(None) => {}
+            Ok(Some(note)) => warnings.push(AnnotationWarning::OptionNote {
+                pod: pod.clone(),
+                key: key.clone(),
+                note,
+            }),
+            Err(reason) => warnings.push(AnnotationWarning::InvalidOption {
+                pod: pod.clone(),
+                key: key.clone(),
+                value: value.clone(),
+                reason,
+            }),
+        }
+        last_key = Some(key);
+    }
+    let (execution, notes) = builder.build();
+    for note in notes {
+        warnings.push(AnnotationWarning::OptionNote {
+            pod: pod.clone(),
+            key: last_key.clone().unwrap_or_default(),
+            note,
+        });
+    }
+    execution
 }
 
 fn annotation_timeout(

@@ -12,16 +12,23 @@
 //! - `governance.rs`: its `governance` section — where annotation hooks may run and which
 //!   containers they may never target — and the [`PolicyRefusal`]s `resolve` reports.
 //! - `resolve.rs`: [`resolve`], the ordered concrete hooks of one pod and phase.
+//! - `execution.rs`: the execution options (waits, retries, kill on timeout), one parser for
+//!   annotation and rule values.
+//! - `template.rs`: `{{backup.name}}`-style variables in argv, checked and substituted.
+//! - `workload.rs`: run once per owner, consistency groups, choosing the pod that runs.
 //! - `duration.rs`: Go duration parsing/rendering and the timeout policy.
 //! - `selector.rs`: label selectors. `glob.rs`: namespace/resource glob patterns.
 
 mod annotations;
 mod duration;
+mod execution;
 mod glob;
 mod governance;
 mod resolve;
 mod rules;
 mod selector;
+pub mod template;
+mod workload;
 
 use std::fmt;
 use std::time::Duration;
@@ -35,14 +42,19 @@ pub use annotations::{
 pub use duration::{
     format_go_duration, parse_go_duration, DurationError, GoDuration, DEFAULT_TIMEOUT, MAX_TIMEOUT,
 };
+pub use execution::DEFAULT_WAIT_TIMEOUT;
 pub use glob::{GlobError, NamespaceFilter};
 pub use governance::{
     AnnotationHookPolicy, Governance, PolicyRefusal, PolicyRule, RefusalCause,
     DEFAULT_DENIED_CONTAINERS,
 };
-pub use resolve::{resolve, HookDefect, Resolution, SkipReason};
+pub use resolve::{group_of, resolve, HookDefect, Resolution, SkipReason};
 pub use rules::{Config, ExecHook, Location, Problem, Rule, Severity, CONFIG_KEY};
 pub use selector::{LabelSelector, Operator, Requirement};
+pub use workload::{
+    choose_runner, owner_of, ChoiceReason, Owner, RunOnce, GROUP_ANNOTATION,
+    RUN_ONCE_PER_ANNOTATION, RUN_ON_ANNOTATION,
+};
 
 /// Hook name that Velero logs (`hookName`) for annotation hooks.
 pub const ANNOTATION_HOOK_NAME: &str = "<from-annotation>";
@@ -183,6 +195,8 @@ pub struct ResolvedHook {
     /// How the exec is carried out: waiting for the container, retries, kill on timeout.
     /// [`Execution::default`] is Velero's behaviour (one attempt, no wait, disconnect only).
     pub execution: Execution,
+    /// Only one pod of the pod's owner runs this hook (`run-once-per: owner`).
+    pub run_once: Option<RunOnce>,
     /// Set when the hook cannot be executed on this pod (for instance its container is not in
     /// the pod). The caller must not exec it: it records the hook as failed with this error
     /// and applies `on_error`, as Velero does for `no such container`.

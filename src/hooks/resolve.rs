@@ -23,7 +23,9 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::annotations::{read_annotation_hook, AnnotationWarning};
 use super::governance::{AnnotationHookPolicy, PolicyRefusal, RefusalCause};
-use super::{Config, HookSource, Phase, PodRef, ResolvedHook, ANNOTATION_HOOK_NAME};
+use super::template::{self, UnknownVariable};
+use super::workload::{RunOnce, GROUP_ANNOTATION, RUN_ONCE_PER_ANNOTATION, RUN_ON_ANNOTATION};
+use super::{Config, HookSource, LabelSelector, Phase, PodRef, ResolvedHook, ANNOTATION_HOOK_NAME};
 
 /// The hooks of one pod and phase, with what the caller should log about them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -109,6 +111,14 @@ pub enum HookDefect {
         /// The pod.
         pod: PodRef,
     },
+    /// The command uses a template variable that does not exist.
+    #[error("invalid command: {error}")]
+    UnknownVariable {
+        /// The pod.
+        pod: PodRef,
+        /// Which variable, where.
+        error: UnknownVariable,
+    },
     /// The annotation's command is an empty JSON array.
     #[error("command is required: annotation {key} of pod {pod} is an empty JSON array")]
     EmptyCommand {
@@ -156,6 +166,13 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
                 key: hook.command_key.clone(),
             });
         }
+        if let (None, Err(error)) = (&defect, template::check(&hook.command)) {
+            defect = Some(HookDefect::UnknownVariable {
+                pod: pod_ref.clone(),
+                error,
+            });
+        }
+        let run_once = annotation_run_once(&pod_ref, annotations, &mut warnings);
         let resolved = ResolvedHook {
             phase,
             source: HookSource::Annotation,
@@ -165,7 +182,8 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
             command: hook.command,
             on_error: hook.on_error,
             timeout: hook.timeout,
-            execution: Default::default(),
+            execution: hook.execution,
+            run_once,
             defect,
         };
         return Resolution {
@@ -195,7 +213,8 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
                     command: hook.command.clone(),
                     on_error: hook.on_error,
                     timeout: hook.timeout,
-                    execution: Default::default(),
+                    execution: hook.execution.clone(),
+                    run_once: rule.run_once().cloned(),
                     defect,
                 }
             })
@@ -206,6 +225,83 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
         warnings,
         skipped: None,
         refused: Vec::new(),
+    }
+}
+
+/// The pod's consistency group: its `quiesce.dev/group` annotation, else the `group` of the
+/// first rule of `config` that applies to it. Pods that get no hooks still belong to their
+/// group (they have nothing to freeze, so they never hold it up).
+pub fn group_of(pod: &Pod, config: &Config) -> Option<String> {
+    let empty = BTreeMap::new();
+    if let Some(group) = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(GROUP_ANNOTATION))
+        .filter(|g| !g.is_empty())
+    {
+        return Some(group.clone());
+    }
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+    config
+        .rules()
+        .iter()
+        .filter(|rule| rule.applies_to(namespace, labels))
+        .find_map(|rule| rule.group().map(str::to_owned))
+}
+
+/// `quiesce.dev/run-once-per` and `quiesce.dev/run-on`, for the pod's annotation hooks.
+fn annotation_run_once(
+    pod_ref: &PodRef,
+    annotations: &BTreeMap<String, String>,
+    warnings: &mut Vec<AnnotationWarning>,
+) -> Option<RunOnce> {
+    let invalid = |key: &str, value: &str, reason: String| AnnotationWarning::InvalidOption {
+        pod: pod_ref.clone(),
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason,
+    };
+    let run_on = annotations.get(RUN_ON_ANNOTATION);
+    let per = annotations.get(RUN_ONCE_PER_ANNOTATION);
+    match per.map(String::as_str) {
+        Some("owner") => {}
+        Some(other) => {
+            warnings.push(invalid(
+                RUN_ONCE_PER_ANNOTATION,
+                other,
+                "the only value is \"owner\"; the hooks run in this pod as usual".to_owned(),
+            ));
+            return None;
+        }
+        None => {
+            if let Some(text) = run_on {
+                warnings.push(invalid(
+                    RUN_ON_ANNOTATION,
+                    text,
+                    format!("it has no effect without {RUN_ONCE_PER_ANNOTATION}: owner"),
+                ));
+            }
+            return None;
+        }
+    }
+    let Some(text) = run_on else {
+        return Some(RunOnce::default());
+    };
+    match LabelSelector::parse(text) {
+        Ok(selector) => Some(RunOnce {
+            run_on: Some(selector),
+            run_on_text: Some(text.clone()),
+        }),
+        Err(error) => {
+            warnings.push(invalid(
+                RUN_ON_ANNOTATION,
+                text,
+                format!("not a label selector ({error}); the lowest ordinal or oldest pod runs"),
+            ));
+            Some(RunOnce::default())
+        }
     }
 }
 

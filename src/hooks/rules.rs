@@ -13,10 +13,13 @@ use std::time::Duration;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::duration::{effective_timeout, parse_go_duration, TimeoutAdjustment};
+use super::execution::{Builder, Field};
 use super::glob::Glob;
 use super::governance::{parse_governance, Governance};
 use super::selector::{check_label_key, check_label_value, LabelSelector, Operator, Requirement};
-use super::{OnError, Phase, DEFAULT_TIMEOUT};
+use super::template;
+use super::workload::RunOnce;
+use super::{Execution, OnError, Phase, DEFAULT_TIMEOUT};
 
 /// The ConfigMap data key holding the YAML configuration.
 pub const CONFIG_KEY: &str = "config.yaml";
@@ -110,6 +113,8 @@ pub struct Rule {
     label_selector: Option<LabelSelector>,
     pre: Vec<ExecHook>,
     post: Vec<ExecHook>,
+    run_once: Option<RunOnce>,
+    group: Option<String>,
 }
 
 /// One `pre[]`/`post[]` entry's `exec`, validated.
@@ -123,6 +128,8 @@ pub struct ExecHook {
     pub on_error: OnError,
     /// Effective timeout (default 30s, at most 4h).
     pub timeout: Duration,
+    /// Waits, retries, kill on timeout.
+    pub execution: Execution,
 }
 
 /// An `includedResources`/`excludedResources` entry, as Velero resolves it for pods.
@@ -225,6 +232,16 @@ impl Rule {
             Phase::Pre => &self.pre,
             Phase::Post => &self.post,
         }
+    }
+
+    /// `runOncePer: owner` (with `runOn`): only one pod per owner runs the rule's hooks.
+    pub fn run_once(&self) -> Option<&RunOnce> {
+        self.run_once.as_ref()
+    }
+
+    /// `group`: the consistency group of the pods the rule applies to.
+    pub fn group(&self) -> Option<&str> {
+        self.group.as_deref()
     }
 
     /// The label selector, if any (none matches every pod).
@@ -545,6 +562,9 @@ const RULE_FIELDS: &[&str] = &[
     "labelSelector",
     "pre",
     "post",
+    "runOncePer",
+    "runOn",
+    "group",
 ];
 
 fn parse_rule(ctx: &mut RuleContext<'_>, item: &Value) -> Option<Rule> {
@@ -583,7 +603,10 @@ fn parse_rule(ctx: &mut RuleContext<'_>, item: &Value) -> Option<Rule> {
         label_selector: None,
         pre: Vec::new(),
         post: Vec::new(),
+        run_once: None,
+        group: None,
     };
+    let mut run_on = None;
     for (field, value) in ctx.entries(mapping, &base) {
         let path = ctx.path(field);
         match field {
@@ -611,8 +634,30 @@ fn parse_rule(ctx: &mut RuleContext<'_>, item: &Value) -> Option<Rule> {
             "labelSelector" => rule.label_selector = label_selector(ctx, value, &path),
             "pre" => rule.pre = hook_list(ctx, value, &path),
             "post" => rule.post = hook_list(ctx, value, &path),
+            "runOncePer" => match ctx.string(value, &path, field) {
+                Some("owner") => rule.run_once = Some(RunOnce::default()),
+                Some(other) => ctx.error(
+                    &path,
+                    format!("runOncePer {other:?} is not supported; the only value is \"owner\""),
+                ),
+                None => {}
+            },
+            "runOn" => run_on = run_on_selector(ctx, value, &path),
+            "group" => match ctx.string(value, &path, field) {
+                Some("") => ctx.error(&path, "group must not be empty".to_owned()),
+                Some(group) => rule.group = Some(group.to_owned()),
+                None => {}
+            },
             other => ctx.unknown_field("", other, RULE_FIELDS),
         }
+    }
+    match (&mut rule.run_once, run_on) {
+        (Some(run_once), Some(run_on)) => *run_once = run_on,
+        (None, Some(_)) => ctx.warning(
+            &ctx.path("runOn"),
+            "runOn has no effect without runOncePer: owner".to_owned(),
+        ),
+        _ => {}
     }
 
     if ctx.has_error {
@@ -633,6 +678,52 @@ fn parse_rule(ctx: &mut RuleContext<'_>, item: &Value) -> Option<Rule> {
         );
     }
     Some(rule)
+}
+
+/// `runOn`: a selector in kubectl's text form (`role=primary`) or a `matchLabels` /
+/// `matchExpressions` mapping.
+fn run_on_selector(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Option<RunOnce> {
+    match value {
+        Value::String(text) => match LabelSelector::parse(text) {
+            Ok(selector) => Some(RunOnce {
+                run_on: Some(selector),
+                run_on_text: Some(text.clone()),
+            }),
+            Err(error) => {
+                ctx.error(path, format!("runOn is not a label selector: {error}"));
+                None
+            }
+        },
+        Value::Mapping(_) => label_selector(ctx, value, path).map(|selector| RunOnce {
+            run_on_text: Some(selector_text(&selector)),
+            run_on: Some(selector),
+        }),
+        other => {
+            ctx.error(
+                path,
+                format!(
+                    "runOn must be a label selector such as \"role=primary\", found {}",
+                    kind_of(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A selector in kubectl's text form, for messages.
+fn selector_text(selector: &LabelSelector) -> String {
+    let labels = selector
+        .match_labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"));
+    let expressions = selector.match_expressions.iter().map(|r| match r.operator {
+        Operator::In => format!("{} in ({})", r.key, r.values.join(",")),
+        Operator::NotIn => format!("{} notin ({})", r.key, r.values.join(",")),
+        Operator::Exists => r.key.clone(),
+        Operator::DoesNotExist => format!("!{}", r.key),
+    });
+    labels.chain(expressions).collect::<Vec<_>>().join(",")
 }
 
 fn namespace_globs(ctx: &mut RuleContext<'_>, value: &Value, path: &str, what: &str) -> Vec<Glob> {
@@ -863,7 +954,18 @@ fn match_expression(ctx: &mut RuleContext<'_>, item: &Value, path: &str) -> Opti
 }
 
 const HOOK_FIELDS: &[&str] = &["exec"];
-const EXEC_FIELDS: &[&str] = &["container", "command", "onError", "timeout"];
+const EXEC_FIELDS: &[&str] = &[
+    "container",
+    "command",
+    "onError",
+    "timeout",
+    "waitTimeout",
+    "waitFor",
+    "retries",
+    "retryBackoff",
+    "retryOnExitCode",
+    "killOnTimeout",
+];
 
 fn hook_list(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Vec<ExecHook> {
     let items = match value {
@@ -927,7 +1029,9 @@ fn exec_hook(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Option<Exe
         command: Vec::new(),
         on_error: OnError::default(),
         timeout: DEFAULT_TIMEOUT,
+        execution: Execution::default(),
     };
+    let mut execution = Builder::default();
     let mut ok = true;
     // Report an empty command unless the command field itself already had a type error.
     let mut command_type_error = false;
@@ -975,11 +1079,42 @@ fn exec_hook(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Option<Exe
                 Some(timeout) => hook.timeout = timeout,
                 None => ok = false,
             },
-            other => {
-                ok = false;
-                ctx.unknown_field(path, other, EXEC_FIELDS);
-            }
+            other => match Field::from_rule(other) {
+                Some(option) => match option_text(value) {
+                    None => {
+                        ok = false;
+                        ctx.error(
+                            &field_path,
+                            format!(
+                                "{other} must be a string, number or boolean, found {}",
+                                kind_of(value)
+                            ),
+                        );
+                    }
+                    Some(text) => match execution.set(option, &text) {
+                        Ok(None) => {}
+                        Ok(Some(note)) => ctx.warning(&field_path, format!("{other} {note}")),
+                        Err(reason) => {
+                            ok = false;
+                            ctx.error(&field_path, format!("{other} {reason}"));
+                        }
+                    },
+                },
+                None => {
+                    ok = false;
+                    ctx.unknown_field(path, other, EXEC_FIELDS);
+                }
+            },
         }
+    }
+    let (built, notes) = execution.build();
+    hook.execution = built;
+    for note in notes {
+        ctx.warning(path, note);
+    }
+    if let Err(unknown) = template::check(&hook.command) {
+        ctx.error(&format!("{path}.command"), unknown.to_string());
+        ok = false;
     }
     if hook.command.is_empty() && !command_type_error {
         let message = if mapping.contains_key("command") {
@@ -1030,6 +1165,26 @@ fn rule_timeout(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Option<
             }
             Some(timeout)
         }
+    }
+}
+
+/// An execution option's YAML value as the text an annotation would hold: scalars as
+/// written, a list of exit codes joined with commas.
+fn option_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        Value::Sequence(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::Number(number) => Some(number.to_string()),
+                Value::String(text) => Some(text.clone()),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|codes| codes.join(",")),
+        _ => None,
     }
 }
 

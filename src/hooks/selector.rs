@@ -87,6 +87,87 @@ impl LabelSelector {
     }
 }
 
+impl LabelSelector {
+    /// Parses the text form `kubectl -l` takes: comma-separated `key=value`, `key==value`,
+    /// `key!=value`, `key`, `!key`, `key in (a,b)` and `key notin (a,b)`. Keys and values are
+    /// checked like Kubernetes labels. The empty text is refused (it would select everything).
+    pub fn parse(text: &str) -> Result<LabelSelector, String> {
+        let mut selector = LabelSelector::default();
+        let mut terms = Vec::new();
+        let (mut depth, mut start) = (0usize, 0usize);
+        for (i, c) in text.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                ',' if depth == 0 => {
+                    terms.push(&text[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        terms.push(&text[start..]);
+        for term in terms.iter().map(|t| t.trim()) {
+            if term.is_empty() {
+                return Err(format!("{text:?} has an empty term"));
+            }
+            selector.push_term(term)?;
+        }
+        Ok(selector)
+    }
+
+    fn push_term(&mut self, term: &str) -> Result<(), String> {
+        let invalid = |why: String| format!("{term:?}: {why}");
+        let requirement =
+            |key: &str, operator, values: Vec<String>| -> Result<Requirement, String> {
+                check_label_key(key).map_err(invalid)?;
+                for value in &values {
+                    check_label_value(value).map_err(invalid)?;
+                }
+                Ok(Requirement {
+                    key: key.to_owned(),
+                    operator,
+                    values,
+                })
+            };
+        if let Some(key) = term.strip_prefix('!') {
+            let r = requirement(key.trim(), Operator::DoesNotExist, Vec::new())?;
+            self.match_expressions.push(r);
+            return Ok(());
+        }
+        if let Some((key, value)) = term.split_once("!=") {
+            let r = requirement(key.trim(), Operator::NotIn, vec![value.trim().to_owned()])?;
+            self.match_expressions.push(r);
+            return Ok(());
+        }
+        if let Some((key, value)) = term.split_once('=') {
+            let value = value.strip_prefix('=').unwrap_or(value).trim();
+            let key = key.trim();
+            check_label_key(key).map_err(invalid)?;
+            check_label_value(value).map_err(invalid)?;
+            self.match_labels.insert(key.to_owned(), value.to_owned());
+            return Ok(());
+        }
+        for (word, operator) in [(" notin ", Operator::NotIn), (" in ", Operator::In)] {
+            if let Some((key, list)) = term.split_once(word) {
+                let list = list.trim();
+                let Some(inner) = list.strip_prefix('(').and_then(|l| l.strip_suffix(')')) else {
+                    return Err(invalid(format!(
+                        "the values must be in parentheses, found {list:?}"
+                    )));
+                };
+                let values: Vec<String> = inner.split(',').map(|v| v.trim().to_owned()).collect();
+                let r = requirement(key.trim(), operator, values)?;
+                self.match_expressions.push(r);
+                return Ok(());
+            }
+        }
+        let r = requirement(term, Operator::Exists, Vec::new())?;
+        self.match_expressions.push(r);
+        Ok(())
+    }
+}
+
 impl Requirement {
     /// Whether `labels` satisfy this requirement.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
@@ -274,5 +355,46 @@ mod tests {
         assert!(check_label_value("v1.2_3-x").is_ok());
         assert!(check_label_value("trailing-").is_err());
         assert!(check_label_value("has space").is_err());
+    }
+
+    #[test]
+    fn text_selectors_parse_every_kubectl_form() {
+        let selector = LabelSelector::parse(
+            "role=primary, tier==db,zone!=a,ready,!legacy,env in (prod, stage),x notin (1)",
+        )
+        .unwrap();
+        assert_eq!(
+            selector.match_labels,
+            labels(&[("role", "primary"), ("tier", "db")])
+        );
+        let ops: Vec<_> = selector
+            .match_expressions
+            .iter()
+            .map(|r| (r.key.as_str(), r.operator, r.values.join("|")))
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                ("zone", Operator::NotIn, "a".to_owned()),
+                ("ready", Operator::Exists, String::new()),
+                ("legacy", Operator::DoesNotExist, String::new()),
+                ("env", Operator::In, "prod|stage".to_owned()),
+                ("x", Operator::NotIn, "1".to_owned()),
+            ]
+        );
+        assert!(selector.matches(&labels(&[
+            ("role", "primary"),
+            ("tier", "db"),
+            ("zone", "b"),
+            ("ready", ""),
+            ("env", "prod"),
+        ])));
+    }
+
+    #[test]
+    fn text_selectors_refuse_what_kubectl_refuses() {
+        for bad in ["", "a=b,", "a b=c", "env in prod", "role=has space", "=x"] {
+            assert!(LabelSelector::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

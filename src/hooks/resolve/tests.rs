@@ -124,6 +124,7 @@ fn annotation_hook_resolves_with_defaults() {
             on_error: OnError::Fail,
             timeout: DEFAULT_TIMEOUT,
             execution: Default::default(),
+            run_once: None,
             defect: None,
         }]
     );
@@ -719,4 +720,138 @@ fn an_explicit_empty_denied_containers_lets_annotation_hooks_into_sidecars() {
         [row("<from-annotation>", 0, "istio-proxy", "sync")]
     );
     assert!(resolution.refused.is_empty());
+}
+
+#[test]
+fn annotation_execution_options_are_read_per_phase() {
+    let pod = annotated(json!({
+        "pre.hook.backup.quiesce.dev/command": "/bin/freeze",
+        "pre.hook.backup.quiesce.dev/retries": "2",
+        "pre.hook.backup.quiesce.dev/retry-on-exit-code": "75",
+        "pre.hook.backup.quiesce.dev/wait-timeout": "90s",
+        "pre.hook.backup.quiesce.dev/kill-on-timeout": "true",
+        "post.hook.backup.quiesce.dev/command": "/bin/thaw",
+    }));
+    let pre = resolve(&pod, Phase::Pre, &Config::default());
+    assert!(pre.warnings.is_empty(), "{:?}", pre.warnings);
+    let execution = &pre.hooks[0].execution;
+    assert_eq!(execution.retries, 2);
+    assert_eq!(execution.retry_on_exit_codes, vec![75]);
+    assert_eq!(
+        execution.wait,
+        Some(crate::hooks::WaitFor {
+            timeout: Duration::from_secs(90),
+            ready: false
+        })
+    );
+    assert!(execution.kill_on_timeout);
+    let post = resolve(&pod, Phase::Post, &Config::default());
+    assert_eq!(post.hooks[0].execution, crate::hooks::Execution::default());
+}
+
+#[test]
+fn invalid_annotation_option_is_a_warning_and_keeps_the_default() {
+    let pod = annotated(json!({
+        "pre.hook.backup.quiesce.dev/command": "/bin/freeze",
+        "pre.hook.backup.quiesce.dev/retries": "many",
+    }));
+    let pre = resolve(&pod, Phase::Pre, &Config::default());
+    assert_eq!(pre.hooks[0].execution.retries, 0);
+    assert_eq!(
+        pre.warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec![
+            "pod shop/db-0: annotation pre.hook.backup.quiesce.dev/retries = \"many\" is ignored: \
+             \"many\" is not a whole number of retries"
+        ]
+    );
+}
+
+#[test]
+fn option_without_command_is_reported_as_ignored() {
+    let pod = annotated(json!({"pre.hook.backup.quiesce.dev/retries": "2"}));
+    let pre = resolve(&pod, Phase::Pre, &Config::default());
+    assert!(pre.hooks.is_empty());
+    assert!(matches!(
+        pre.warnings.as_slice(),
+        [AnnotationWarning::IgnoredWithoutCommand { key, .. }] if key == "pre.hook.backup.quiesce.dev/retries"
+    ));
+}
+
+#[test]
+fn unknown_template_variable_in_an_annotation_is_a_defect_in_place() {
+    let pod = annotated(json!({
+        "pre.hook.backup.quiesce.dev/command": "[\"/dump\", \"{{pod.nam}}\"]",
+    }));
+    let pre = resolve(&pod, Phase::Pre, &Config::default());
+    let defect = pre.hooks[0].defect.as_ref().unwrap();
+    assert_eq!(
+        defect.to_string(),
+        "invalid command: unknown template variable {{pod.nam}} in command element 1; known: \
+         {{backup.name}}, {{backup.namespace}}, {{pod.name}}, {{pod.namespace}}, {{container}}, {{phase}}"
+    );
+}
+
+#[test]
+fn run_once_annotations_apply_to_the_annotation_hooks() {
+    let pod = annotated(json!({
+        "pre.hook.backup.quiesce.dev/command": "/bin/freeze",
+        "quiesce.dev/run-once-per": "owner",
+        "quiesce.dev/run-on": "role=primary",
+    }));
+    let pre = resolve(&pod, Phase::Pre, &Config::default());
+    let run_once = pre.hooks[0].run_once.as_ref().unwrap();
+    assert_eq!(
+        run_once.to_string(),
+        "run once per owner (run-on role=primary)"
+    );
+}
+
+#[test]
+fn run_once_annotation_problems_are_warnings() {
+    let pod = annotated(json!({
+        "pre.hook.backup.quiesce.dev/command": "/bin/freeze",
+        "quiesce.dev/run-once-per": "replica",
+    }));
+    let pre = resolve(&pod, Phase::Pre, &Config::default());
+    assert_eq!(pre.hooks[0].run_once, None);
+    assert_eq!(pre.warnings.len(), 1);
+    let pod = annotated(json!({
+        "pre.hook.backup.quiesce.dev/command": "/bin/freeze",
+        "quiesce.dev/run-once-per": "owner",
+        "quiesce.dev/run-on": "role in primary",
+    }));
+    let pre = resolve(&pod, Phase::Pre, &Config::default());
+    assert_eq!(
+        pre.hooks[0].run_once,
+        Some(crate::hooks::RunOnce::default())
+    );
+    assert!(pre.warnings[0].to_string().contains("not a label selector"));
+}
+
+#[test]
+fn rule_run_once_applies_to_that_rules_hooks_only() {
+    let config = config(
+        "hooks:\n  resources:\n  - name: once\n    runOncePer: owner\n    pre:\n    - exec:\n        command: [a]\n  \
+         - name: every\n    pre:\n    - exec:\n        command: [b]\n",
+    );
+    let pre = resolve(&pod_with(json!({})), Phase::Pre, &config);
+    assert!(pre.hooks[0].run_once.is_some());
+    assert_eq!(pre.hooks[1].run_once, None);
+}
+
+#[test]
+fn group_comes_from_the_annotation_else_the_first_rule_that_sets_one() {
+    let config = config(
+        "hooks:\n  resources:\n  - name: r\n    group: from-rule\n    pre:\n    - exec:\n        command: [a]\n",
+    );
+    assert_eq!(
+        group_of(&pod_with(json!({})), &config).as_deref(),
+        Some("from-rule")
+    );
+    let pod = annotated(json!({"quiesce.dev/group": "shop"}));
+    assert_eq!(group_of(&pod, &config).as_deref(), Some("shop"));
+    assert_eq!(group_of(&pod_with(json!({})), &Config::default()), None);
 }

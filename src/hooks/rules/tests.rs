@@ -80,6 +80,7 @@ hooks:
             command: vec!["/sbin/fsfreeze".into(), "--freeze".into(), "/data".into()],
             on_error: OnError::Continue,
             timeout: Duration::from_secs(90),
+            execution: Default::default(),
         }]
     );
     assert_eq!(
@@ -89,6 +90,7 @@ hooks:
             command: vec!["/sbin/fsfreeze".into(), "--unfreeze".into(), "/data".into()],
             on_error: OnError::Fail,
             timeout: DEFAULT_TIMEOUT,
+            execution: Default::default(),
         }]
     );
     let selector = rule.label_selector().unwrap();
@@ -286,7 +288,7 @@ fn unknown_rule_field_is_an_error_with_suggestion() {
         "config.yaml at hooks.resources[0].labelselector (rule \"r\"): unknown field \
          \"labelselector\" (did you mean \"labelSelector\"?); known fields here are name, \
          includedNamespaces, excludedNamespaces, includedResources, excludedResources, \
-         labelSelector, pre, post; rule \"r\" is ignored"
+         labelSelector, pre, post, runOncePer, runOn, group; rule \"r\" is ignored"
     );
 }
 
@@ -892,4 +894,130 @@ fn an_invalid_max_freeze_is_an_error_and_the_default_applies() {
             problems[0]
         );
     }
+}
+
+#[test]
+fn exec_options_parse_into_the_hook_execution() {
+    let config = load_clean(&exec_with(
+        "        command: [\"/bin/freeze\"]\n        waitTimeout: 2m\n        waitFor: ready\n        \
+         retries: 3\n        retryBackoff: 500ms\n        retryOnExitCode: [75, 1]\n        \
+         killOnTimeout: true\n",
+    ));
+    let execution = &only_rule(&config).hooks(Phase::Pre)[0].execution;
+    assert_eq!(
+        execution,
+        &Execution {
+            wait: Some(crate::hooks::WaitFor {
+                timeout: Duration::from_secs(120),
+                ready: true
+            }),
+            retries: 3,
+            retry_backoff: Duration::from_millis(500),
+            retry_on_exit_codes: vec![1, 75],
+            kill_on_timeout: true,
+        }
+    );
+}
+
+#[test]
+fn invalid_exec_option_is_an_error_that_leaves_the_rule_out() {
+    let (config, problems) = load(&exec_with(
+        "        command: [\"/bin/freeze\"]\n        retries: lots\n        killOnTimeout: yes\n",
+    ));
+    assert!(config.rules().is_empty());
+    assert_eq!(
+        paths(&problems),
+        vec![
+            (Severity::Error, "hooks.resources[0].pre[0].exec.retries"),
+            (
+                Severity::Error,
+                "hooks.resources[0].pre[0].exec.killOnTimeout"
+            ),
+        ]
+    );
+    assert!(problems[0]
+        .message
+        .contains("retries \"lots\" is not a whole number of retries"));
+}
+
+#[test]
+fn clamped_exec_option_is_a_warning() {
+    let (config, problems) = load(&exec_with(
+        "        command: [\"/bin/freeze\"]\n        retries: 99\n",
+    ));
+    assert_eq!(
+        only_rule(&config).hooks(Phase::Pre)[0].execution.retries,
+        10
+    );
+    assert_eq!(
+        paths(&problems),
+        vec![(Severity::Warning, "hooks.resources[0].pre[0].exec.retries")]
+    );
+}
+
+#[test]
+fn unknown_template_variable_in_a_rule_command_is_an_error() {
+    let (config, problems) = load(&exec_with(
+        "        command: [\"/dump\", \"--to=/backup/{{backup.nmae}}\"]\n",
+    ));
+    assert!(config.rules().is_empty());
+    assert_eq!(
+        paths(&problems),
+        vec![(Severity::Error, "hooks.resources[0].pre[0].exec.command")]
+    );
+    assert!(problems[0]
+        .message
+        .starts_with("unknown template variable {{backup.nmae}} in command element 1"));
+}
+
+#[test]
+fn run_once_per_owner_and_group_are_rule_fields() {
+    let config = load_clean(&rule_with(
+        "    runOncePer: owner\n    runOn: role=primary\n    group: shop\n",
+    ));
+    let rule = only_rule(&config);
+    let run_once = rule.run_once().unwrap();
+    assert_eq!(run_once.run_on_text.as_deref(), Some("role=primary"));
+    assert!(run_once
+        .run_on
+        .as_ref()
+        .unwrap()
+        .matches(&labels(&[("role", "primary")])));
+    assert_eq!(rule.group(), Some("shop"));
+}
+
+#[test]
+fn run_on_may_be_a_selector_mapping() {
+    let config = load_clean(&rule_with(
+        "    runOncePer: owner\n    runOn:\n      matchExpressions:\n      - {key: role, operator: In, values: [primary, leader]}\n",
+    ));
+    let run_once = only_rule(&config).run_once().unwrap();
+    assert_eq!(
+        run_once.run_on_text.as_deref(),
+        Some("role in (primary,leader)")
+    );
+}
+
+#[test]
+fn run_once_per_anything_but_owner_is_an_error_and_run_on_alone_a_warning() {
+    let (config, problems) = load(&rule_with("    runOncePer: namespace\n"));
+    assert!(config.rules().is_empty());
+    assert_eq!(
+        paths(&problems),
+        vec![(Severity::Error, "hooks.resources[0].runOncePer")]
+    );
+    let (config, problems) = load(&rule_with("    runOn: role=primary\n"));
+    assert_eq!(only_rule(&config).run_once(), None);
+    assert_eq!(
+        paths(&problems),
+        vec![(Severity::Warning, "hooks.resources[0].runOn")]
+    );
+    let (config, problems) = load(&rule_with(
+        "    runOncePer: owner\n    runOn: \"role in primary\"\n",
+    ));
+    assert!(config.rules().is_empty());
+    assert_eq!(
+        paths(&problems),
+        vec![(Severity::Error, "hooks.resources[0].runOn")]
+    );
 }

@@ -1,0 +1,300 @@
+//! Argument templating: `{{backup.name}}`, `{{backup.namespace}}`, `{{pod.name}}`,
+//! `{{pod.namespace}}`, `{{container}}` and `{{phase}}` inside argv elements, substituted
+//! without a shell. A variable stands in for part of one element and never splits it, so a
+//! value cannot add argv elements, whatever characters it holds.
+//!
+//! Grammar: `{{`, optional spaces, a name of lowercase words joined by dots (`[a-z][a-z0-9_]*`
+//! segments), optional spaces, `}}`. A well-formed name that is not one of the six variables is
+//! a validation error, never an empty string. Text in braces that is not a well-formed name
+//! (`{{.State.Running}}`, `{{ json . }}`, a `{{` never closed) is left as it is, so Go
+//! templates and JSON passed to tools such as `docker inspect` keep working.
+
+use std::fmt;
+
+use super::Phase;
+
+/// The variables a hook command may use.
+pub const VARIABLES: &[&str] = &[
+    "backup.name",
+    "backup.namespace",
+    "pod.name",
+    "pod.namespace",
+    "container",
+    "phase",
+];
+
+/// The values the variables stand for when a hook runs.
+#[derive(Debug, Clone, Copy)]
+pub struct TemplateContext<'a> {
+    /// The Backup's name.
+    pub backup_name: &'a str,
+    /// The Backup's namespace (Velero's namespace).
+    pub backup_namespace: &'a str,
+    /// The pod's name.
+    pub pod_name: &'a str,
+    /// The pod's namespace.
+    pub pod_namespace: &'a str,
+    /// The container the hook runs in.
+    pub container: &'a str,
+    /// `pre` or `post`.
+    pub phase: Phase,
+}
+
+impl TemplateContext<'_> {
+    fn value(&self, name: &str) -> Option<&str> {
+        Some(match name {
+            "backup.name" => self.backup_name,
+            "backup.namespace" => self.backup_namespace,
+            "pod.name" => self.pod_name,
+            "pod.namespace" => self.pod_namespace,
+            "container" => self.container,
+            "phase" => self.phase.as_str(),
+            _ => return None,
+        })
+    }
+}
+
+/// A variable a command uses that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownVariable {
+    /// The name between the braces.
+    pub name: String,
+    /// The argv position it is in (0-based).
+    pub element: usize,
+}
+
+impl fmt::Display for UnknownVariable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown template variable {{{{{}}}}} in command element {}; known: {}",
+            self.name,
+            self.element,
+            VARIABLES
+                .iter()
+                .map(|v| format!("{{{{{v}}}}}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// The first unknown variable of `argv`, if any.
+pub fn check(argv: &[String]) -> Result<(), UnknownVariable> {
+    for (element, arg) in argv.iter().enumerate() {
+        for piece in pieces(arg) {
+            if let Piece::Variable(name) = piece {
+                if !VARIABLES.contains(&name) {
+                    return Err(UnknownVariable {
+                        name: name.to_owned(),
+                        element,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether any element of `argv` uses a variable.
+pub fn uses_variables(argv: &[String]) -> bool {
+    argv.iter()
+        .any(|arg| pieces(arg).any(|p| matches!(p, Piece::Variable(_))))
+}
+
+/// `argv` with every variable replaced by its value; the same number of elements.
+/// Run [`check`] first: an unknown variable is an error here too.
+pub fn render(
+    argv: &[String],
+    context: &TemplateContext<'_>,
+) -> Result<Vec<String>, UnknownVariable> {
+    argv.iter()
+        .enumerate()
+        .map(|(element, arg)| {
+            let mut out = String::with_capacity(arg.len());
+            for piece in pieces(arg) {
+                match piece {
+                    Piece::Text(text) => out.push_str(text),
+                    Piece::Variable(name) => match context.value(name) {
+                        Some(value) => out.push_str(value),
+                        None => {
+                            return Err(UnknownVariable {
+                                name: name.to_owned(),
+                                element,
+                            })
+                        }
+                    },
+                }
+            }
+            Ok(out)
+        })
+        .collect()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Piece<'a> {
+    Text(&'a str),
+    Variable(&'a str),
+}
+
+/// Splits `arg` into literal text and variables.
+fn pieces(arg: &str) -> impl Iterator<Item = Piece<'_>> {
+    let mut rest = arg;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut search_from = 0;
+        while let Some(offset) = rest[search_from..].find("{{") {
+            let open = search_from + offset;
+            if let Some((name, len)) = variable_at(&rest[open..]) {
+                if open > 0 {
+                    let text = &rest[..open];
+                    rest = &rest[open..];
+                    return Some(Piece::Text(text));
+                }
+                rest = &rest[len..];
+                return Some(Piece::Variable(name));
+            }
+            search_from = open + 1;
+        }
+        let text = rest;
+        rest = "";
+        Some(Piece::Text(text))
+    })
+}
+
+/// The variable name and the length of `{{ name }}` if `text` starts with one.
+fn variable_at(text: &str) -> Option<(&str, usize)> {
+    let inner = text.strip_prefix("{{")?;
+    let close = inner.find("}}")?;
+    let name = inner[..close].trim_matches(' ');
+    well_formed(name).then_some((name, 2 + close + 2))
+}
+
+fn well_formed(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').all(|segment| {
+            let mut chars = segment.chars();
+            chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn context() -> TemplateContext<'static> {
+        TemplateContext {
+            backup_name: "nightly-20261125",
+            backup_namespace: "velero",
+            pod_name: "db-0",
+            pod_namespace: "shop",
+            container: "postgres",
+            phase: Phase::Pre,
+        }
+    }
+
+    #[test]
+    fn every_variable_is_substituted() {
+        let rendered = render(
+            &argv(&[
+                "/dump",
+                "--label={{backup.namespace}}/{{backup.name}}",
+                "{{pod.namespace}}.{{pod.name}}",
+                "{{container}}",
+                "{{phase}}",
+            ]),
+            &context(),
+        )
+        .unwrap();
+        assert_eq!(
+            rendered,
+            argv(&[
+                "/dump",
+                "--label=velero/nightly-20261125",
+                "shop.db-0",
+                "postgres",
+                "pre"
+            ])
+        );
+    }
+
+    #[test]
+    fn spaces_inside_the_braces_are_allowed() {
+        let rendered = render(&argv(&["{{ pod.name }}", "{{pod.name  }}"]), &context()).unwrap();
+        assert_eq!(rendered, argv(&["db-0", "db-0"]));
+    }
+
+    #[test]
+    fn unknown_variable_is_an_error_naming_it_and_its_element() {
+        let error = check(&argv(&["/dump", "--to={{backup.nmae}}"])).unwrap_err();
+        assert_eq!(
+            error,
+            UnknownVariable {
+                name: "backup.nmae".to_owned(),
+                element: 1
+            }
+        );
+        assert!(error.to_string().starts_with(
+            "unknown template variable {{backup.nmae}} in command element 1; known: {{backup.name}}"
+        ));
+        assert!(render(&argv(&["{{backup.nmae}}"]), &context()).is_err());
+    }
+
+    #[test]
+    fn text_that_is_not_a_variable_is_left_alone() {
+        let literal = argv(&[
+            "{{.State.Running}}",
+            "{{ json . }}",
+            "{{",
+            "}}",
+            "{{}}",
+            "{{Pod.Name}}",
+            "{\"a\":{\"b\":1}}",
+            "{{pod.name",
+        ]);
+        assert_eq!(check(&literal), Ok(()));
+        assert!(!uses_variables(&literal));
+        assert_eq!(render(&literal, &context()).unwrap(), literal);
+    }
+
+    #[test]
+    fn a_literal_opening_before_a_variable_is_kept() {
+        let rendered = render(&argv(&["{{{{pod.name}}}}"]), &context()).unwrap();
+        assert_eq!(rendered, argv(&["{{db-0}}"]));
+    }
+
+    #[test]
+    fn values_never_split_or_add_elements() {
+        let hostile = TemplateContext {
+            backup_name: "a b; rm -rf / \n\"$(id)\"",
+            ..context()
+        };
+        let rendered = render(&argv(&["/bin/echo", "{{backup.name}}"]), &hostile).unwrap();
+        assert_eq!(rendered.len(), 2);
+        assert_eq!(rendered[1], "a b; rm -rf / \n\"$(id)\"");
+    }
+
+    #[test]
+    fn values_are_not_rescanned_for_variables() {
+        let tricky = TemplateContext {
+            backup_name: "{{pod.name}}",
+            ..context()
+        };
+        let rendered = render(&argv(&["{{backup.name}}"]), &tricky).unwrap();
+        assert_eq!(rendered, argv(&["{{pod.name}}"]));
+    }
+
+    #[test]
+    fn commands_without_variables_render_unchanged() {
+        let plain = argv(&["/sbin/fsfreeze", "--freeze", "/data"]);
+        assert!(!uses_variables(&plain));
+        assert_eq!(render(&plain, &context()).unwrap(), plain);
+    }
+}
