@@ -185,6 +185,7 @@ mod tests {
             on_error: OnError::Fail,
             timeout: Duration::from_secs(30),
             execution: Default::default(),
+            run_once: None,
             defect: None,
         }
     }
