@@ -597,3 +597,149 @@ async fn for_velero_before_1_15_the_item_block_action_can_be_switched_off() {
     let timeline = Timeline(cluster.timeline());
     timeline.assert_frozen_around("db", "snapshot pv-data");
 }
+
+/// A pod of consistency group `shop`.
+fn member(name: &str, claims: &[&str]) -> Value {
+    pod(name, claims, json!({"quiesce.dev/group": "shop"}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_three_pods_across_two_blocks_freezes_and_thaws_together() {
+    let mut velero = Velero::start().await;
+    let (a, b, c) = (
+        member("a", &["data-a"]),
+        member("b", &["data-b"]),
+        member("c", &[]),
+    );
+    for p in [&a, &b, &c] {
+        velero.cluster.add_pod(p.clone()).unwrap();
+    }
+    // Block 1 is pod a alone; block 2 holds b and c.
+    velero.back_up(&a, &[("pv-a", "data-a")]).await.unwrap();
+    velero.index(&b).await;
+    velero.index(&c).await;
+    velero.volume("pv-b", "data-b").await;
+    velero.pod(&b).await.unwrap();
+    velero.pod(&c).await.unwrap();
+
+    let timeline = velero.timeline();
+    let first = timeline.marker("snapshot pv-a");
+    let last = timeline.marker("snapshot pv-b");
+    for name in ["a", "b", "c"] {
+        assert!(
+            timeline.ended("freeze", name) < first,
+            "{name} frozen before the first snapshot"
+        );
+        assert!(
+            timeline.started("thaw", name) > last,
+            "{name} thawed after the last snapshot"
+        );
+        assert_eq!(timeline.finished("freeze", name), 1);
+        assert_eq!(timeline.finished("thaw", name), 1);
+    }
+    let window = velero
+        .stderr()
+        .into_iter()
+        .find(|l| l["@message"] == "Consistency group thawed")
+        .expect("the group's freeze window is logged");
+    assert_eq!(window["group"], "shop");
+    assert_eq!(window["members"], 3);
+    assert!(window["freezeWindowMs"].is_u64());
+}
+
+/// Replica `name` of StatefulSet `db` with label `role`, hooks once per owner on the primary.
+fn replica(name: &str, role: &str) -> Value {
+    let mut replica = pod(
+        name,
+        &[],
+        json!({"quiesce.dev/run-once-per": "owner", "quiesce.dev/run-on": "role=primary"}),
+    );
+    replica["metadata"]["labels"] = json!({"role": role});
+    replica["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1",
+        "kind": "StatefulSet", "name": "db", "uid": "sts-db", "controller": true}]);
+    replica
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_run_their_hooks_once_on_the_primary() {
+    let mut velero = Velero::start().await;
+    let replicas = [
+        replica("db-0", "replica"),
+        replica("db-1", "replica"),
+        replica("db-2", "primary"),
+    ];
+    for r in &replicas {
+        velero.cluster.add_pod(r.clone()).unwrap();
+    }
+    for r in &replicas {
+        velero.back_up(r, &[]).await.unwrap();
+    }
+    let execs: Vec<String> = velero
+        .cluster
+        .execs()
+        .iter()
+        .map(|e| format!("{} {}", e.exec.argv[1], e.exec.pod))
+        .collect();
+    assert_eq!(execs, ["freeze db-2", "thaw db-2"]);
+    let skipped: Vec<Value> = velero
+        .stderr()
+        .into_iter()
+        .filter(|l| {
+            l["@message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Hook skipped: it runs once per owner"))
+        })
+        .collect();
+    let mut skipped_pods: Vec<&str> = skipped.iter().map(|l| l["pod"].as_str().unwrap()).collect();
+    skipped_pods.sort();
+    assert_eq!(
+        skipped_pods,
+        ["db-0", "db-0", "db-1", "db-1"],
+        "pre and post, each says why"
+    );
+    assert!(skipped[0]["@message"]
+        .as_str()
+        .unwrap()
+        .ends_with("in pod db-2 (it matches run-on)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templated_arguments_reach_the_command_as_single_elements() {
+    let mut velero = Velero::start().await;
+    let db = pod(
+        "db",
+        &[],
+        json!({"pre.hook.backup.quiesce.dev/command":
+            "[\"echo\", \"freeze\", \"{{backup.namespace}}/{{backup.name}}\", \"{{pod.name}} {{container}} {{phase}}\"]"}),
+    );
+    velero.back_up(&db, &[]).await.unwrap();
+    let execs = velero.cluster.execs();
+    let backup: Value = serde_json::from_slice(&backup_json()).unwrap();
+    let expected = format!(
+        "{}/{}",
+        backup["metadata"]["namespace"].as_str().unwrap(),
+        backup["metadata"]["name"].as_str().unwrap()
+    );
+    assert_eq!(
+        execs[0].exec.argv,
+        ["echo", "freeze", expected.as_str(), "db app pre"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_template_variable_fails_the_pod_without_an_exec() {
+    let mut velero = Velero::start().await;
+    let db = pod(
+        "db",
+        &[],
+        json!({"pre.hook.backup.quiesce.dev/command": "[\"echo\", \"freeze\", \"{{backup.nmae}}\"]"}),
+    );
+    let status = velero.back_up(&db, &[]).await.unwrap_err();
+    assert!(
+        status
+            .message()
+            .contains("unknown template variable {{backup.nmae}}"),
+        "{status:?}"
+    );
+    assert!(velero.cluster.execs().is_empty(), "nothing ran");
+}

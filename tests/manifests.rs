@@ -81,7 +81,22 @@ fn the_example_rules_load_with_no_problem() {
     let names: Vec<&str> = config.rules().iter().map(|r| r.name()).collect();
     assert_eq!(
         names,
-        ["fsfreeze-data", "mysql-flush", "postgres-checkpoint"]
+        [
+            "fsfreeze-data",
+            "mysql-flush",
+            "postgres-checkpoint",
+            "orders-group",
+            "postgres-dump-once"
+        ]
+    );
+    let orders = &config.rules()[3];
+    assert_eq!(orders.group(), Some("orders"));
+    assert_eq!(orders.hooks(Phase::Pre)[0].execution.retries, 3);
+    assert!(orders.hooks(Phase::Pre)[0].execution.kill_on_timeout);
+    let dump = &config.rules()[4];
+    assert_eq!(
+        dump.run_once().and_then(|r| r.run_on_text.as_deref()),
+        Some("role=primary")
     );
     let fsfreeze = &config.rules()[0];
     assert_eq!(

@@ -17,6 +17,7 @@
 pub mod cluster;
 pub mod plan;
 pub mod report;
+mod workload;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,7 +29,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::exec::{run_hook, Executor, HookOutcome};
-use crate::hooks::{Config, OnError, PodRef, ResolvedHook};
+use crate::hooks::{template, Config, OnError, PodRef, ResolvedHook};
 pub use cluster::{Cluster, PodVolumeBackup};
 use plan::{claim_of_volume, pod_in_backup, BackupInfo, PodPlan};
 use report::{EventLimiter, HookEvent, Summary};
@@ -92,6 +93,8 @@ enum ThawCause {
     Watchdog,
     /// The process is stopping.
     Shutdown,
+    /// The last member of the pod's consistency group was backed up.
+    GroupReleased,
 }
 
 struct PodState {
@@ -124,6 +127,7 @@ struct Inner {
     events: EventLimiter,
     events_in_flight: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     event_failure_logged: std::sync::atomic::AtomicBool,
+    workloads: workload::Workloads,
 }
 
 /// How the engine finds its pods and waits.
@@ -165,6 +169,7 @@ impl Engine {
                 events: EventLimiter::new(),
                 events_in_flight: Mutex::new(Vec::new()),
                 event_failure_logged: std::sync::atomic::AtomicBool::new(false),
+                workloads: workload::Workloads::default(),
             }),
         }
     }
@@ -292,6 +297,7 @@ impl Engine {
         };
         if let Some(failed) = failed {
             self.thaw(&entry, ThawCause::PreHookFailed).await;
+            self.release(&entry, ThawCause::PreHookFailed).await;
             return Err(Error::PreHookFailed {
                 pod: plan.pod.clone(),
                 hook: failed.hook,
@@ -300,7 +306,7 @@ impl Engine {
             });
         }
         if plan.fs_backup_volumes.is_empty() {
-            self.thaw(&entry, ThawCause::PodBackedUp).await;
+            self.release(&entry, ThawCause::PodBackedUp).await;
         } else {
             self.defer_thaw(&entry).await;
         }
@@ -337,8 +343,34 @@ impl Engine {
         lock(&self.inner.summary).log(&backup);
     }
 
-    /// Runs one hook, counts it and posts its Event.
+    /// Runs one hook (its template variables filled in), counts it and posts its Event.
     async fn run(&self, entry: &PodEntry, hook: &ResolvedHook) -> HookOutcome {
+        let rendered;
+        let hook = if template::uses_variables(&hook.command) && hook.defect.is_none() {
+            let context = template::TemplateContext {
+                backup_name: &entry.backup.name,
+                backup_namespace: &entry.backup.namespace,
+                pod_name: &entry.plan.pod.name,
+                pod_namespace: &entry.plan.pod.namespace,
+                container: &hook.container,
+                phase: hook.phase,
+            };
+            let mut copy = hook.clone();
+            match template::render(&hook.command, &context) {
+                Ok(command) => copy.command = command,
+                // Resolution already turned unknown variables into defects.
+                Err(error) => {
+                    copy.defect = Some(crate::hooks::HookDefect::UnknownVariable {
+                        pod: entry.plan.pod.clone(),
+                        error,
+                    })
+                }
+            }
+            rendered = copy;
+            &rendered
+        } else {
+            hook
+        };
         let outcome = run_hook(self.inner.executor.as_ref(), &entry.plan.pod, hook).await;
         lock(&self.inner.summary).count(&outcome);
         self.post_event(HookEvent::new(
@@ -449,14 +481,17 @@ impl Engine {
         entry
     }
 
-    /// Runs the pod's pre hooks unless that was done; returns whether it happened now.
-    async fn freeze(&self, entry: &Arc<PodEntry>) -> bool {
+    /// Runs this one pod's pre hooks unless that was done; returns whether it happened now.
+    async fn freeze_pod(&self, entry: &Arc<PodEntry>) -> bool {
         let mut state = entry.state.lock().await;
         if state.freeze != Freeze::NotFrozen {
             return false;
         }
         let mut any_ran = false;
         for hook in &entry.plan.pre.hooks {
+            if !self.runs_here(entry, hook).await {
+                continue;
+            }
             state.first_pre_start.get_or_insert_with(Instant::now);
             let outcome = self.run(entry, hook).await;
             any_ran |= outcome.may_have_run;
@@ -523,6 +558,9 @@ impl Engine {
             _ => {}
         }
         for (position, hook) in plan.post.hooks.iter().enumerate() {
+            if !self.runs_here(entry, hook).await {
+                continue;
+            }
             let outcome = self.run(entry, hook).await;
             if !outcome.succeeded() && hook.on_error == OnError::Fail {
                 let skipped = plan.post.hooks.len() - position - 1;
@@ -567,7 +605,13 @@ impl Engine {
     /// Should the prediction be wrong, the watchdog and Shutdown still thaw.
     async fn defer_thaw(&self, entry: &Arc<PodEntry>) {
         let mut state = entry.state.lock().await;
-        if state.freeze != Freeze::Frozen || state.deferred_thaw.is_some() {
+        if state.deferred_thaw.is_some() {
+            return;
+        }
+        if state.freeze != Freeze::Frozen {
+            // Nothing to wait for (thawed already): its group must not wait for it either.
+            drop(state);
+            self.release(entry, ThawCause::PodBackedUp).await;
             return;
         }
         let engine = self.clone();
@@ -580,7 +624,7 @@ impl Engine {
         );
         let task = tokio::spawn(async move {
             engine.wait_for_fs_backups(&waiting).await;
-            engine.thaw(&waiting, ThawCause::FsBackupDone).await;
+            engine.release(&waiting, ThawCause::FsBackupDone).await;
         });
         state.deferred_thaw = Some(task.abort_handle());
     }

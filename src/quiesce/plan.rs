@@ -9,7 +9,8 @@ use k8s_openapi::api::core::v1::{PersistentVolume, Pod};
 use serde::Deserialize;
 
 use crate::hooks::{
-    self, format_go_duration, parse_go_duration, Config, NamespaceFilter, Phase, PodRef, Resolution,
+    self, format_go_duration, parse_go_duration, Config, LabelSelector, NamespaceFilter, Operator,
+    Owner, Phase, PodRef, Requirement, Resolution,
 };
 
 /// Annotation that sets how long a pod may stay frozen before the watchdog thaws it.
@@ -40,6 +41,10 @@ pub struct BackupInfo {
     pub excluded_namespaces: Vec<String>,
     /// `status.phase`.
     pub phase: String,
+    /// `spec.labelSelector` (`None`: not set).
+    pub label_selector: Option<LabelSelector>,
+    /// `spec.orLabelSelectors`.
+    pub or_label_selectors: Vec<LabelSelector>,
 }
 
 #[derive(Deserialize, Default)]
@@ -64,6 +69,46 @@ struct BackupSpec {
     default_volumes_to_fs_backup: Option<bool>,
     included_namespaces: Option<Vec<String>>,
     excluded_namespaces: Option<Vec<String>>,
+    label_selector: Option<SelectorJson>,
+    or_label_selectors: Option<Vec<SelectorJson>>,
+}
+
+/// A `metav1.LabelSelector` as Velero sends it (already validated by Velero).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct SelectorJson {
+    match_labels: std::collections::BTreeMap<String, String>,
+    match_expressions: Vec<ExpressionJson>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ExpressionJson {
+    key: String,
+    operator: String,
+    values: Vec<String>,
+}
+
+impl SelectorJson {
+    /// The selector, or `None` if an operator is unknown (then it selects nothing we can
+    /// predict, and the caller treats the backup as selecting every pod).
+    fn into_selector(self) -> Option<LabelSelector> {
+        let match_expressions = self
+            .match_expressions
+            .into_iter()
+            .map(|e| {
+                Some(Requirement {
+                    operator: Operator::parse(&e.operator)?,
+                    key: e.key,
+                    values: e.values,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(LabelSelector {
+            match_labels: self.match_labels,
+            match_expressions,
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -85,6 +130,29 @@ impl BackupInfo {
             included_namespaces: json.spec.included_namespaces.unwrap_or_default(),
             excluded_namespaces: json.spec.excluded_namespaces.unwrap_or_default(),
             phase: json.status.phase.unwrap_or_default(),
+            label_selector: json
+                .spec
+                .label_selector
+                .and_then(SelectorJson::into_selector),
+            or_label_selectors: json
+                .spec
+                .or_label_selectors
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(SelectorJson::into_selector)
+                .collect(),
+        }
+    }
+
+    /// Whether the Backup's label selectors select a pod with `labels` when Velero lists
+    /// pods (pods pulled into a block through a shared claim skip this check in Velero).
+    pub fn selects(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        match &self.label_selector {
+            Some(selector) => selector.matches(labels),
+            None if !self.or_label_selectors.is_empty() => {
+                self.or_label_selectors.iter().any(|s| s.matches(labels))
+            }
+            None => true,
         }
     }
 
@@ -118,6 +186,10 @@ pub struct PodPlan {
     pub max_freeze: Duration,
     /// A problem with `quiesce.dev/max-freeze`, to log at warning level.
     pub max_freeze_warning: Option<String>,
+    /// The consistency group (`quiesce.dev/group` or a rule's `group`).
+    pub group: Option<String>,
+    /// The pod's controlling owner, for run-once hooks.
+    pub owner: Option<Owner>,
 }
 
 impl PodPlan {
@@ -139,6 +211,8 @@ impl PodPlan {
             fs_backup_volumes: fs_backup_volumes(pod, backup.default_volumes_to_fs_backup),
             max_freeze,
             max_freeze_warning,
+            group: hooks::group_of(pod, config),
+            owner: hooks::owner_of(pod),
             pod: pod_ref,
         }
     }

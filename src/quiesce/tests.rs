@@ -44,7 +44,8 @@ struct ScriptedExecutor {
 impl Executor for ScriptedExecutor {
     async fn exec(&self, request: &ExecRequest) -> Result<ExecOutput, ExecError> {
         let verb = request.command.first().cloned().unwrap_or_default();
-        self.timeline.push(format!("{verb} {}", request.pod));
+        self.timeline
+            .push(format!("{} {}", request.command.join(" "), request.pod));
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
@@ -138,6 +139,11 @@ fn backup() -> Vec<u8> {
 
 /// A pod with `pre`/`post` annotation hooks whose argv[0] are `pre`/`post` (or as given).
 fn pod(name: &str, claims: &[&str], annotations: Value) -> Vec<u8> {
+    serde_json::to_vec(&pod_value(name, claims, annotations)).unwrap()
+}
+
+/// [`pod`] as a JSON value, to add labels or owners to.
+fn pod_value(name: &str, claims: &[&str], annotations: Value) -> Value {
     let mut all = json!({
         "pre.hook.backup.quiesce.dev/command": "[\"pre\"]",
         "post.hook.backup.quiesce.dev/command": "[\"post\"]",
@@ -149,13 +155,12 @@ fn pod(name: &str, claims: &[&str], annotations: Value) -> Vec<u8> {
         .iter()
         .map(|c| json!({"name": c, "persistentVolumeClaim": {"claimName": c}}))
         .collect();
-    serde_json::to_vec(&json!({
+    json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"), "annotations": all},
         "spec": {"containers": [{"name": "app"}], "volumes": volumes},
         "status": {"phase": "Running"}
-    }))
-    .unwrap()
+    })
 }
 
 fn pv(name: &str, claim: &str) -> Vec<u8> {
@@ -567,4 +572,177 @@ async fn annotation_hooks_into_a_denied_sidecar_are_refused_and_counted() {
         h.timeline.events()
     );
     assert_eq!(lock(&h.engine.inner.summary).refused_by_policy, 2);
+}
+
+impl Harness {
+    /// Makes `pods` visible to the engine's API listing, and returns their item bytes.
+    fn list(&self, pods: &[Value]) -> Vec<Vec<u8>> {
+        let mut listed = self.cluster.pods.lock().unwrap();
+        pods.iter()
+            .map(|pod| {
+                listed.push(serde_json::from_value(pod.clone()).unwrap());
+                serde_json::to_vec(pod).unwrap()
+            })
+            .collect()
+    }
+}
+
+fn grouped(name: &str, claims: &[&str]) -> Value {
+    pod_value(name, claims, json!({"quiesce.dev/group": "shop"}))
+}
+
+#[tokio::test]
+async fn a_group_across_two_blocks_freezes_before_the_first_snapshot_and_thaws_after_the_last() {
+    let h = harness(&[]);
+    let items = h.list(&[
+        grouped("a", &["data-a"]),
+        grouped("b", &["data-b"]),
+        grouped("c", &[]),
+    ]);
+    let [a, b, c] = [&items[0], &items[1], &items[2]];
+    // Block 1: pod a and its volume.
+    h.engine.index_pod(a, &backup()).await.unwrap();
+    h.volume("pv-a", "data-a").await;
+    h.engine.back_up_pod(a, &backup()).await.unwrap();
+    // Block 2: pods b and c.
+    h.engine.index_pod(b, &backup()).await.unwrap();
+    h.engine.index_pod(c, &backup()).await.unwrap();
+    h.volume("pv-b", "data-b").await;
+    h.engine.back_up_pod(b, &backup()).await.unwrap();
+    assert_eq!(h.timeline.count("post a") + h.timeline.count("post b"), 0);
+    h.engine.back_up_pod(c, &backup()).await.unwrap();
+
+    let first_snapshot = h.timeline.position("snapshot pv-a");
+    let last_snapshot = h.timeline.position("snapshot pv-b");
+    for member in ["a", "b", "c"] {
+        assert!(h.timeline.position(&format!("pre {member}")) < first_snapshot);
+        assert!(h.timeline.position(&format!("post {member}")) > last_snapshot);
+        assert_eq!(h.timeline.count(&format!("pre {member}")), 1);
+        assert_eq!(h.timeline.count(&format!("post {member}")), 1);
+    }
+}
+
+#[tokio::test]
+async fn group_members_the_backup_excludes_are_not_touched() {
+    let h = harness(&[]);
+    let mut excluded = grouped("x", &[]);
+    excluded["metadata"]["labels"] = json!({"velero.io/exclude-from-backup": "true"});
+    let mut done = grouped("done", &[]);
+    done["status"]["phase"] = json!("Succeeded");
+    let items = h.list(&[grouped("a", &["data-a"]), excluded, done]);
+    h.engine.index_pod(&items[0], &backup()).await.unwrap();
+    h.volume("pv-a", "data-a").await;
+    h.engine.back_up_pod(&items[0], &backup()).await.unwrap();
+    assert_eq!(h.timeline.events(), ["pre a", "snapshot pv-a", "post a"]);
+}
+
+#[tokio::test]
+async fn a_group_member_failing_to_freeze_is_dropped_and_the_others_thaw_after_the_rest() {
+    let h = harness(&[("fail", Ok(1))]);
+    let failing = pod_value(
+        "b",
+        &[],
+        json!({"quiesce.dev/group": "shop", "pre.hook.backup.quiesce.dev/command": "[\"fail\"]"}),
+    );
+    let items = h.list(&[grouped("a", &["data-a"]), failing, grouped("c", &[])]);
+    h.engine.index_pod(&items[0], &backup()).await.unwrap();
+    h.volume("pv-a", "data-a").await;
+    h.engine.back_up_pod(&items[0], &backup()).await.unwrap();
+    let error = h
+        .engine
+        .back_up_pod(&items[1], &backup())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::PreHookFailed { .. }), "{error}");
+    // b's freeze may have run: it is thawed at once, a waits for c.
+    assert_eq!(h.timeline.count("post b"), 1);
+    assert_eq!(h.timeline.count("post a"), 0);
+    h.engine.back_up_pod(&items[2], &backup()).await.unwrap();
+    assert_eq!(h.timeline.count("post a"), 1);
+    assert_eq!(h.timeline.count("post c"), 1);
+}
+
+#[tokio::test]
+async fn drain_thaws_a_group_whose_last_member_never_came() {
+    let h = harness(&[]);
+    let items = h.list(&[grouped("a", &["data-a"]), grouped("b", &[])]);
+    h.engine.index_pod(&items[0], &backup()).await.unwrap();
+    h.volume("pv-a", "data-a").await;
+    h.engine.back_up_pod(&items[0], &backup()).await.unwrap();
+    assert_eq!(h.timeline.count("post a"), 0);
+    h.engine.drain().await;
+    assert_eq!(h.timeline.count("post a"), 1);
+    assert_eq!(h.timeline.count("post b"), 1);
+}
+
+fn replica(name: &str, role: &str) -> Value {
+    let mut pod = pod_value(
+        name,
+        &[],
+        json!({"quiesce.dev/run-once-per": "owner", "quiesce.dev/run-on": "role=primary"}),
+    );
+    pod["metadata"]["labels"] = json!({"role": role});
+    pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "name": "db", "uid": "sts-uid", "controller": true}]);
+    pod
+}
+
+#[tokio::test]
+async fn run_once_per_owner_runs_only_in_the_primary() {
+    let h = harness(&[]);
+    let items = h.list(&[
+        replica("db-0", "replica"),
+        replica("db-1", "replica"),
+        replica("db-2", "primary"),
+    ]);
+    for item in &items {
+        h.engine.index_pod(item, &backup()).await.unwrap();
+        h.engine.back_up_pod(item, &backup()).await.unwrap();
+    }
+    assert_eq!(h.timeline.events(), ["pre db-2", "post db-2"]);
+}
+
+#[tokio::test]
+async fn run_once_without_a_listing_runs_everywhere_like_velero() {
+    let h = harness(&[]);
+    // Nothing listed: no candidate is found, so no pod is singled out.
+    let item = serde_json::to_vec(&replica("db-1", "replica")).unwrap();
+    h.engine.back_up_pod(&item, &backup()).await.unwrap();
+    assert_eq!(h.timeline.events(), ["pre db-1", "post db-1"]);
+}
+
+#[tokio::test]
+async fn template_variables_are_filled_in_per_pod_container_and_phase() {
+    let h = harness(&[]);
+    let item = pod(
+        "db",
+        &[],
+        json!({
+            "pre.hook.backup.quiesce.dev/command":
+                "[\"dump\", \"--to=/backup/{{backup.namespace}}/{{backup.name}}\", \"{{pod.namespace}}.{{pod.name}}\", \"{{container}}\", \"{{phase}}\"]"
+        }),
+    );
+    h.engine.back_up_pod(&item, &backup()).await.unwrap();
+    assert_eq!(
+        h.timeline.events(),
+        ["dump --to=/backup/velero/b1 shop.db app pre db", "post db"]
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_template_variable_fails_the_hook_without_running_it() {
+    let h = harness(&[]);
+    let item = pod(
+        "db",
+        &[],
+        json!({"pre.hook.backup.quiesce.dev/command": "[\"dump\", \"{{backup.nmae}}\"]"}),
+    );
+    let error = h.engine.back_up_pod(&item, &backup()).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("unknown template variable {{backup.nmae}}"),
+        "{error}"
+    );
+    assert!(h.timeline.events().is_empty(), "{:?}", h.timeline.events());
 }
