@@ -1,8 +1,10 @@
 //! `src/exec` against the in-repo fake API server (`fake-kube`): [`KubeExecutor`] over real
 //! WebSocket exec (v5 and the v4 fallback, http and https), every failure mapped to its
 //! `ExecError`, the timeout cancelling the stream (the fake kills the orphan and says so in
-//! its timeline), bounded output, the lazy client, `run_hook`'s Velero log lines, and the
-//! plugin ConfigMap loading.
+//! its timeline), bounded output, the lazy client, `run_hook`'s Velero log lines, the
+//! hook's execution settings (waiting for the container, retries of transient failures,
+//! kill-on-timeout against a kubelet-like fake that leaves commands running), and the plugin
+//! ConfigMap loading.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +15,9 @@ use quiesce::exec::{
     load_hook_config, run_hook, ClusterClient, ExecError, ExecOutput, ExecRequest, Executor,
     HookFailure, KubeExecutor, OUTPUT_LIMIT,
 };
-use quiesce::hooks::{HookSource, OnError, Phase, PodRef, ResolvedHook, ANNOTATION_HOOK_NAME};
+use quiesce::hooks::{
+    Execution, HookSource, OnError, Phase, PodRef, ResolvedHook, WaitFor, ANNOTATION_HOOK_NAME,
+};
 use quiesce::velero::log::MemoryLog;
 use serde_json::{json, Value};
 use tracing_subscriber::filter::LevelFilter;
@@ -78,6 +82,7 @@ fn hook(command: &[&str], on_error: OnError) -> ResolvedHook {
         on_error,
         timeout: Duration::from_secs(10),
         execution: Default::default(),
+        run_once: None,
         defect: None,
     }
 }
@@ -647,6 +652,629 @@ async fn huge_hook_output_is_logged_cut_and_marked() {
     );
     assert_eq!(lines[1]["truncated"], true);
     assert_eq!(lines[1]["outputBytes"], 1048576);
+}
+
+// ----- run_hook: waiting for the container -----
+
+fn waiting_hook(command: &[&str], timeout: Duration, ready: bool) -> ResolvedHook {
+    ResolvedHook {
+        execution: Execution {
+            wait: Some(WaitFor { timeout, ready }),
+            ..Default::default()
+        },
+        ..hook(command, OnError::Fail)
+    }
+}
+
+fn set_main(cluster: &Cluster, state: Value, ready: bool) {
+    cluster
+        .kube
+        .set_container_state(NS, POD, "main", state, ready)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn fake_kube_refuses_exec_into_a_container_that_is_not_running_and_reports_it() {
+    let cluster = cluster().await;
+    set_main(
+        &cluster,
+        json!({"waiting": {"reason": "ContainerCreating"}}),
+        false,
+    );
+    let error = exec(&cluster, &request(&["true"], Duration::from_secs(10)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "unable to upgrade connection: container not found (\"main\")"
+    );
+    let observed = cluster
+        .executor
+        .observe_container(NS, POD, "main")
+        .await
+        .unwrap();
+    assert_eq!(observed.state.to_string(), "waiting: ContainerCreating");
+    assert_eq!(observed.pod_phase.as_deref(), Some("Running"));
+    // A container the status does not list is left alone.
+    let mut into_sidecar = request(&["true"], Duration::from_secs(10));
+    into_sidecar.container = "sidecar".into();
+    assert_eq!(exec(&cluster, &into_sidecar).await.unwrap().exit_code, 0);
+
+    set_main(&cluster, json!({"running": {}}), true);
+    assert_eq!(
+        exec(&cluster, &request(&["true"], Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .exit_code,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_container_that_never_starts_fails_the_hook_naming_it_and_its_state() {
+    let cluster = cluster().await;
+    set_main(
+        &cluster,
+        json!({"waiting": {"reason": "CrashLoopBackOff"}}),
+        false,
+    );
+    let (logs, _guard) = capture_logs();
+    let outcome = run_hook(
+        &cluster.executor,
+        &pod_ref(),
+        &waiting_hook(&["true"], Duration::from_secs(1), false),
+    )
+    .await;
+    assert_eq!(
+        outcome.error_text().as_deref(),
+        Some(
+            "container \"main\" of pod shop/db-0 did not become running within 1s \
+             (waiting: CrashLoopBackOff)"
+        )
+    );
+    assert_eq!(outcome.attempts, 0);
+    assert!(!outcome.may_have_run);
+    assert!(cluster.kube.execs().is_empty(), "nothing was exec'd");
+    let lines = logs.lines();
+    assert_eq!(
+        messages(&lines),
+        [
+            "waiting up to 1s for container \"main\" to be running (waiting: CrashLoopBackOff)",
+            "Error executing hook"
+        ]
+    );
+    assert_eq!(lines[1]["@level"], "error");
+}
+
+#[tokio::test]
+async fn a_terminated_container_is_named_with_its_exit_code() {
+    let cluster = cluster().await;
+    set_main(
+        &cluster,
+        json!({"terminated": {"reason": "Error", "exitCode": 1}}),
+        false,
+    );
+    let outcome = run_hook(
+        &cluster.executor,
+        &pod_ref(),
+        &waiting_hook(&["true"], Duration::from_millis(500), false),
+    )
+    .await;
+    assert!(outcome
+        .error_text()
+        .unwrap()
+        .ends_with("within 500ms (terminated: Error, exit code 1)"));
+}
+
+#[tokio::test]
+async fn the_hook_runs_after_its_container_starts() {
+    let cluster = Arc::new(cluster().await);
+    set_main(
+        &cluster,
+        json!({"waiting": {"reason": "ContainerCreating"}}),
+        false,
+    );
+    let starter = {
+        let cluster = Arc::clone(&cluster);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            cluster.kube.mark("main started");
+            set_main(&cluster, json!({"running": {}}), false);
+        })
+    };
+    let (logs, _guard) = capture_logs();
+    let outcome = run_hook(
+        &cluster.executor,
+        &pod_ref(),
+        &waiting_hook(&["sh", "-c", "echo ran"], Duration::from_secs(20), false),
+    )
+    .await;
+    starter.await.unwrap();
+    assert!(outcome.succeeded(), "{:?}", outcome.failure);
+    assert_eq!(outcome.attempts, 1);
+    let started_mark = cluster
+        .kube
+        .timeline()
+        .into_iter()
+        .find(|e| matches!(&e.kind, fake_kube::TimelineEventKind::Marker { label } if label == "main started"))
+        .unwrap();
+    let execs = cluster.kube.execs();
+    assert_eq!(execs.len(), 1, "no exec before the container ran");
+    assert!(execs[0].start_seq > started_mark.seq);
+    let lines = logs.lines();
+    let messages = messages(&lines);
+    assert_eq!(
+        messages[0],
+        "waiting up to 20s for container \"main\" to be running (waiting: ContainerCreating)"
+    );
+    assert!(
+        messages[1].starts_with("container \"main\" is running after "),
+        "{messages:?}"
+    );
+    assert!(lines[1]["waitedMs"].as_u64().unwrap() >= 1000);
+    assert_eq!(
+        messages[2..],
+        ["running exec hook", "stdout: ran\n", "exec hook succeeded"]
+    );
+}
+
+#[tokio::test]
+async fn waiting_for_ready_is_not_satisfied_by_running() {
+    let cluster = cluster().await;
+    set_main(&cluster, json!({"running": {}}), false);
+    let outcome = run_hook(
+        &cluster.executor,
+        &pod_ref(),
+        &waiting_hook(&["true"], Duration::from_secs(1), true),
+    )
+    .await;
+    assert_eq!(
+        outcome.error_text().as_deref(),
+        Some("container \"main\" of pod shop/db-0 did not become ready within 1s (running, not ready)")
+    );
+
+    // Running is enough when readiness is not asked for.
+    let outcome = run_hook(
+        &cluster.executor,
+        &pod_ref(),
+        &waiting_hook(&["true"], Duration::from_secs(1), false),
+    )
+    .await;
+    assert!(outcome.succeeded());
+
+    set_main(&cluster, json!({"running": {}}), true);
+    let outcome = run_hook(
+        &cluster.executor,
+        &pod_ref(),
+        &waiting_hook(&["true"], Duration::from_secs(1), true),
+    )
+    .await;
+    assert!(outcome.succeeded());
+}
+
+#[tokio::test]
+async fn a_native_sidecar_is_waited_for_through_init_container_statuses() {
+    let cluster = cluster().await;
+    cluster
+        .kube
+        .add_pod(json!({
+            "metadata": {"name": "web-0", "namespace": NS},
+            "spec": {
+                "initContainers": [{"name": "proxy", "restartPolicy": "Always"}],
+                "containers": [{"name": "web"}],
+            },
+            "status": {"phase": "Running"},
+        }))
+        .unwrap();
+    let web = PodRef {
+        namespace: NS.into(),
+        name: "web-0".into(),
+    };
+    let mut sidecar_hook = waiting_hook(&["true"], Duration::from_millis(500), true);
+    sidecar_hook.container = "proxy".into();
+    cluster
+        .kube
+        .set_container_state(NS, "web-0", "proxy", json!({"waiting": {}}), false)
+        .unwrap();
+    let outcome = run_hook(&cluster.executor, &web, &sidecar_hook).await;
+    assert!(outcome.error_text().unwrap().ends_with("(waiting)"));
+
+    let pod = cluster
+        .kube
+        .set_container_state(NS, "web-0", "proxy", json!({"running": {}}), true)
+        .unwrap();
+    assert_eq!(pod["status"]["initContainerStatuses"][0]["name"], "proxy");
+    let outcome = run_hook(&cluster.executor, &web, &sidecar_hook).await;
+    assert!(outcome.succeeded(), "{:?}", outcome.failure);
+}
+
+#[tokio::test]
+async fn a_finished_pod_fails_the_wait_at_once() {
+    let cluster = cluster().await;
+    cluster.kube.set_pod_phase(NS, POD, "Succeeded").unwrap();
+    let hook = waiting_hook(&["true"], Duration::from_secs(600), false);
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(30),
+        run_hook(&cluster.executor, &pod_ref(), &hook),
+    )
+    .await
+    .expect("no waiting on a finished pod");
+    assert_eq!(
+        outcome.error_text().as_deref(),
+        Some("pod shop/db-0 has phase Succeeded: its containers will not run again")
+    );
+    assert!(cluster.kube.execs().is_empty());
+}
+
+#[tokio::test]
+async fn a_pod_that_is_gone_fails_the_wait_as_pod_not_found() {
+    let cluster = cluster().await;
+    cluster.kube.remove_pod(NS, POD).unwrap();
+    let hook = waiting_hook(&["true"], Duration::from_secs(600), false);
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(30),
+        run_hook(&cluster.executor, &pod_ref(), &hook),
+    )
+    .await
+    .expect("no waiting for a pod that is gone");
+    assert_eq!(
+        outcome.error_text().as_deref(),
+        Some("pod shop/db-0 not found")
+    );
+}
+
+// ----- run_hook: retries -----
+
+fn retrying_hook(command: &[&str], retries: u32, exit_codes: &[i32]) -> ResolvedHook {
+    ResolvedHook {
+        execution: Execution {
+            retries,
+            retry_backoff: Duration::from_millis(50),
+            retry_on_exit_codes: exit_codes.to_vec(),
+            ..Default::default()
+        },
+        ..hook(command, OnError::Fail)
+    }
+}
+
+#[tokio::test]
+async fn transient_upgrade_failures_are_retried_and_the_command_runs_once() {
+    let cluster = cluster().await;
+    cluster.kube.fail_next_exec_upgrades(2, 503);
+    let (logs, _guard) = capture_logs();
+    let outcome = run_hook(
+        &cluster.executor,
+        &pod_ref(),
+        &retrying_hook(&["sh", "-c", "echo ran >> runs"], 3, &[]),
+    )
+    .await;
+    assert!(outcome.succeeded(), "{:?}", outcome.failure);
+    assert_eq!(outcome.attempts, 3);
+    let execs = cluster.kube.execs();
+    assert_eq!(execs.len(), 3);
+    let ran: Vec<_> = execs.iter().filter(|r| r.pid.is_some()).collect();
+    assert_eq!(ran.len(), 1, "exactly one command execution");
+    assert_eq!(ran[0].outcome, Some(ExecOutcome::Exited { code: 0 }));
+    let dir = cluster.kube.container_dir(NS, POD, "main").unwrap();
+    assert_eq!(std::fs::read_to_string(dir.join("runs")).unwrap(), "ran\n");
+
+    let lines = logs.lines();
+    let messages = messages(&lines);
+    assert_eq!(messages.len(), 6, "{messages:#?}");
+    assert_eq!(messages[0], "running exec hook");
+    assert!(
+        messages[1].starts_with("exec hook attempt 1 of 4 failed: unable to upgrade connection: ")
+            && messages[1].ends_with("; retrying in 50ms"),
+        "{}",
+        messages[1]
+    );
+    assert!(
+        messages[3].starts_with("exec hook attempt 2 of 4 failed: ")
+            && messages[3].ends_with("; retrying in 100ms")
+    );
+    assert_eq!(messages[5], "exec hook succeeded");
+    let attempts: Vec<_> = lines.iter().map(|l| l["hookAttempt"].clone()).collect();
+    assert_eq!(attempts, [1, 1, 2, 2, 3, 3]);
+    assert!(lines.iter().all(|l| l["@level"] != "error"));
+    assert_eq!(lines[1]["@level"], "warn");
+}
+
+#[tokio::test]
+async fn a_forbidden_exec_is_not_retried() {
+    let cluster = cluster().await;
+    cluster.kube.fail_next_exec_upgrades(1, 403);
+    let (logs, _guard) = capture_logs();
+    let outcome = run_hook(
+        &cluster.executor,
+        &pod_ref(),
+        &retrying_hook(&["true"], 3, &[]),
+    )
+    .await;
+    assert_eq!(outcome.attempts, 1);
+    assert!(matches!(
+        outcome.failure,
+        Some(HookFailure::Exec(ExecError::UpgradeRejected {
+            code: 403,
+            ..
+        }))
+    ));
+    assert_eq!(cluster.kube.execs().len(), 1);
+    assert_eq!(
+        messages(&logs.lines()),
+        ["running exec hook", "Error executing hook"]
+    );
+}
+
+#[tokio::test]
+async fn exhausted_retries_log_one_error_line_for_the_final_failure() {
+    let cluster = cluster().await;
+    cluster.kube.fail_next_exec_upgrades(10, 503);
+    let (logs, _guard) = capture_logs();
+    let outcome = run_hook(
+        &cluster.executor,
+        &pod_ref(),
+        &retrying_hook(&["true"], 2, &[]),
+    )
+    .await;
+    assert_eq!(outcome.attempts, 3);
+    assert!(!outcome.may_have_run);
+    let lines = logs.lines();
+    let errors: Vec<_> = lines.iter().filter(|l| l["@level"] == "error").collect();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["@message"], "Error executing hook");
+    assert_eq!(errors[0]["hookAttempt"], 3);
+    assert_eq!(lines.iter().filter(|l| l["@level"] == "warn").count(), 2);
+}
+
+#[tokio::test]
+async fn exit_code_one_is_not_retried_unless_listed() {
+    let cluster = cluster().await;
+    let script = "echo ran >> runs; exit 1";
+    let outcome = run_hook(
+        &cluster.executor,
+        &pod_ref(),
+        &retrying_hook(&["sh", "-c", script], 2, &[]),
+    )
+    .await;
+    assert_eq!((outcome.attempts, outcome.exit_code), (1, Some(1)));
+    let runs = cluster
+        .kube
+        .container_dir(NS, POD, "main")
+        .unwrap()
+        .join("runs");
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "ran\n");
+
+    let outcome = run_hook(
+        &cluster.executor,
+        &pod_ref(),
+        &retrying_hook(&["sh", "-c", script], 2, &[1]),
+    )
+    .await;
+    assert_eq!((outcome.attempts, outcome.exit_code), (3, Some(1)));
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "ran\n".repeat(4));
+}
+
+#[tokio::test]
+async fn a_listed_exit_code_is_retried_until_the_command_succeeds() {
+    let cluster = cluster().await;
+    let (logs, _guard) = capture_logs();
+    // Busy (exit 75) the first time, fine the second.
+    let script = "if [ -e tried ]; then echo frozen; else touch tried; echo busy >&2; exit 75; fi";
+    let outcome = run_hook(
+        &cluster.executor,
+        &pod_ref(),
+        &retrying_hook(&["sh", "-c", script], 3, &[75]),
+    )
+    .await;
+    assert!(outcome.succeeded());
+    assert_eq!(outcome.attempts, 2);
+    assert_eq!(outcome.stdout.bytes, b"frozen\n");
+    assert_eq!(
+        messages(&logs.lines()),
+        [
+            "running exec hook",
+            "stderr: busy\n",
+            "exec hook attempt 1 of 4 failed: command terminated with exit code 75; retrying in 50ms",
+            "running exec hook",
+            "stdout: frozen\n",
+            "exec hook succeeded",
+        ]
+    );
+}
+
+// ----- run_hook: kill on timeout -----
+
+/// Hangs until killed; on TERM writes `terminated` in its working directory and exits.
+const HANGS_UNTIL_TERM: &str =
+    "trap 'echo bye > terminated; exit 143' TERM; echo $$ > pid; while true; do sleep 0.1; done";
+
+fn hung_hook(kill_on_timeout: bool) -> ResolvedHook {
+    ResolvedHook {
+        timeout: Duration::from_secs(2),
+        execution: Execution {
+            kill_on_timeout,
+            ..Default::default()
+        },
+        ..hook(&["sh", "-c", HANGS_UNTIL_TERM], OnError::Fail)
+    }
+}
+
+async fn kubelet_like_cluster() -> Cluster {
+    cluster_with(
+        FakeKube::builder()
+            .keep_processes_on_disconnect(true)
+            .start()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+fn is_alive(pid: u32) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+/// Waits (bounded) until fake-kube has noticed the client went away and kept its command
+/// running; returns the PIDs kept.
+async fn kept_processes_appear(kube: &FakeKube) -> Vec<u32> {
+    for _ in 0..100 {
+        let kept = kube.kept_processes();
+        if !kept.is_empty() {
+            return kept;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Vec::new()
+}
+
+/// Waits (bounded) until fake-kube has reaped every command it kept running.
+async fn kept_processes_gone(kube: &FakeKube) -> bool {
+    for _ in 0..100 {
+        if kube.kept_processes().is_empty() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_hung_hook_is_sent_term_with_kill_on_timeout() {
+    let cluster = kubelet_like_cluster().await;
+    let dir = cluster.kube.container_dir(NS, POD, "main").unwrap();
+    let (logs, _guard) = capture_logs();
+    let outcome = run_hook(&cluster.executor, &pod_ref(), &hung_hook(true)).await;
+    assert_eq!(outcome.error_text().as_deref(), Some("timed out after 2s"));
+    assert!(outcome.may_have_run);
+
+    let pid: u32 = std::fs::read_to_string(dir.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("terminated")).unwrap(),
+        "bye\n"
+    );
+    assert!(
+        kept_processes_gone(&cluster.kube).await,
+        "{:?}",
+        cluster.kube.kept_processes()
+    );
+    let lines = logs.lines();
+    assert_eq!(
+        messages(&lines),
+        [
+            "running exec hook".to_owned(),
+            format!("sent TERM to pid {pid}"),
+            format!("process {pid} exited after TERM"),
+            "Error executing hook".to_owned(),
+        ]
+    );
+    assert_eq!(lines[1]["pid"], pid);
+    assert_eq!(lines[3]["error"], "timed out after 2s");
+    assert_eq!(
+        lines[3]["hookCommand"],
+        format!("[sh -c {HANGS_UNTIL_TERM}]")
+    );
+    // The wrapper ran the command, then a second exec killed it.
+    let execs = cluster.kube.execs();
+    assert_eq!(execs.len(), 2);
+    assert_eq!(execs[0].exec.argv[..2], ["/bin/sh", "-c"]);
+    assert_eq!(execs[0].exec.argv[4..], ["sh", "-c", HANGS_UNTIL_TERM]);
+    assert_eq!(
+        execs[0].pid,
+        Some(pid),
+        "the command kept the wrapper's PID"
+    );
+    assert_eq!(
+        execs[1].exec.argv[3..5],
+        ["quiesce-kill".to_owned(), pid.to_string()]
+    );
+}
+
+#[tokio::test]
+async fn without_kill_on_timeout_a_hung_hook_keeps_running_under_a_kubelet() {
+    let cluster = kubelet_like_cluster().await;
+    let dir = cluster.kube.container_dir(NS, POD, "main").unwrap();
+    let outcome = run_hook(&cluster.executor, &pod_ref(), &hung_hook(false)).await;
+    assert_eq!(outcome.error_text().as_deref(), Some("timed out after 2s"));
+    let kept = kept_processes_appear(&cluster.kube).await;
+    assert_eq!(kept.len(), 1);
+    assert!(is_alive(kept[0]));
+    assert!(!dir.join("terminated").exists());
+    assert_eq!(cluster.kube.execs().len(), 1, "no kill exec");
+
+    cluster.kube.kill_kept_processes();
+    assert!(kept_processes_gone(&cluster.kube).await);
+    assert!(!is_alive(kept[0]));
+}
+
+#[tokio::test]
+async fn dropping_fake_kube_kills_the_commands_it_kept_running() {
+    let cluster = kubelet_like_cluster().await;
+    let error = exec(
+        &cluster,
+        &request(&["sleep", "60"], Duration::from_millis(500)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error, ExecError::TimedOut(Duration::from_millis(500)));
+    let kept = kept_processes_appear(&cluster.kube).await;
+    assert_eq!(kept.len(), 1);
+    drop(cluster);
+    let mut gone = false;
+    for _ in 0..100 {
+        // Killed and reaped by fake-kube's task: the PID no longer exists.
+        if !is_alive(kept[0]) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "pid {} outlived fake-kube", kept[0]);
+}
+
+#[tokio::test]
+async fn kill_on_timeout_keeps_the_pid_marker_out_of_the_output() {
+    let cluster = cluster().await;
+    let (logs, _guard) = capture_logs();
+    let mut quick = hung_hook(true);
+    quick.command = ["sh", "-c", "echo out; echo err >&2"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let outcome = run_hook(&cluster.executor, &pod_ref(), &quick).await;
+    assert!(outcome.succeeded());
+    assert_eq!(outcome.stdout.bytes, b"out\n");
+    assert_eq!(outcome.stderr.bytes, b"err\n");
+    assert_eq!(
+        messages(&logs.lines()),
+        [
+            "running exec hook",
+            "stdout: out\n",
+            "stderr: err\n",
+            "exec hook succeeded"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_timed_out_exec_keeps_the_stderr_that_arrived() {
+    let cluster = cluster().await;
+    let attempt = cluster
+        .executor
+        .exec_keeping_partial_stderr(&request(
+            &["sh", "-c", "echo early >&2; sleep 60"],
+            Duration::from_secs(1),
+        ))
+        .await;
+    assert_eq!(
+        attempt.result,
+        Err(ExecError::TimedOut(Duration::from_secs(1)))
+    );
+    assert_eq!(attempt.partial_stderr.bytes, b"early\n");
 }
 
 // ----- the plugin ConfigMap -----

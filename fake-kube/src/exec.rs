@@ -3,16 +3,24 @@
 //! command as a local child process in the container's working directory and streams it over the
 //! channel protocol (0 stdin, 1 stdout, 2 stderr, 3 status; v5 `[0xFF, 0]` closes stdin).
 //!
+//! Like the kubelet, an exec into a container that is not running is refused with 500
+//! `container not found ("NAME")`: when the pod's phase is set and not `Running`, or when the
+//! pod's status lists this container with a state other than `running`.
+//!
 //! Deliberate deviations from a real cluster, all documented on [`crate::FakeKube`]:
 //! the command runs on the host, not in a container; `tty=true` gets no pty (stderr is merged
-//! into stdout); and a client that disconnects mid-command gets the command's whole process
-//! group killed (the kubelet would leave it running), because that is how callers cancel hooks.
+//! into stdout); and by default a client that disconnects mid-command gets the command's whole
+//! process group killed (the kubelet would leave it running), because that is how callers
+//! cancel hooks. With `keep_processes_on_disconnect` the command is left running like under a
+//! kubelet (its output read and dropped, its exit reaped) and recorded in [`KeptProcesses`],
+//! which the server handle kills when it drops.
 
+use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -187,7 +195,7 @@ pub(crate) async fn handle(
         );
     }
     let phase = pod.pointer("/status/phase").and_then(Value::as_str);
-    if phase.is_some_and(|phase| phase != "Running") {
+    if phase.is_some_and(|phase| phase != "Running") || status_says_not_running(&pod, &container) {
         // What the kubelet answers when the container is not running, passed through as is.
         let message = format!("container not found (\"{container}\")");
         record_rejected(&state, exec, 500, &message);
@@ -302,6 +310,43 @@ fn resolve_container(
             names.join(" ")
         ))),
     }
+}
+
+/// The pod spec field a container is declared in, and the status field that reports it.
+const CONTAINER_KINDS: [(&str, &str); 3] = [
+    ("containers", "containerStatuses"),
+    ("initContainers", "initContainerStatuses"),
+    ("ephemeralContainers", "ephemeralContainerStatuses"),
+];
+
+/// The status field (`containerStatuses`, `initContainerStatuses` — native sidecars — or
+/// `ephemeralContainerStatuses`) that reports `container`, by where the spec declares it.
+pub(crate) fn status_field_of(pod: &Value, container: &str) -> Option<&'static str> {
+    CONTAINER_KINDS
+        .iter()
+        .find_map(|(spec_field, status_field)| {
+            pod.pointer(&format!("/spec/{spec_field}"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|c| c.get("name").and_then(Value::as_str) == Some(container))
+                .then_some(*status_field)
+        })
+}
+
+/// Whether the pod's status says `container` is not running: the status list for its kind
+/// has an entry for it whose `state` is not `running`. A container the status does not list
+/// is taken as running (fixtures often set only the phase, or only some containers' states).
+fn status_says_not_running(pod: &Value, container: &str) -> bool {
+    let Some(field) = status_field_of(pod, container) else {
+        return false;
+    };
+    pod.pointer(&format!("/status/{field}"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|s| s.get("name").and_then(Value::as_str) == Some(container))
+        .is_some_and(|entry| entry.pointer("/state/running").is_none())
 }
 
 fn is_websocket_upgrade(request: &Request<Incoming>) -> bool {
@@ -423,6 +468,39 @@ impl ProcessGroupGuard {
 impl Drop for ProcessGroupGuard {
     fn drop(&mut self) {
         self.kill_now();
+    }
+}
+
+/// Commands left running after their exec client disconnected (builder option
+/// `keep_processes_on_disconnect`), by PID, which is also their process group. A PID leaves the
+/// set when the command has exited and been reaped.
+#[derive(Debug, Default)]
+pub(crate) struct KeptProcesses {
+    pids: Mutex<BTreeSet<u32>>,
+}
+
+impl KeptProcesses {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<u32>> {
+        self.pids.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The PIDs of the commands still running.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.lock().iter().copied().collect()
+    }
+
+    /// Kills every kept command's process group (SIGKILL). Their waiting tasks reap them.
+    pub(crate) fn kill_all(&self) {
+        for pid in self.lock().iter() {
+            if let Ok(pgid) = i32::try_from(*pid) {
+                // SAFETY: kill(2) with a negative pid signals a process group; no memory is
+                // touched. The group's leader has not been reaped (its PID would have left the
+                // set), so the group is still the command's.
+                unsafe {
+                    libc::kill(-pgid, libc::SIGKILL);
+                }
+            }
+        }
     }
 }
 
@@ -560,6 +638,24 @@ impl Session {
         };
 
         match end {
+            LoopEnd::ClientGone if self.state.keep_processes_on_disconnect => {
+                // Like the kubelet: the command goes on without its client. Its output is
+                // still read (so it does not die of a broken pipe) and dropped; its exit is
+                // reaped so that `kill -0` stops finding it.
+                guard.pgid = None;
+                drop(stdin_tx);
+                self.finish(ExecOutcome::ClientDisconnected);
+                tokio::spawn(async move { while output_rx.recv().await.is_some() {} });
+                let Some(pid) = pid else { return };
+                let state = self.state.clone();
+                // Removed right after the reap: the moment in between is far too short for the
+                // PID to be reused by the time `kill_all` signals it.
+                state.kept_processes.lock().insert(pid);
+                tokio::spawn(async move {
+                    let _ = child.wait().await;
+                    state.kept_processes.lock().remove(&pid);
+                });
+            }
             LoopEnd::ClientGone => {
                 guard.kill_now();
                 let _ = child.wait().await;

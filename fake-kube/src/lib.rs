@@ -39,16 +39,24 @@
 //! - When the exec client disconnects before the command ends, the command's whole process
 //!   group is killed (SIGKILL) and the timeline records [`ExecOutcome::ClientDisconnected`]. A
 //!   real kubelet leaves the process running; killing it is how quiesce's hook timeouts are
-//!   tested for orphans. A WebSocket close frame from the client before the status counts as a
-//!   disconnect too; note that kube-rs on a v4 connection sends one as soon as stdin is shut
-//!   down (`AttachedProcess::join` does that), so on v4 read the output and status first.
+//!   tested for orphans. [`FakeKubeBuilder::keep_processes_on_disconnect`] behaves like the
+//!   kubelet instead: the command runs on (output read and dropped, exit reaped), is listed by
+//!   [`FakeKube::kept_processes`], and is killed when the handle drops or shuts down, so no
+//!   process outlives the test. A WebSocket close frame from the client before the status
+//!   counts as a disconnect too; note that kube-rs on a v4 connection sends one as soon as
+//!   stdin is shut down (`AttachedProcess::join` does that), so on v4 read the output and
+//!   status first.
 //! - A program that cannot be started ends the stream with the status containerd + runc produce:
 //!   `Failure`, reason `InternalError`, code 500, message `Internal error occurred: error
 //!   executing command in container: failed to exec in container: … exec: "nosuch": executable
 //!   file not found in $PATH: unknown`, and **no** `ExitCode` cause (so kubectl exits 1).
 //! - `tty=true` allocates no pty: stderr is merged into stdout.
 //! - Exec into a pod whose `status.phase` is set and is not `Running` is refused with HTTP 500
-//!   and the kubelet's plain-text body `container not found ("NAME")`.
+//!   and the kubelet's plain-text body `container not found ("NAME")`; so is exec into a
+//!   container whose state the pod's status lists (`containerStatuses`,
+//!   `initContainerStatuses`, `ephemeralContainerStatuses`) as anything but `running`
+//!   ([`FakeKube::set_container_state`]); a container the status does not list counts as
+//!   running. Nothing moves these states by itself: there is no kubelet.
 //! - SPDY (the POST fallback of kubectl ≤ 1.29) is not spoken: such requests get a 400 Status.
 //! - No authentication: any token (or none) is accepted, and recorded in the request log.
 
@@ -96,9 +104,19 @@ pub struct FakeKubeBuilder {
     port: u16,
     work_root: Option<PathBuf>,
     v4_only: bool,
+    keep_processes_on_disconnect: bool,
 }
 
 impl FakeKubeBuilder {
+    /// When an exec client disconnects before its command ends, leave the command running, as
+    /// a real kubelet does, instead of killing its process group (the default, which tests of
+    /// cancellation rely on). Commands left running are listed by
+    /// [`FakeKube::kept_processes`] and killed when the [`FakeKube`] drops or shuts down.
+    pub fn keep_processes_on_disconnect(mut self, keep: bool) -> Self {
+        self.keep_processes_on_disconnect = keep;
+        self
+    }
+
     /// Speak only `v4.channel.k8s.io` on exec, like API servers before 1.30 (kube-rs must fall
     /// back to it; kubectl ≥ 1.30 cannot, it needs v5 or SPDY).
     pub fn v4_only(mut self, v4_only: bool) -> Self {
@@ -148,7 +166,12 @@ impl FakeKubeBuilder {
         let addr = listener.local_addr()?;
         let scheme = if self.https { "https" } else { "http" };
         let url = format!("{scheme}://{addr}");
-        let state = Arc::new(State::new(work_root, addr.to_string(), self.v4_only));
+        let state = Arc::new(State::new(
+            work_root,
+            addr.to_string(),
+            self.v4_only,
+            self.keep_processes_on_disconnect,
+        ));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(server::serve(
             listener,
@@ -169,7 +192,8 @@ impl FakeKubeBuilder {
     }
 }
 
-/// A running fake API server. Dropping it stops accepting connections and removes its temporary
+/// A running fake API server. Dropping it stops accepting connections, kills the commands
+/// [`FakeKubeBuilder::keep_processes_on_disconnect`] left running and removes its temporary
 /// working directories; exec sessions still running end with the Tokio runtime.
 pub struct FakeKube {
     state: Arc<State>,
@@ -191,6 +215,7 @@ impl std::fmt::Debug for FakeKube {
 impl Drop for FakeKube {
     fn drop(&mut self) {
         self.shutdown.send_replace(true);
+        self.state.kept_processes.kill_all();
     }
 }
 
@@ -210,9 +235,11 @@ impl FakeKube {
         Self::builder().https(true).start().await
     }
 
-    /// Stops accepting connections and waits for the accept loop to end.
+    /// Stops accepting connections, kills the commands left running after their client went
+    /// away, and waits for the accept loop to end.
     pub async fn shutdown(mut self) {
         self.shutdown.send_replace(true);
+        self.state.kept_processes.kill_all();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -315,6 +342,74 @@ impl FakeKube {
             }
             pod["status"]["phase"] = json!(phase);
         })
+    }
+
+    /// Sets a container's state in the pod's status, the way the kubelet reports it: `state` is
+    /// the `ContainerState` object (`{"running": {}}`, `{"waiting": {"reason":
+    /// "CrashLoopBackOff"}}`, `{"terminated": {"exitCode": 1, "reason": "Error"}}`) and `ready`
+    /// the readiness flag. The entry goes into `containerStatuses`, `initContainerStatuses`
+    /// (native sidecars) or `ephemeralContainerStatuses`, by where the spec declares the
+    /// container, replacing an earlier one. `GET` of the pod returns it, and exec into the
+    /// container is refused unless it is `running` (see the crate docs).
+    pub fn set_container_state(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        state: Value,
+        ready: bool,
+    ) -> Result<Value> {
+        let current = self.pod(namespace, pod).ok_or_else(|| Error::NotFound {
+            resource: "pods".into(),
+            namespace: namespace.into(),
+            name: pod.into(),
+        })?;
+        let field = exec::status_field_of(&current, container).ok_or_else(|| {
+            Error::InvalidObject(format!(
+                "pod {namespace}/{pod} declares no container {container:?}"
+            ))
+        })?;
+        let image = ["containers", "initContainers", "ephemeralContainers"]
+            .iter()
+            .filter_map(|kind| current.pointer(&format!("/spec/{kind}"))?.as_array())
+            .flatten()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(container))
+            .and_then(|c| c.get("image").cloned())
+            .unwrap_or_else(|| json!(""));
+        let entry = json!({
+            "name": container,
+            "ready": ready,
+            "started": state.get("running").is_some(),
+            "restartCount": 0,
+            "image": image,
+            "imageID": "",
+            "state": state,
+        });
+        self.update_pod(namespace, pod, |pod| {
+            if !pod.get("status").is_some_and(Value::is_object) {
+                pod["status"] = json!({});
+            }
+            if !pod["status"].get(field).is_some_and(Value::is_array) {
+                pod["status"][field] = json!([]);
+            }
+            if let Some(statuses) = pod["status"][field].as_array_mut() {
+                statuses.retain(|s| s.get("name").and_then(Value::as_str) != Some(container));
+                statuses.push(entry);
+            }
+        })
+    }
+
+    /// PIDs of the commands left running after their exec client disconnected
+    /// ([`FakeKubeBuilder::keep_processes_on_disconnect`]); a command leaves the list when it
+    /// exits.
+    pub fn kept_processes(&self) -> Vec<u32> {
+        self.state.kept_processes.pids()
+    }
+
+    /// Kills (SIGKILL, whole process group) the commands [`FakeKube::kept_processes`] lists.
+    /// Dropping the handle does this too.
+    pub fn kill_kept_processes(&self) {
+        self.state.kept_processes.kill_all();
     }
 
     /// Objects of a resource (`group` `""` for core), in one namespace or all, sorted by

@@ -43,11 +43,20 @@ pub(crate) struct State {
     pub(crate) started: Instant,
     /// Accept only `v4.channel.k8s.io` for exec, like API servers before 1.30.
     pub(crate) v4_only: bool,
+    /// Leave a command running when its exec client disconnects, as a kubelet does.
+    pub(crate) keep_processes_on_disconnect: bool,
+    /// Commands left running that way, killed when the server handle drops.
+    pub(crate) kept_processes: crate::exec::KeptProcesses,
     next_exec_id: AtomicU64,
 }
 
 impl State {
-    pub(crate) fn new(work_root: PathBuf, server_address: String, v4_only: bool) -> Self {
+    pub(crate) fn new(
+        work_root: PathBuf,
+        server_address: String,
+        v4_only: bool,
+        keep_processes_on_disconnect: bool,
+    ) -> Self {
         let started = Instant::now();
         Self {
             store: Store::new(),
@@ -58,6 +67,8 @@ impl State {
             server_address,
             started,
             v4_only,
+            keep_processes_on_disconnect,
+            kept_processes: Default::default(),
             next_exec_id: AtomicU64::new(1),
         }
     }

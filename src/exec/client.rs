@@ -7,6 +7,13 @@
 //! A failed build is not remembered: the next call tries again (a kubeconfig may appear, a
 //! projected token may be mounted late).
 //!
+//! Exec gets a client of its own ([`ClusterClient::get_for_exec`]), built from the same
+//! configuration but without kube's built-in retry of 429/503/504 answers (up to 15 hidden
+//! retries with exponential backoff): whether a refused exec upgrade is tried again is the
+//! hook's `retries` setting, decided, counted and logged by [`super::retry`] and
+//! [`super::hook`], and a hidden retry loop must not silently spend the hook's timeout. Every
+//! other call keeps kube's default retry.
+//!
 //! This module owns client construction only; it performs no API calls itself.
 
 use std::fmt;
@@ -35,6 +42,8 @@ pub struct ClusterClient {
 struct Inner {
     source: ClientSource,
     client: OnceCell<::kube::Client>,
+    /// Same configuration, kube's retry layer off; for exec.
+    exec_client: OnceCell<::kube::Client>,
 }
 
 impl fmt::Debug for ClusterClient {
@@ -42,6 +51,7 @@ impl fmt::Debug for ClusterClient {
         f.debug_struct("ClusterClient")
             .field("source", &self.inner.source)
             .field("built", &self.inner.client.initialized())
+            .field("built_for_exec", &self.inner.exec_client.initialized())
             .finish()
     }
 }
@@ -53,6 +63,7 @@ impl ClusterClient {
             inner: Arc::new(Inner {
                 source,
                 client: OnceCell::new(),
+                exec_client: OnceCell::new(),
             }),
         }
     }
@@ -67,12 +78,14 @@ impl ClusterClient {
         Self::new(ClientSource::KubeconfigFile(path.into()))
     }
 
-    /// Wraps a client built elsewhere (tests, a caller that already has one).
+    /// Wraps a client built elsewhere (tests, a caller that already has one). It serves exec
+    /// too, with whatever retry layer it was built with.
     pub fn from_client(client: ::kube::Client) -> Self {
         ClusterClient {
             inner: Arc::new(Inner {
                 source: ClientSource::Infer,
-                client: OnceCell::new_with(Some(client)),
+                client: OnceCell::new_with(Some(client.clone())),
+                exec_client: OnceCell::new_with(Some(client)),
             }),
         }
     }
@@ -82,9 +95,9 @@ impl ClusterClient {
         &self.inner.source
     }
 
-    /// Whether the client has been built already.
+    /// Whether a client (for exec or for the other calls) has been built already.
     pub fn is_built(&self) -> bool {
-        self.inner.client.initialized()
+        self.inner.client.initialized() || self.inner.exec_client.initialized()
     }
 
     /// The shared client, building it on first use. Concurrent first callers wait for one
@@ -93,16 +106,26 @@ impl ClusterClient {
     pub async fn get(&self) -> Result<::kube::Client, String> {
         self.inner
             .client
-            .get_or_try_init(|| build(&self.inner.source))
+            .get_or_try_init(|| build(&self.inner.source, true))
+            .await
+            .cloned()
+    }
+
+    /// The shared exec client (see the module docs: no hidden retry of refused upgrades),
+    /// built on first use like [`ClusterClient::get`].
+    pub async fn get_for_exec(&self) -> Result<::kube::Client, String> {
+        self.inner
+            .exec_client
+            .get_or_try_init(|| build(&self.inner.source, false))
             .await
             .cloned()
     }
 }
 
-/// Builds a client from `source`. Must run inside the Tokio runtime that will use it (the
-/// client spawns its request buffer there).
-async fn build(source: &ClientSource) -> Result<::kube::Client, String> {
-    let config = match source {
+/// Builds a client from `source`, with or without kube's default retry of 429/503/504. Must
+/// run inside the Tokio runtime that will use it (the client spawns its request buffer there).
+async fn build(source: &ClientSource, default_retry: bool) -> Result<::kube::Client, String> {
+    let mut config = match source {
         ClientSource::Infer => infer_config().await?,
         ClientSource::KubeconfigFile(path) => {
             let kubeconfig = ::kube::config::Kubeconfig::read_from(path)
@@ -112,6 +135,7 @@ async fn build(source: &ClientSource) -> Result<::kube::Client, String> {
                 .map_err(|e| format!("invalid kubeconfig {}: {}", path.display(), chain(&e)))?
         }
     };
+    config.default_retry = default_retry;
     ::kube::Client::try_from(config).map_err(|e| format!("cannot build client: {}", chain(&e)))
 }
 

@@ -1,15 +1,22 @@
 //! [`KubeExecutor`]: [`Executor`] over the `pods/exec` subresource with kube-rs
 //! (WebSocket, `v5.channel.k8s.io` with `v4.channel.k8s.io` as the fallback kube-rs offers).
 //!
-//! One call = one exec: the container is always named, stdout and stderr are requested, stdin
+//! One call = one exec, over the client without kube's hidden retry of 429/503/504 (see
+//! [`super::client`]): the container is always named, stdout and stderr are requested, stdin
 //! and tty are not. Both output streams are drained concurrently into bounded buffers
 //! ([`OUTPUT_LIMIT`] each; the rest is counted, not kept), the exit code comes from the status
 //! channel, and the whole call runs under the request's timeout. On expiry the call's future
 //! is dropped, which drops the `AttachedProcess`: its task is aborted and the WebSocket's TCP
 //! connection closed, so the API server (and kubelet) see the client go away.
 //!
+//! What stderr carried before a timeout (or a dropped stream) is kept for
+//! [`Executor::exec_keeping_partial_stderr`]: kill-on-timeout reads the hook's PID from it.
+//!
+//! [`Executor::observe_container`] is one `GET pod` (`Api::<Pod>::get`), the container's state
+//! taken from the pod's status by [`super::container_observation`].
+//!
 //! This module maps kube-rs and HTTP failures to [`ExecError`]; it does not log (the caller,
-//! [`super::hook`], logs with the hook's fields) and does not retry.
+//! [`super::hook`], logs with the hook's fields), does not wait and does not retry.
 
 use std::time::Instant;
 
@@ -21,7 +28,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status as ChannelStatus;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::client::{chain, ClusterClient};
-use super::{Captured, ExecError, ExecOutput, ExecRequest, Executor, OUTPUT_LIMIT};
+use super::{
+    container_observation, Captured, ContainerObservation, ExecAttempt, ExecError, ExecOutput,
+    ExecRequest, Executor, OUTPUT_LIMIT,
+};
 
 /// Size of kube-rs's in-memory pipe per output stream (its default, 1 KiB, costs a task
 /// wake-up per KiB of output). Memory per exec stays bounded: pipe + [`OUTPUT_LIMIT`].
@@ -48,13 +58,18 @@ impl KubeExecutor {
     }
 
     /// Everything the timeout covers: building the client, the upgrade, the streams, the
-    /// status.
+    /// status. Output is captured into `stdout` and `stderr`, which outlive a cancellation.
     async fn exec_uncancelled(
         &self,
         request: &ExecRequest,
-        started: Instant,
-    ) -> Result<ExecOutput, ExecError> {
-        let client = self.client.get().await.map_err(ExecError::NoClient)?;
+        stdout: &mut Captured,
+        stderr: &mut Captured,
+    ) -> Result<i32, ExecError> {
+        let client = self
+            .client
+            .get_for_exec()
+            .await
+            .map_err(ExecError::NoClient)?;
         let pods: Api<Pod> = Api::namespaced(client, &request.namespace);
         let params = AttachParams::default()
             .container(request.container.clone())
@@ -72,36 +87,71 @@ impl KubeExecutor {
             )
             .await
             .map_err(|error| map_exec_error(request, error))?;
-        let (stdout, stderr, status, process) = drain(process).await;
-        let exit_code = match status {
-            Some(status) => exit_code_from_status(&status)?,
+        let (status, process) = drain(process, stdout, stderr).await;
+        match status {
+            Some(status) => exit_code_from_status(&status),
             None => {
                 let reason = match process.join().await {
                     Ok(()) => "the connection closed without the command's exit status".to_owned(),
                     Err(error) => chain(&error),
                 };
-                return Err(ExecError::StreamDropped(reason));
+                Err(ExecError::StreamDropped(reason))
             }
-        };
-        Ok(ExecOutput {
-            exit_code,
-            stdout,
-            stderr,
-            duration: started.elapsed(),
-        })
+        }
+    }
+
+    /// `GET pod`, failures mapped like the exec's.
+    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Pod, ExecError> {
+        let client = self.client.get().await.map_err(ExecError::NoClient)?;
+        let pods: Api<Pod> = Api::namespaced(client, namespace);
+        pods.get(name)
+            .await
+            .map_err(|error| map_get_error(namespace, name, error))
     }
 }
 
 #[async_trait::async_trait]
 impl Executor for KubeExecutor {
     async fn exec(&self, request: &ExecRequest) -> Result<ExecOutput, ExecError> {
+        self.exec_keeping_partial_stderr(request).await.result
+    }
+
+    async fn exec_keeping_partial_stderr(&self, request: &ExecRequest) -> ExecAttempt {
         let started = Instant::now();
-        match tokio::time::timeout(request.timeout, self.exec_uncancelled(request, started)).await {
-            Ok(result) => result,
+        let mut stdout = Captured::default();
+        let mut stderr = Captured::default();
+        let run = self.exec_uncancelled(request, &mut stdout, &mut stderr);
+        let result = match tokio::time::timeout(request.timeout, run).await {
+            Ok(Ok(exit_code)) => {
+                return ExecAttempt {
+                    result: Ok(ExecOutput {
+                        exit_code,
+                        stdout,
+                        stderr: stderr.clone(),
+                        duration: started.elapsed(),
+                    }),
+                    partial_stderr: stderr,
+                }
+            }
+            Ok(Err(error)) => Err(error),
             // The inner future (and the AttachedProcess in it) is dropped here: the stream is
             // cancelled, not left running in the background as Velero ≤ 1.18 does.
             Err(_elapsed) => Err(ExecError::TimedOut(request.timeout)),
+        };
+        ExecAttempt {
+            result,
+            partial_stderr: stderr,
         }
+    }
+
+    async fn observe_container(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<ContainerObservation, ExecError> {
+        let pod = self.get_pod(namespace, pod).await?;
+        Ok(container_observation(&pod, container))
     }
 }
 
@@ -114,12 +164,14 @@ impl Executor for KubeExecutor {
 /// without waiting for an EOF.
 async fn drain(
     mut process: AttachedProcess,
-) -> (Captured, Captured, Option<ChannelStatus>, AttachedProcess) {
-    let mut stdout = BoundedReader::new(process.stdout());
-    let mut stderr = BoundedReader::new(process.stderr());
+    stdout_captured: &mut Captured,
+    stderr_captured: &mut Captured,
+) -> (Option<ChannelStatus>, AttachedProcess) {
+    let mut stdout = BoundedReader::new(process.stdout(), stdout_captured);
+    let mut stderr = BoundedReader::new(process.stderr(), stderr_captured);
     let status = match process.take_status() {
         Some(status) => status,
-        None => return (stdout.captured, stderr.captured, None, process),
+        None => return (None, process),
     };
     tokio::pin!(status);
     let status = {
@@ -141,21 +193,22 @@ async fn drain(
         stdout.take_buffered();
         stderr.take_buffered();
     }
-    (stdout.captured, stderr.captured, status, process)
+    (status, process)
 }
 
-/// One output stream being captured, at most [`OUTPUT_LIMIT`] bytes kept.
-struct BoundedReader<R> {
+/// One output stream being captured into a caller's buffer, at most [`OUTPUT_LIMIT`] bytes
+/// kept. The buffer is the caller's so that what arrived survives a cancelled call.
+struct BoundedReader<'a, R> {
     reader: Option<R>,
-    captured: Captured,
+    captured: &'a mut Captured,
     chunk: Vec<u8>,
 }
 
-impl<R: AsyncRead + Unpin> BoundedReader<R> {
-    fn new(reader: Option<R>) -> Self {
+impl<'a, R: AsyncRead + Unpin> BoundedReader<'a, R> {
+    fn new(reader: Option<R>, captured: &'a mut Captured) -> Self {
         BoundedReader {
             reader,
-            captured: Captured::default(),
+            captured,
             chunk: vec![0u8; READ_CHUNK],
         }
     }
@@ -246,6 +299,29 @@ fn map_exec_error(request: &ExecRequest, error: ::kube::Error) -> ExecError {
             other => ExecError::UpgradeRejected {
                 code: 101,
                 message: chain(&other),
+            },
+        },
+        ::kube::Error::HyperError(error) => ExecError::Unreachable(chain(&error)),
+        ::kube::Error::Service(error) => ExecError::Unreachable(chain(error.as_ref())),
+        other => ExecError::Request(chain(&other)),
+    }
+}
+
+/// Maps the failure of `GET pod` to an [`ExecError`].
+fn map_get_error(namespace: &str, name: &str, error: ::kube::Error) -> ExecError {
+    match error {
+        ::kube::Error::Api(status) if status.code == 404 => ExecError::PodNotFound {
+            namespace: namespace.to_owned(),
+            pod: name.to_owned(),
+        },
+        ::kube::Error::Api(status) => ExecError::PodReadFailed {
+            namespace: namespace.to_owned(),
+            pod: name.to_owned(),
+            code: status.code,
+            message: if status.message.is_empty() {
+                format!("HTTP {} {}", status.code, status.reason)
+            } else {
+                status.message.clone()
             },
         },
         ::kube::Error::HyperError(error) => ExecError::Unreachable(chain(&error)),

@@ -1,32 +1,43 @@
 //! Running one command in one container, and running (and logging) one resolved hook.
 //!
 //! [`Executor`] is the seam: the freeze/thaw state machine is written against it and tested
-//! with a scripted executor; [`KubeExecutor`] implements it over `pods/exec` (WebSocket).
-//! Nothing here decides *when* a hook runs — that is the state machine's job — and nothing here
-//! parses hooks: that is [`crate::hooks`].
+//! with a scripted executor; [`KubeExecutor`] implements it over `pods/exec` (WebSocket) and
+//! reads container states with `GET pod`. Nothing here decides *when* a hook runs — that is the
+//! state machine's job — and nothing here parses hooks: that is [`crate::hooks`], whose
+//! [`crate::hooks::Execution`] says how a hook's exec is carried out (wait, retries, kill on
+//! timeout); this module carries it out.
 //!
 //! # Layout
-//! - `mod.rs`: the seam — [`ExecRequest`], [`ExecOutput`], [`Captured`], [`ExecError`],
-//!   [`Executor`].
+//! - `mod.rs`: the seam — [`ExecRequest`], [`ExecOutput`], [`ExecAttempt`], [`Captured`],
+//!   [`ExecError`], [`ContainerState`], [`ContainerObservation`], [`Executor`].
 //! - [`client`]: [`ClusterClient`], the lazily built, shared Kubernetes client.
 //! - [`kube`]: [`KubeExecutor`], `Api::<Pod>::exec` with bounded output, a cancelling timeout
-//!   and failures mapped to [`ExecError`].
+//!   and failures mapped to [`ExecError`]; `Api::<Pod>::get` for container states.
 //! - [`hook`]: [`run_hook`], one [`crate::hooks::ResolvedHook`] run and logged the way Velero
-//!   logs it, returning a [`HookOutcome`].
+//!   logs it (plus quiesce's wait, attempt and kill lines), returning a [`HookOutcome`].
+//! - [`wait`]: waiting for the target container to run (or be ready) before the exec.
+//! - [`retry`]: which failed attempts are tried again, and after how long.
+//! - [`kill`]: kill-on-timeout — the `/bin/sh` wrapper that reveals the PID, and the second
+//!   exec that sends TERM, then KILL.
 //! - [`config`]: [`load_hook_config`], the plugin ConfigMap read once through the same client.
 
 pub mod client;
 pub mod config;
 pub mod hook;
+pub mod kill;
 pub mod kube;
+pub mod retry;
+pub mod wait;
 
 use std::borrow::Cow;
+use std::fmt;
 use std::time::Duration;
 
 pub use self::client::{ClientSource, ClusterClient};
 pub use self::config::{load_hook_config, velero_namespace, CONFIG_LABEL_SELECTOR};
 pub use self::hook::{run_hook, HookFailure, HookOutcome};
 pub use self::kube::KubeExecutor;
+pub use self::wait::{container_observation, wait_for_container};
 
 /// Where and what to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +111,18 @@ pub struct ExecOutput {
     pub duration: Duration,
 }
 
+/// One exec call's result, plus the stderr that had arrived when the call ended — also when it
+/// ended without an [`ExecOutput`] (a timeout, a dropped stream). Kill-on-timeout reads the
+/// hook's PID from it ([`kill`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecAttempt {
+    /// What [`Executor::exec`] returns.
+    pub result: Result<ExecOutput, ExecError>,
+    /// Stderr received before the call ended (bounded like [`ExecOutput::stderr`]); empty when
+    /// the executor cannot tell.
+    pub partial_stderr: Captured,
+}
+
 /// Why a command did not run to completion (a non-zero exit is not an error: it is an
 /// [`ExecOutput`]). Texts start the way Velero's users know them where there is a Velero
 /// counterpart (`timed out after 30s`, `no such container: "c"`, `unable to upgrade
@@ -157,6 +180,60 @@ pub enum ExecError {
     /// request building).
     #[error("exec request failed: {0}")]
     Request(String),
+    /// Reading the pod (to wait for its container) was answered with an error other than 404.
+    #[error("cannot read pod {namespace}/{pod}: {message}")]
+    PodReadFailed {
+        /// Pod namespace.
+        namespace: String,
+        /// Pod name.
+        pod: String,
+        /// HTTP status code of the answer.
+        code: u16,
+        /// What the server said.
+        message: String,
+    },
+    /// The wait for the target container ran out: it never became running (or ready).
+    /// `last_state` is what was seen last, e.g. `waiting: CrashLoopBackOff`,
+    /// `running, not ready`, `terminated: Error, exit code 1`, `no status yet`.
+    #[error(
+        "container {container:?} of pod {namespace}/{pod} did not become {} within {} ({last_state})",
+        if *.ready { "ready" } else { "running" },
+        crate::hooks::format_go_duration(*.waited)
+    )]
+    ContainerNotStarted {
+        /// Pod namespace.
+        namespace: String,
+        /// Pod name.
+        pod: String,
+        /// The container waited for.
+        container: String,
+        /// Whether readiness was waited for (else: running).
+        ready: bool,
+        /// How long the wait lasted (the wait timeout).
+        waited: Duration,
+        /// The container's last observed state, or why the last poll failed.
+        last_state: String,
+    },
+    /// The pod has finished (phase `Succeeded` or `Failed`): its containers will not run
+    /// again, so there is nothing to wait for.
+    #[error("pod {namespace}/{pod} has phase {phase}: its containers will not run again")]
+    PodFinished {
+        /// Pod namespace.
+        namespace: String,
+        /// Pod name.
+        pod: String,
+        /// `Succeeded` or `Failed`.
+        phase: String,
+    },
+    /// Kill-on-timeout starts the hook under `/bin/sh`, and it could not start: `message` is
+    /// the runtime's reason (typically `/bin/sh` not found in a distroless image).
+    #[error("kill-on-timeout needs /bin/sh in container {container:?}: {message}")]
+    KillNeedsShell {
+        /// The hook's container.
+        container: String,
+        /// Why the wrapper could not start, verbatim.
+        message: String,
+    },
 }
 
 impl ExecError {
@@ -173,28 +250,140 @@ impl ExecError {
             | ExecError::UpgradeRejected { .. }
             | ExecError::RemoteFailure(_)
             | ExecError::NoClient(_)
-            | ExecError::Request(_) => false,
+            | ExecError::Request(_)
+            | ExecError::PodReadFailed { .. }
+            | ExecError::ContainerNotStarted { .. }
+            | ExecError::PodFinished { .. }
+            | ExecError::KillNeedsShell { .. } => false,
         }
     }
 
     /// Whether trying again later could succeed and cannot run the command twice: transport
     /// failures before the command started (API server unreachable, no client yet, upgrade
-    /// refused with 429 or 5xx). Dropped streams and timeouts are not included: the command
-    /// may have run.
+    /// refused — or a pod read answered — with 429 or 5xx).
+    ///
+    /// Dropped streams and timeouts are not included: the command may have run. That holds
+    /// for a stream dropped before any output too: the kubelet opens the stream (its empty
+    /// first frame per channel) *before* it asks the runtime to start the command, and a
+    /// command may run without writing anything, so a client cannot tell a drop before the
+    /// start from a drop after it. A freeze that may have run is never run again silently.
     pub fn is_transient(&self) -> bool {
         match self {
             ExecError::Unreachable(_) | ExecError::NoClient(_) => true,
-            ExecError::UpgradeRejected { code, .. } => *code == 429 || *code >= 500,
+            ExecError::UpgradeRejected { code, .. } | ExecError::PodReadFailed { code, .. } => {
+                *code == 429 || *code >= 500
+            }
             _ => false,
         }
     }
 }
 
-/// Runs commands in containers.
+/// A container's state as the pod's status last reported it (`containerStatuses`,
+/// `initContainerStatuses` — where native sidecars are — or `ephemeralContainerStatuses`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerState {
+    /// The pod's status has no entry for the container (not scheduled or not created yet).
+    NoStatus,
+    /// `state.waiting`, with its reason (`ContainerCreating`, `CrashLoopBackOff`, …).
+    Waiting {
+        /// `state.waiting.reason`, when set.
+        reason: Option<String>,
+    },
+    /// `state.running`; `ready` is the status's `ready` flag (readiness probe passed).
+    Running {
+        /// Whether the container is ready.
+        ready: bool,
+    },
+    /// `state.terminated`, with its reason and exit code.
+    Terminated {
+        /// `state.terminated.reason`, when set (`Error`, `Completed`, `OOMKilled`, …).
+        reason: Option<String>,
+        /// `state.terminated.exitCode`.
+        exit_code: i32,
+    },
+}
+
+impl ContainerState {
+    /// Whether the state satisfies a wait: running, and ready when `ready` is asked for.
+    pub fn satisfies(&self, ready: bool) -> bool {
+        match self {
+            ContainerState::Running { ready: is_ready } => *is_ready || !ready,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContainerState::NoStatus => f.write_str("no status yet"),
+            ContainerState::Waiting {
+                reason: Some(reason),
+            } => write!(f, "waiting: {reason}"),
+            ContainerState::Waiting { reason: None } => f.write_str("waiting"),
+            ContainerState::Running { ready: true } => f.write_str("running, ready"),
+            ContainerState::Running { ready: false } => f.write_str("running, not ready"),
+            ContainerState::Terminated {
+                reason: Some(reason),
+                exit_code,
+            } => write!(f, "terminated: {reason}, exit code {exit_code}"),
+            ContainerState::Terminated {
+                reason: None,
+                exit_code,
+            } => write!(f, "terminated, exit code {exit_code}"),
+        }
+    }
+}
+
+/// A pod's phase and one of its containers' state, read from the API server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerObservation {
+    /// `status.phase` (`Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`), when set.
+    pub pod_phase: Option<String>,
+    /// The container's state.
+    pub state: ContainerState,
+}
+
+impl ContainerObservation {
+    /// Whether the pod has finished (`Succeeded` or `Failed`): no container will run again.
+    pub fn pod_finished(&self) -> bool {
+        matches!(self.pod_phase.as_deref(), Some("Succeeded" | "Failed"))
+    }
+}
+
+/// Runs commands in containers (and, for the wait before a hook, reads their state).
 #[async_trait::async_trait]
 pub trait Executor: Send + Sync {
     /// Runs `request` and waits for its exit code, at most `request.timeout`.
     async fn exec(&self, request: &ExecRequest) -> Result<ExecOutput, ExecError>;
+
+    /// Runs `request` like [`Executor::exec`], also keeping the stderr received before the
+    /// call ended when it ends without an output (kill-on-timeout reads the hook's PID from
+    /// it). The default calls `exec` and keeps nothing, so a timed-out hook's PID stays
+    /// unknown and it cannot be killed.
+    async fn exec_keeping_partial_stderr(&self, request: &ExecRequest) -> ExecAttempt {
+        ExecAttempt {
+            result: self.exec(request).await,
+            partial_stderr: Captured::default(),
+        }
+    }
+
+    /// The pod's phase and `container`'s state, as the API server reports them now. A pod
+    /// that does not exist is [`ExecError::PodNotFound`].
+    ///
+    /// The default, for executors that cannot see pods (test doubles), reports a running pod
+    /// with the container running and ready, so waiting for it never delays them.
+    async fn observe_container(
+        &self,
+        _namespace: &str,
+        _pod: &str,
+        _container: &str,
+    ) -> Result<ContainerObservation, ExecError> {
+        Ok(ContainerObservation {
+            pod_phase: Some("Running".to_owned()),
+            state: ContainerState::Running { ready: true },
+        })
+    }
 }
 
 #[cfg(test)]
@@ -287,5 +476,59 @@ mod tests {
         .is_transient());
         assert!(!ExecError::StreamDropped("x".into()).is_transient());
         assert!(!ExecError::TimedOut(Duration::from_secs(1)).is_transient());
+    }
+
+    #[test]
+    fn wait_and_kill_errors_never_ran_the_command_and_only_overload_is_transient() {
+        let pod_read = |code| ExecError::PodReadFailed {
+            namespace: "ns".into(),
+            pod: "p".into(),
+            code,
+            message: "x".into(),
+        };
+        let errors = [
+            pod_read(403),
+            ExecError::ContainerNotStarted {
+                namespace: "ns".into(),
+                pod: "p".into(),
+                container: "db".into(),
+                ready: false,
+                waited: Duration::from_secs(10),
+                last_state: ContainerState::NoStatus.to_string(),
+            },
+            ExecError::PodFinished {
+                namespace: "ns".into(),
+                pod: "p".into(),
+                phase: "Failed".into(),
+            },
+            ExecError::KillNeedsShell {
+                container: "db".into(),
+                message: "no /bin/sh".into(),
+            },
+        ];
+        for error in &errors {
+            assert!(!error.may_have_run() && !error.is_transient(), "{error:?}");
+        }
+        assert_eq!(
+            errors[1].to_string(),
+            "container \"db\" of pod ns/p did not become running within 10s (no status yet)"
+        );
+        assert!(pod_read(503).is_transient() && pod_read(429).is_transient());
+    }
+
+    #[test]
+    fn container_states_read_like_kubectl_describes_them() {
+        let terminated = ContainerState::Terminated {
+            reason: Some("Error".into()),
+            exit_code: 1,
+        };
+        assert_eq!(terminated.to_string(), "terminated: Error, exit code 1");
+        assert!(!terminated.satisfies(false));
+        let not_ready = ContainerState::Running { ready: false };
+        assert!(not_ready.satisfies(false) && !not_ready.satisfies(true));
+        assert_eq!(
+            ContainerState::Waiting { reason: None }.to_string(),
+            "waiting"
+        );
     }
 }

@@ -196,6 +196,7 @@ mod tests {
             exit_code: Some(0),
             duration: Duration::from_millis(12),
             may_have_run: true,
+            attempts: 1,
             stdout: Default::default(),
             stderr: Default::default(),
         }
