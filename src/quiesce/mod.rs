@@ -128,6 +128,8 @@ struct Inner {
     events_in_flight: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     event_failure_logged: std::sync::atomic::AtomicBool,
     workloads: workload::Workloads,
+    /// Set when the drain starts: no pod may freeze after that, or nothing would thaw it.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// How the engine finds its pods and waits.
@@ -170,6 +172,7 @@ impl Engine {
                 events_in_flight: Mutex::new(Vec::new()),
                 event_failure_logged: std::sync::atomic::AtomicBool::new(false),
                 workloads: workload::Workloads::default(),
+                stopping: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -314,7 +317,13 @@ impl Engine {
     }
 
     /// `Shutdown` or SIGTERM: thaw every pod still frozen, then return.
+    /// Calls that arrive meanwhile (Velero's workers racing its Shutdown, a SIGTERM mid-backup)
+    /// freeze nothing: their pods fail with "the plugin is stopping" instead of staying frozen.
     pub async fn drain(&self) {
+        // Before the index is read: a pod indexed later sees the flag when it tries to freeze.
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let entries: Vec<Arc<PodEntry>> = lock(&self.inner.index).pods.values().cloned().collect();
         let mut pending = 0;
         for entry in &entries {
@@ -486,6 +495,24 @@ impl Engine {
         let mut state = entry.state.lock().await;
         if state.freeze != Freeze::NotFrozen {
             return false;
+        }
+        if self.inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Some(first) = entry.plan.pre.hooks.first() {
+                tracing::warn!(
+                    namespace = %entry.plan.pod.namespace,
+                    pod = %entry.plan.pod.name,
+                    "Not freezing pod: the plugin is stopping and could not thaw it"
+                );
+                state.freeze = Freeze::Failed {
+                    error: FailedHook {
+                        hook: first.name.clone(),
+                        container: first.container.clone(),
+                        reason: "not run: the plugin is stopping (Shutdown or SIGTERM)".to_owned(),
+                    },
+                    any_ran: false,
+                };
+                return true;
+            }
         }
         let mut any_ran = false;
         for hook in &entry.plan.pre.hooks {

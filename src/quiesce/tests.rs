@@ -746,3 +746,20 @@ async fn an_unknown_template_variable_fails_the_hook_without_running_it() {
     );
     assert!(h.timeline.events().is_empty(), "{:?}", h.timeline.events());
 }
+
+#[tokio::test]
+async fn a_freeze_arriving_while_the_drain_runs_is_refused_not_left_frozen() {
+    let h = harness(&[]);
+    let a = pod("a", &["data-a"], json!({}));
+    let b = pod("b", &["data-b"], json!({}));
+    h.engine.index_pod(&a, &backup()).await.unwrap();
+    h.volume("pv-a", "data-a").await;
+    h.engine.drain().await;
+    // Velero (or a late worker) still calls after Shutdown began.
+    h.engine.index_pod(&b, &backup()).await.unwrap();
+    h.volume("pv-b", "data-b").await;
+    let error = h.engine.back_up_pod(&b, &backup()).await.unwrap_err();
+    assert!(error.to_string().contains("the plugin is stopping"), "{error}");
+    assert_eq!(h.timeline.count("pre b"), 0, "no freeze after the drain");
+    assert_eq!(h.timeline.count("post a"), 1);
+}
