@@ -3,7 +3,7 @@ CARGO ?= cargo
 BIN := velero-plugin-quiesce
 MUSL := x86_64-unknown-linux-musl
 
-.PHONY: demo build release test lint bench bench-vs-go conformance clean
+.PHONY: demo build release test lint deny soak bench bench-vs-go conformance clean
 
 ## demo: launch the plugin as Velero does and walk it through discovery and one backup
 demo:
@@ -42,6 +42,14 @@ test:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+## deny: cargo-deny licenses, bans, sources (advisories only when the RustSec DB can be fetched)
+deny:
+	scripts/deny.sh
+
+## soak: 1 000 pods under injected faults, release build, prints the README numbers
+soak:
+	$(CARGO) test --locked --release --test soak -- --nocapture
 
 ## bench: host contract (handshake, RSS, Execute, Shutdown, size), exec overhead, freeze windows
 bench:
