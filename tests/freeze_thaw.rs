@@ -743,3 +743,55 @@ async fn an_unknown_template_variable_fails_the_pod_without_an_exec() {
     );
     assert!(velero.cluster.execs().is_empty(), "nothing ran");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_pods_cannot_be_listed_run_once_falls_back_to_every_pod_and_groups_to_those_seen() {
+    let mut velero = Velero::start().await;
+    velero.cluster.add_fault(
+        fake_kube::FaultRule::any_request(fake_kube::Fault::Reject { code: 403 })
+            .path_prefix("/api/v1/namespaces/shop/pods")
+            .except_exec(),
+    );
+    let replicas = [replica("db-0", "replica"), replica("db-1", "primary")];
+    for r in &replicas {
+        velero.cluster.add_pod(r.clone()).unwrap();
+    }
+    let (a, b) = (member("a", &["data-a"]), member("b", &[]));
+    velero.cluster.add_pod(b.clone()).unwrap();
+    velero.cluster.clear_requests();
+    for r in &replicas {
+        velero.back_up(r, &[]).await.unwrap();
+    }
+    velero.back_up(&a, &[("pv-a", "data-a")]).await.unwrap();
+    velero.back_up(&b, &[]).await.unwrap();
+
+    let timeline = velero.timeline();
+    for name in ["db-0", "db-1", "a", "b"] {
+        assert_eq!(
+            timeline.finished("freeze", name),
+            1,
+            "{name} froze as in Velero"
+        );
+        assert_eq!(timeline.finished("thaw", name), 1, "{name} thawed");
+    }
+    // b was not known when a froze: a thaws at its own item, b is frozen at its own.
+    assert!(timeline.started("thaw", "a") < timeline.started("freeze", "b"));
+    let warnings: Vec<String> = velero
+        .stderr()
+        .into_iter()
+        .filter(|l| l["@level"] == "warn")
+        .filter_map(|l| l["@message"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|m| m.starts_with("Cannot list the pods of a workload")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|m| m.starts_with("Cannot list the pods of a consistency group")),
+        "{warnings:?}"
+    );
+}

@@ -48,6 +48,7 @@ pub struct FaultId(pub(crate) u64);
 pub struct FaultRule {
     fault: Fault,
     exec_only: bool,
+    except_exec: bool,
     namespace: Option<String>,
     pod: Option<String>,
     container: Option<String>,
@@ -71,6 +72,7 @@ impl FaultRule {
         Self {
             fault,
             exec_only,
+            except_exec: false,
             namespace: None,
             pod: None,
             container: None,
@@ -106,6 +108,12 @@ impl FaultRule {
         self
     }
 
+    /// Only requests that are not exec requests (lists and gets under a pod path prefix, say).
+    pub fn except_exec(mut self) -> Self {
+        self.except_exec = true;
+        self
+    }
+
     /// Only requests whose path starts with this prefix.
     pub fn path_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.path_prefix = Some(prefix.into());
@@ -125,6 +133,9 @@ impl FaultRule {
 
     fn matches(&self, facts: &RequestFacts<'_>) -> bool {
         if (self.exec_only || self.fault.exec_only()) && !facts.is_exec {
+            return false;
+        }
+        if self.except_exec && facts.is_exec {
             return false;
         }
         let field_matches = |wanted: &Option<String>, actual: Option<&str>| {

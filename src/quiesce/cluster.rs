@@ -1,5 +1,7 @@
-//! What the state machine reads from the cluster besides exec: the plugin configuration and
-//! the Backup's PodVolumeBackups. A trait, so the state machine is tested without a cluster.
+//! What the state machine reads from the cluster besides exec: the plugin configuration, the
+//! Backup's PodVolumeBackups, the pods of a namespace (groups, run-once, Velero < 1.15) and the
+//! Events it posts. A trait, so the state machine is tested without a cluster. Every read is
+//! bounded in time, kube's own retries included.
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -10,6 +12,25 @@ use super::report::HookEvent;
 use crate::exec::client::ClusterClient;
 use crate::exec::config::load_hook_config;
 use crate::hooks::Config;
+
+/// The longest a list call may take, kube's own retries of 429/503/504 answers included
+/// (they back off for minutes): callers wait on these reads.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `future`, or an error naming `what` once [`READ_TIMEOUT`] is over.
+async fn bounded<T>(
+    what: &str,
+    future: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(READ_TIMEOUT, future)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "{what}: no answer within {}",
+                crate::hooks::format_go_duration(READ_TIMEOUT)
+            ))
+        })
+}
 
 /// One `velero.io/v1` PodVolumeBackup, as far as a deferred thaw needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +63,9 @@ pub trait Cluster: Send + Sync {
     async fn pod_volume_backups(&self, backup: &BackupInfo)
         -> Result<Vec<PodVolumeBackup>, String>;
 
-    /// The pods of a namespace, to find those mounting a claim when Velero has no
-    /// ItemBlockAction to show them first (Velero before 1.15).
+    /// The pods of a namespace: the members of a consistency group, the pods of a run-once
+    /// workload, and those mounting a claim when Velero has no ItemBlockAction to show them
+    /// first (Velero before 1.15).
     async fn pods_in_namespace(&self, namespace: &str) -> Result<Vec<Pod>, String>;
 
     /// Posts a Kubernetes Event about a hook outcome on its pod.
@@ -84,15 +106,19 @@ impl Cluster for KubeCluster {
         &self,
         backup: &BackupInfo,
     ) -> Result<Vec<PodVolumeBackup>, String> {
-        let client = self.client.get().await?;
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client, &backup.namespace, &pod_volume_backup_resource());
         let selector = format!("velero.io/backup-uid={}", backup.uid);
-        let list = api
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| format!("listing PodVolumeBackups ({selector}): {e}"))?;
-        Ok(list.items.iter().map(read_pod_volume_backup).collect())
+        let what = format!("listing PodVolumeBackups ({selector})");
+        bounded(&what, async {
+            let client = self.client.get().await?;
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client, &backup.namespace, &pod_volume_backup_resource());
+            let list = api
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|e| format!("{what}: {e}"))?;
+            Ok(list.items.iter().map(read_pod_volume_backup).collect())
+        })
+        .await
     }
 
     async fn record_event(&self, event: &HookEvent) -> Result<(), String> {
@@ -132,13 +158,17 @@ impl Cluster for KubeCluster {
     }
 
     async fn pods_in_namespace(&self, namespace: &str) -> Result<Vec<Pod>, String> {
-        let client = self.client.get().await?;
-        let api: Api<Pod> = Api::namespaced(client, namespace);
-        let list = api
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| format!("listing pods in namespace {namespace}: {e}"))?;
-        Ok(list.items)
+        let what = format!("listing pods in namespace {namespace}");
+        bounded(&what, async {
+            let client = self.client.get().await?;
+            let api: Api<Pod> = Api::namespaced(client, namespace);
+            let list = api
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| format!("{what}: {e}"))?;
+            Ok(list.items)
+        })
+        .await
     }
 }
 

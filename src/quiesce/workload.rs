@@ -220,8 +220,18 @@ impl Engine {
         let Some(group) = self.group_of(entry).await else {
             return self.freeze_pod(entry).await;
         };
-        lock(&group.first_freeze).get_or_insert_with(Instant::now);
         let members = group.members.get().cloned().unwrap_or_default();
+        if !members.iter().any(|m| Arc::ptr_eq(m, entry)) {
+            tracing::warn!(
+                namespace = %group.namespace,
+                group = %group.name,
+                pod = %entry.plan.pod.name,
+                "Pod of a consistency group was not known when the group formed (its pods could \
+                 not be listed); it is frozen and thawed on its own"
+            );
+            return self.freeze_pod(entry).await;
+        }
+        lock(&group.first_freeze).get_or_insert_with(Instant::now);
         let others = members
             .iter()
             .filter(|m| !Arc::ptr_eq(m, entry))
@@ -240,6 +250,9 @@ impl Engine {
             return self.thaw(entry, cause).await;
         };
         let members = group.members.get().cloned().unwrap_or_default();
+        if !members.iter().any(|m| Arc::ptr_eq(m, entry)) {
+            return self.thaw(entry, cause).await; // a late joiner, frozen on its own
+        }
         let all_released = {
             let mut released = lock(&group.released);
             released.insert(entry.plan.uid.clone());
