@@ -1,6 +1,8 @@
 //! `velero-plugin-quiesce explain`: golden outputs (text and JSON) on YAML fixtures covering
-//! every validation problem, governance refusals and a clean case, the same report read from a fake API server
-//! with no exec request ever sent, exit codes, and the real binary as a subprocess.
+//! every validation problem, governance refusals, run once per owner, consistency groups,
+//! templated commands and execution options, and a clean case; the same report read from a
+//! fake API server with no exec request ever sent, exit codes, and the real binary as a
+//! subprocess.
 //!
 //! Goldens live in `tests/fixtures/explain/*.txt|*.json`. A mismatch fails; to accept a new
 //! output, run with `UPDATE_GOLDEN=1` and review the diff.
@@ -134,6 +136,74 @@ async fn governance_fixture_json_matches_its_golden_and_exits_1() {
     assert_golden("governance.json", &out);
 }
 
+#[tokio::test]
+async fn run_once_fixture_text_matches_its_golden_and_exits_0() {
+    let (code, out, err) = run(&["-f", &fixture("run-once.yaml")]).await;
+    assert_eq!(code, EXIT_CLEAN, "{err}");
+    assert_golden("run-once.txt", &out);
+}
+
+#[tokio::test]
+async fn run_once_fixture_json_matches_its_golden_and_exits_0() {
+    let (code, out, err) = run(&["-f", &fixture("run-once.yaml"), "-o", "json"]).await;
+    assert_eq!(code, EXIT_CLEAN, "{err}");
+    assert_golden("run-once.json", &out);
+}
+
+#[tokio::test]
+async fn groups_fixture_text_matches_its_golden_and_exits_0() {
+    let (code, out, err) = run(&["-f", &fixture("groups.yaml")]).await;
+    assert_eq!(code, EXIT_CLEAN, "{err}");
+    assert_golden("groups.txt", &out);
+}
+
+#[tokio::test]
+async fn groups_fixture_json_matches_its_golden_and_exits_0() {
+    let (code, out, err) = run(&["-f", &fixture("groups.yaml"), "-o", "json"]).await;
+    assert_eq!(code, EXIT_CLEAN, "{err}");
+    assert_golden("groups.json", &out);
+}
+
+fn templates_args(output: &str) -> Vec<String> {
+    vec![
+        "-f".into(),
+        fixture("templates.yaml"),
+        "--backup-file".into(),
+        fixture("backup.yaml"),
+        "-o".into(),
+        output.into(),
+    ]
+}
+
+#[tokio::test]
+async fn templates_fixture_text_matches_its_golden_and_exits_0() {
+    let (code, out, err) = run_owned(&templates_args("text")).await;
+    assert_eq!(code, EXIT_CLEAN, "{err}");
+    assert_golden("templates.txt", &out);
+}
+
+#[tokio::test]
+async fn templates_fixture_json_matches_its_golden_and_exits_0() {
+    let (code, out, err) = run_owned(&templates_args("json")).await;
+    assert_eq!(code, EXIT_CLEAN, "{err}");
+    assert_golden("templates.json", &out);
+}
+
+#[tokio::test]
+async fn template_errors_fixture_text_matches_its_golden_and_exits_1() {
+    let (code, out, err) = run(&["-f", &fixture("template-errors.yaml")]).await;
+    assert_eq!(code, EXIT_PROBLEMS, "{err}");
+    assert!(err.is_empty(), "{err}");
+    assert_golden("template-errors.txt", &out);
+}
+
+#[tokio::test]
+async fn template_errors_fixture_json_matches_its_golden_and_exits_1() {
+    let (code, out, _) = run(&["-f", &fixture("template-errors.yaml"), "-o", "json"]).await;
+    assert_eq!(code, EXIT_PROBLEMS);
+    assert_golden("template-errors.json", &out);
+}
+
 // ----- what the problems fixture must contain -----
 
 fn pod<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -259,6 +329,271 @@ async fn governance_refusals_are_policy_warnings_on_their_pods_and_rule_hooks_st
     assert_eq!(cache["phases"]["pre"]["hooks"][0]["container"], "redis");
     assert_eq!(kinds(&cache["problems"]), Vec::<&str>::new());
     assert_eq!(report["problems"], json!([]));
+}
+
+// ----- run once per owner, consistency groups, templates, execution options -----
+
+fn hook<'a>(report: &'a Value, pod_name: &str, phase: &str) -> &'a Value {
+    &pod(report, pod_name)["phases"][phase]["hooks"][0]
+}
+
+#[tokio::test]
+async fn only_the_primary_of_a_statefulset_runs_a_run_once_hook_and_the_others_skip_it() {
+    let (_, out, _) = run(&["-f", &fixture("run-once.yaml"), "-o", "json"]).await;
+    let report: Value = serde_json::from_str(&out).unwrap();
+
+    for phase in ["pre", "post"] {
+        let primary = &hook(&report, "db-2", phase)["runOnce"];
+        assert_eq!(primary["runsHere"], true, "{phase}");
+        assert_eq!(primary["runner"], "shop/db-2");
+        assert_eq!(primary["reason"], "it matches run-on");
+        assert_eq!(primary["owner"], "StatefulSet/db");
+        assert_eq!(primary["runOn"], "role=primary");
+        for replica in ["db-0", "db-1"] {
+            let skipped = &hook(&report, replica, phase)["runOnce"];
+            assert_eq!(skipped["runsHere"], false, "{replica} {phase}");
+            assert_eq!(skipped["runner"], "shop/db-2", "{replica} {phase}");
+        }
+    }
+    // Without run-on, the oldest pod of the ReplicaSet runs the rule's hook.
+    let oldest = &hook(&report, "cache-5d9f-q8w7z", "pre")["runOnce"];
+    assert_eq!(oldest["runsHere"], true);
+    assert_eq!(oldest["reason"], "it is the oldest pod");
+    assert_eq!(
+        hook(&report, "cache-5d9f-kx2lp", "pre")["runOnce"]["runner"],
+        "shop/cache-5d9f-q8w7z"
+    );
+    // Without an owner, run-once has no effect.
+    let orphan = &hook(&report, "tools", "pre")["runOnce"];
+    assert_eq!(orphan["owner"], Value::Null);
+    assert_eq!(orphan["runsHere"], true);
+    assert_eq!(orphan["reason"], "the pod has no owner");
+    // Hooks skipped here are not counted as hooks that run: db-2's two, the oldest cache
+    // pod's and tools'.
+    assert_eq!(report["summary"]["hooks"], 4);
+    assert_eq!(report["summary"]["podsWithHooks"], 3);
+}
+
+#[tokio::test]
+async fn skipped_run_once_hooks_read_as_skipped_in_the_listing() {
+    let (_, out, _) = run(&["-f", &fixture("run-once.yaml")]).await;
+    let db0 = out
+        .split("\n\n")
+        .find(|b| b.starts_with("shop/db-0 "))
+        .unwrap();
+    assert!(db0.contains("skipped here, shop/db-2 runs it"), "{db0}");
+    assert!(!db0.contains("runs here"), "{db0}");
+    let db2 = out
+        .split("\n\n")
+        .find(|b| b.starts_with("shop/db-2 "))
+        .unwrap();
+    assert!(db2.contains("runs here: it matches run-on"), "{db2}");
+}
+
+#[tokio::test]
+async fn run_once_from_the_cluster_matches_the_files_and_no_exec_is_sent() {
+    let kube = FakeKube::start().await.unwrap();
+    let yaml = std::fs::read_to_string(fixture("run-once.yaml")).unwrap();
+    kube.load_yaml(&yaml).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kubeconfig).unwrap();
+
+    let (code, from_cluster, err) =
+        run(&["--kubeconfig", kubeconfig.to_str().unwrap(), "-o", "json"]).await;
+    assert_eq!(code, EXIT_CLEAN, "{err}");
+    let (_, from_files, _) = run(&["-f", &fixture("run-once.yaml"), "-o", "json"]).await;
+    assert_eq!(from_cluster, from_files);
+    assert_no_exec(&kube);
+}
+
+#[tokio::test]
+async fn a_group_of_three_pods_is_listed_with_its_members_and_a_group_of_one_is_a_notice() {
+    let (code, out, _) = run(&["-f", &fixture("groups.yaml"), "-o", "json"]).await;
+    assert_eq!(code, EXIT_CLEAN);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let groups = report["groups"].as_array().unwrap();
+    let orders = groups.iter().find(|g| g["name"] == "orders").unwrap();
+    assert_eq!(orders["namespace"], "shop");
+    assert_eq!(
+        orders["members"],
+        json!(["orders-cache-0", "orders-db-0", "orders-queue-0"])
+    );
+    assert!(orders["pre"]
+        .as_str()
+        .unwrap()
+        .contains("before the first member's volume snapshot"));
+    assert!(orders["post"]
+        .as_str()
+        .unwrap()
+        .contains("after the last member is backed up"));
+    // The rule's group counts like the annotation.
+    assert_eq!(pod(&report, "orders-cache-0")["group"], "orders");
+    assert!(pod(&report, "orders-db-0")["phases"]["post"]["moment"]
+        .as_str()
+        .unwrap()
+        .starts_with("with group orders (2 other members)"));
+
+    let wiki = groups.iter().find(|g| g["name"] == "wiki").unwrap();
+    assert_eq!(wiki["members"], json!(["wiki-0"]));
+    assert_eq!(kinds(&report["notices"]), ["single-member-group"]);
+    assert_eq!(report["summary"]["problems"], 0);
+}
+
+#[tokio::test]
+async fn a_templated_command_is_rendered_with_the_backup_pod_container_and_phase() {
+    let (_, out, _) = run_owned(&templates_args("json")).await;
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let dump = hook(&report, "db-0", "pre");
+    assert_eq!(
+        dump["command"][1],
+        "--to=s3://dumps/{{backup.namespace}}/{{backup.name}}/{{pod.namespace}}.{{pod.name}}"
+    );
+    assert_eq!(
+        dump["renderedCommand"],
+        json!([
+            "/usr/bin/dump",
+            "--to=s3://dumps/velero/nightly-20250101/shop.db-0"
+        ])
+    );
+    assert_eq!(
+        dump["hookCommand"],
+        "[/usr/bin/dump --to=s3://dumps/velero/nightly-20250101/shop.db-0]"
+    );
+    let audit = hook(&report, "ledger-0", "pre");
+    assert_eq!(
+        audit["renderedCommand"],
+        json!(["/bin/audit", "--event=pre", "--in=ledger"])
+    );
+    // A command without variables is not templated.
+    assert_eq!(
+        hook(&report, "db-0", "post")["renderedCommand"],
+        Value::Null
+    );
+
+    let (_, text, _) = run_owned(&templates_args("text")).await;
+    assert!(text.contains("1. [/usr/bin/dump --to=s3://dumps/velero/nightly-20250101/shop.db-0]"));
+    assert!(
+        text.contains("templated, as written: [/bin/audit --event={{phase}} --in={{container}}]")
+    );
+}
+
+#[tokio::test]
+async fn without_a_backup_file_the_backup_name_is_a_placeholder_and_a_notice_says_so() {
+    let (code, out, _) = run(&["-f", &fixture("templates.yaml"), "-o", "json"]).await;
+    assert_eq!(code, EXIT_CLEAN);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    // The namespace is Velero's, where Backups live.
+    assert_eq!(
+        hook(&report, "db-0", "pre")["renderedCommand"][1],
+        "--to=s3://dumps/velero/<backup.name>/shop.db-0"
+    );
+    assert_eq!(kinds(&report["notices"]), ["template-value-unknown"]);
+    assert!(report["notices"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("{{backup.name}}"));
+}
+
+#[tokio::test]
+async fn execution_options_are_shown_when_not_the_default() {
+    let (_, out, _) = run_owned(&templates_args("json")).await;
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        hook(&report, "db-0", "pre")["execution"],
+        json!({
+            "wait": {"for": "running", "timeout": "1m0s"},
+            "retries": 3,
+            "retryBackoff": "1s",
+            "retryDelays": ["1s", "2s", "4s"],
+            "retryOnExitCodes": [75],
+            "killOnTimeout": false
+        })
+    );
+    assert_eq!(hook(&report, "db-0", "post")["execution"], Value::Null);
+    let audit = &hook(&report, "ledger-0", "pre")["execution"];
+    assert_eq!(audit["wait"], json!({"for": "ready", "timeout": "1m0s"}));
+    assert_eq!(audit["killOnTimeout"], true);
+
+    let (_, text, _) = run_owned(&templates_args("text")).await;
+    for expected in [
+        "wait: running, up to 1m0s",
+        "retries: 3 (backoff 1s, doubling; also on exit code 75)",
+        "wait: ready, up to 1m0s",
+        "kill on timeout: TERM, then KILL after 5s",
+    ] {
+        assert!(text.contains(expected), "{expected}\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_template_variable_is_a_hook_defect_and_exits_1_like_other_defects() {
+    let (code, out, _) = run(&["-f", &fixture("template-errors.yaml"), "-o", "json"]).await;
+    assert_eq!(code, EXIT_PROBLEMS);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let db = pod(&report, "db-0");
+    assert_eq!(kinds(&db["problems"]), ["hook-defect"]);
+    assert_eq!(db["problems"][0]["severity"], "error");
+    let dump = hook(&report, "db-0", "pre");
+    assert!(dump["defect"]
+        .as_str()
+        .unwrap()
+        .contains("unknown template variable {{backup.nmae}} in command element 1"));
+    assert_eq!(dump["renderedCommand"], Value::Null);
+    // In a rule it is a config error, and the rule is ignored.
+    let top = &report["problems"];
+    assert_eq!(kinds(top), ["config"]);
+    assert_eq!(top[0]["severity"], "error");
+    assert!(top[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("{{backup.nmae}}"));
+    assert_eq!(report["rules"], 0);
+}
+
+#[tokio::test]
+async fn an_invalid_execution_option_is_an_annotation_warning_and_keeps_its_default() {
+    let (code, out, _) = run(&["-f", &fixture("template-errors.yaml"), "-o", "json"]).await;
+    assert_eq!(code, EXIT_PROBLEMS);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let api = pod(&report, "api-0");
+    assert_eq!(
+        kinds(&api["problems"]),
+        ["annotation", "annotation", "annotation"]
+    );
+    let locations: Vec<&str> = api["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["location"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        locations,
+        [
+            "pre.hook.backup.quiesce.dev/retries",
+            "pre.hook.backup.quiesce.dev/kill-on-timeout",
+            "post.hook.backup.quiesce.dev/retry-on-exit-code",
+        ]
+    );
+    assert!(api["problems"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("\"three\" is not a whole number of retries"));
+    // The ignored options keep their defaults.
+    assert_eq!(hook(&report, "api-0", "pre")["execution"], Value::Null);
+}
+
+#[tokio::test]
+async fn an_invalid_run_on_is_warned_about_once_and_the_lowest_ordinal_runs() {
+    let (_, out, _) = run(&["-f", &fixture("template-errors.yaml"), "-o", "json"]).await;
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let queue = pod(&report, "queue-0");
+    assert_eq!(kinds(&queue["problems"]), ["annotation"]);
+    assert_eq!(queue["problems"][0]["location"], "quiesce.dev/run-on");
+    let run_once = &hook(&report, "queue-0", "pre")["runOnce"];
+    assert_eq!(run_once["runOn"], Value::Null);
+    assert_eq!(run_once["runsHere"], true);
+    assert_eq!(run_once["reason"], "it has the lowest StatefulSet ordinal");
 }
 
 // ----- exit codes and usage errors -----

@@ -25,7 +25,8 @@ use super::ExplainError;
 /// How long one list call may take before the cluster counts as unreachable.
 pub const CLUSTER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The backup scope from `--backup-file` or the filter flags.
+/// The backup scope from `--backup-file` or the filter flags. The Backup's namespace, when
+/// the file does not say or there is none, is Velero's: Velero only runs Backups there.
 pub fn backup_scope(options: &Options) -> Result<BackupScope, ExplainError> {
     let Some(path) = &options.backup_file else {
         let label_selectors = match &options.selector {
@@ -34,6 +35,7 @@ pub fn backup_scope(options: &Options) -> Result<BackupScope, ExplainError> {
         };
         return Ok(BackupScope {
             info: BackupInfo {
+                namespace: options.velero_namespace.clone(),
                 included_namespaces: options.include_namespaces.clone(),
                 excluded_namespaces: options.exclude_namespaces.clone(),
                 ..BackupInfo::default()
@@ -44,7 +46,11 @@ pub fn backup_scope(options: &Options) -> Result<BackupScope, ExplainError> {
     };
     let text = read_text(path)?;
     let value: Value = serde_yaml_ng::from_str(&text).map_err(|e| input(path, e.to_string()))?;
-    backup_scope_from_value(&value).map_err(|reason| input(path, reason))
+    let mut scope = backup_scope_from_value(&value).map_err(|reason| input(path, reason))?;
+    if scope.info.namespace.is_empty() {
+        scope.info.namespace = options.velero_namespace.clone();
+    }
+    Ok(scope)
 }
 
 /// Reads a `velero.io/v1` Backup object.

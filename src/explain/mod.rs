@@ -3,7 +3,8 @@
 //! the freeze and the thaw — and every validation problem, without executing anything.
 //!
 //! Layout: the pure core in `report.rs` ([`explain`]: pods + configuration + backup scope →
-//! [`Report`]); `render.rs` turns a report into the text listing or JSON; the edges are
+//! [`Report`]), with `report/workload.rs` for what spans pods (which pod runs a run-once
+//! hook, consistency groups); `render.rs` turns a report into the text listing or JSON; the edges are
 //! `cli.rs` (arguments) and `input.rs` (YAML files, or list calls on a cluster).
 //!
 //! Must not touch: exec. This module builds no executor and sends no exec request; against
@@ -19,17 +20,32 @@
 //!   backup: { name|null, includedNamespaces[], excludedNamespaces[], labelSelectors[],
 //!             defaultVolumesToFsBackup },
 //!   pods: [ { namespace, name, skipped: string|null, maxFreeze, claims[], fsBackupVolumes[],
+//!             group: string|null,
 //!             phases: { pre: { moment|null, hooks[] }, post: { moment|null, hooks[] } },
 //!             problems[], notices[] } ],
+//!   groups: [ { namespace, name, members[], pre, post } ],
 //!   problems[], notices[],
 //!   summary: { pods, podsWithHooks, podsNotListed, hooks, problems, notices } }
-//! hook:    { order, source, name, index, container, command[], hookCommand, onError,
-//!            timeout, defect|null, reached }
+//! hook:    { order, source, name, index, container,
+//!            command[] (as written), renderedCommand[]|null (variables substituted),
+//!            hookCommand (what runs), onError, timeout,
+//!            execution: null | { wait: { for: running|ready, timeout }|null, retries,
+//!                                 retryBackoff, retryDelays[], retryOnExitCodes[],
+//!                                 killOnTimeout },
+//!            runOnce: null | { owner|null, runOn|null, runsHere, runner|null, reason },
+//!            defect|null, reached }
 //! finding: { kind, severity: error|warning|info, location|null, message }
 //! ```
-//! Problem kinds: `hook-defect`, `annotation`, `policy` (an annotation hook refused by the
-//! ConfigMap's `governance`), `max-freeze`, `double-quiesce`, `config`, `config-map`, `backup`. Notice kinds: `skipped`, `velero-hooks`, `pulled-in`,
-//! `late-freeze`, `no-config-map`, `backup-spec-hooks`, `ignored-object`, `claims-unknown`.
+//! A hook with `runOnce.runsHere: false` is skipped in that pod (another pod of its owner
+//! runs it); `summary.hooks` and `podsWithHooks` count only hooks a pod runs itself.
+//! Without `--backup-file`, `{{backup.name}}` renders as `<backup.name>` (with a notice).
+//!
+//! Problem kinds: `hook-defect` (an unknown template variable in an annotation command
+//! included), `annotation`, `policy` (an annotation hook refused by the ConfigMap's
+//! `governance`), `max-freeze`, `double-quiesce`, `config`, `config-map`, `backup`. Notice
+//! kinds: `skipped`, `velero-hooks`, `pulled-in`, `late-freeze`, `no-config-map`,
+//! `backup-spec-hooks`, `ignored-object`, `claims-unknown`, `template-value-unknown`,
+//! `single-member-group`, `run-once-ignored`.
 
 mod cli;
 mod input;
@@ -43,8 +59,9 @@ pub use cli::{parse_args, parse_selector, Command, Options, Output, Source, USAG
 pub use input::{backup_scope, backup_scope_from_value, read_cluster, read_files};
 pub use render::{render_json, render_text};
 pub use report::{
-    explain, BackupScope, BackupView, Finding, HookReport, Inputs, PhaseReport, Phases,
-    PluginConfig, PodReport, Report, Summary, SCHEMA_VERSION, VELERO_HOOK_PREFIXES,
+    explain, BackupScope, BackupView, ExecutionView, Finding, GroupReport, HookReport, Inputs,
+    PhaseReport, Phases, PluginConfig, PodReport, Report, RunOnceView, Summary, WaitView,
+    SCHEMA_VERSION, VELERO_HOOK_PREFIXES,
 };
 
 /// Exit code: nothing wrong.

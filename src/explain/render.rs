@@ -3,7 +3,11 @@
 
 use std::fmt::Write as _;
 
-use super::report::{Finding, HookReport, PhaseReport, PodReport, Report};
+use crate::hooks::{format_go_duration, KILL_GRACE, MAX_RETRY_BACKOFF};
+
+use super::report::{
+    ExecutionView, Finding, GroupReport, HookReport, PhaseReport, PodReport, Report, RunOnceView,
+};
 
 /// Width the text output wraps at.
 pub const WIDTH: usize = 100;
@@ -38,6 +42,13 @@ pub fn render_text(report: &Report) -> String {
     for pod in &report.pods {
         out.push('\n');
         render_pod(&mut out, pod);
+    }
+
+    if !report.groups.is_empty() {
+        out.push_str("\nconsistency groups:\n");
+        for group in &report.groups {
+            render_group(&mut out, group);
+        }
     }
 
     if !report.problems.is_empty() {
@@ -117,11 +128,15 @@ fn render_pod(out: &mut String, pod: &PodReport) {
         }
         return;
     }
+    let group = match &pod.group {
+        Some(name) => format!(", group {name}"),
+        None => String::new(),
+    };
     line(
         out,
         "",
         "",
-        &format!("{title}  (max-freeze {})", pod.max_freeze),
+        &format!("{title}  (max-freeze {}{group})", pod.max_freeze),
     );
     render_phase(out, "pre", &pod.phases.pre, refused(pod, "pre"));
     render_phase(out, "post", &pod.phases.post, refused(pod, "post"));
@@ -180,15 +195,35 @@ fn render_hook(out: &mut String, phase: &str, hook: &HookReport) {
             hook.container, hook.on_error, hook.timeout
         ),
     );
-    if let Some(defect) = &hook.defect {
+    let continued = format!("{indent}  ");
+    if hook.rendered_command.is_some() {
         line(
             out,
             &indent,
-            &format!("{indent}  "),
-            &format!("will fail: {defect}"),
+            &continued,
+            &format!(
+                "templated, as written: {}",
+                crate::hooks::render_command(&hook.command)
+            ),
         );
     }
-    if !hook.reached {
+    if let Some(execution) = &hook.execution {
+        for text in execution_lines(execution) {
+            line(out, &indent, &continued, &text);
+        }
+    }
+    if let Some(run_once) = &hook.run_once {
+        line(out, &indent, &continued, &run_once_text(run_once));
+    }
+    if let Some(defect) = &hook.defect {
+        let will_fail = if hook.runs_here() {
+            "will fail"
+        } else {
+            "will fail where it runs"
+        };
+        line(out, &indent, &continued, &format!("{will_fail}: {defect}"));
+    }
+    if !hook.reached && hook.runs_here() {
         line(
             out,
             &indent,
@@ -196,6 +231,92 @@ fn render_hook(out: &mut String, phase: &str, hook: &HookReport) {
             "not reached: an earlier hook fails with on-error Fail",
         );
     }
+}
+
+/// One line per execution option that has an effect: wait, retries, kill on timeout.
+fn execution_lines(execution: &ExecutionView) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(wait) = &execution.wait {
+        lines.push(format!("wait: {}, up to {}", wait.state, wait.timeout));
+    }
+    if execution.retries > 0 {
+        let delays = if execution.retries == 1 {
+            format!("after {}", execution.retry_backoff)
+        } else {
+            let cap = format_go_duration(MAX_RETRY_BACKOFF);
+            let capped = execution.retry_delays.last() == Some(&cap);
+            format!(
+                "backoff {}, doubling{}",
+                execution.retry_backoff,
+                if capped {
+                    format!(" up to {cap}")
+                } else {
+                    String::new()
+                }
+            )
+        };
+        let when = if execution.retry_on_exit_codes.is_empty() {
+            "only when the command could not be started".to_owned()
+        } else {
+            let codes: Vec<String> = execution
+                .retry_on_exit_codes
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            format!(
+                "also on exit {} {}",
+                if codes.len() == 1 { "code" } else { "codes" },
+                codes.join(", ")
+            )
+        };
+        lines.push(format!("retries: {} ({delays}; {when})", execution.retries));
+    }
+    if execution.kill_on_timeout {
+        lines.push(format!(
+            "kill on timeout: TERM, then KILL after {}",
+            format_go_duration(KILL_GRACE)
+        ));
+    }
+    lines
+}
+
+/// Whether this pod runs a run-once hook, and why.
+fn run_once_text(run_once: &RunOnceView) -> String {
+    let Some(owner) = &run_once.owner else {
+        return format!(
+            "run once per owner: no effect, {}; it runs here",
+            run_once.reason
+        );
+    };
+    let selector = match &run_once.run_on {
+        Some(text) => format!(" (run-on {text})"),
+        None => String::new(),
+    };
+    let decision = match &run_once.runner {
+        _ if run_once.runs_here => format!("runs here: {}", run_once.reason),
+        Some(runner) => format!("skipped here, {runner} runs it: {}", run_once.reason),
+        None => format!("skipped here: {}", run_once.reason),
+    };
+    format!("run once per {owner}{selector}: {decision}")
+}
+
+fn render_group(out: &mut String, group: &GroupReport) {
+    let members = format!(
+        "{}: {}",
+        count(group.members.len(), "member", "members"),
+        group.members.join(", ")
+    );
+    let effect = if group.members.len() == 1 {
+        "a single member, so grouping has no effect".to_owned()
+    } else {
+        format!("{}; {}", group.pre, group.post)
+    };
+    line(
+        out,
+        "  ",
+        "      ",
+        &format!("{}/{} ({members}): {effect}", group.namespace, group.name),
+    );
 }
 
 /// `error: …`, `warning: …` or `notice: …`, prefixed by the location unless the message

@@ -7,12 +7,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use serde::Serialize;
 
+use crate::hooks::template::{self, TemplateContext};
 use crate::hooks::{
-    format_go_duration, resolve, Config, HookSource, LabelSelector, NamespaceFilter, OnError,
-    Phase, PodRef, Problem, ResolvedHook, Severity, SkipReason, ANNOTATION_HOOK_NAME,
-    POST_ANNOTATION_PREFIX, PRE_ANNOTATION_PREFIX,
+    format_go_duration, resolve, Config, Execution, HookSource, LabelSelector, NamespaceFilter,
+    OnError, Phase, PodRef, Problem, ResolvedHook, Severity, SkipReason, ANNOTATION_HOOK_NAME,
+    POST_ANNOTATION_PREFIX, PRE_ANNOTATION_PREFIX, RUN_ONCE_PER_ANNOTATION,
 };
 use crate::quiesce::plan::{BackupInfo, PodPlan, EXCLUDE_LABEL};
+
+mod workload;
+
+use workload::Workloads;
+pub use workload::{GroupReport, RunOnceView};
 
 /// Version of the JSON shape; bumped only for incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -95,6 +101,8 @@ pub struct Report {
     pub backup: BackupView,
     /// Pods that have hooks, Velero hook keys, or problems, sorted by namespace and name.
     pub pods: Vec<PodReport>,
+    /// Consistency groups with a member in the backup, by namespace and name.
+    pub groups: Vec<GroupReport>,
     /// Problems not tied to one pod (configuration, inputs).
     pub problems: Vec<Finding>,
     /// Notes not tied to one pod.
@@ -135,6 +143,8 @@ pub struct PodReport {
     pub claims: Vec<String>,
     /// Volumes backed up by file-system backup.
     pub fs_backup_volumes: Vec<String>,
+    /// Its consistency group (`quiesce.dev/group` or a rule's `group`), if any.
+    pub group: Option<String>,
     /// Pre and post hooks with their moment.
     pub phases: Phases,
     /// What is wrong with this pod's hooks.
@@ -175,18 +185,81 @@ pub struct HookReport {
     pub index: usize,
     /// Target container.
     pub container: String,
-    /// argv.
+    /// argv as written: a template when it uses `{{…}}` variables.
     pub command: Vec<String>,
-    /// argv rendered like Velero's `hookCommand`.
+    /// argv with the variables substituted (for this backup, pod, container and phase);
+    /// `null` when the command uses no variable or cannot be rendered (see `defect`).
+    pub rendered_command: Option<Vec<String>>,
+    /// The argv that runs (rendered if templated), printed like Velero's `hookCommand`.
     pub hook_command: String,
     /// `Fail` or `Continue`.
     pub on_error: String,
     /// Effective timeout, e.g. `30s`.
     pub timeout: String,
+    /// Waits, retries and kill on timeout; `null` for the default (one attempt, no wait).
+    pub execution: Option<ExecutionView>,
+    /// Run once per owner: whether this pod runs it; `null` when the hook runs in every pod.
+    pub run_once: Option<RunOnceView>,
     /// Why the hook will fail without running, if it will.
     pub defect: Option<String>,
     /// False when an earlier hook of the phase fails with on-error Fail.
     pub reached: bool,
+}
+
+impl HookReport {
+    /// Whether this pod runs the hook (false when another pod of its owner runs it).
+    pub fn runs_here(&self) -> bool {
+        self.run_once.as_ref().is_none_or(|r| r.runs_here)
+    }
+}
+
+/// A hook's execution options, when not the default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionView {
+    /// Wait for the container before the first attempt; `null`: exec right away.
+    pub wait: Option<WaitView>,
+    /// Further attempts after a failed one.
+    pub retries: u32,
+    /// The delay before the first retry (doubled per retry, capped).
+    pub retry_backoff: String,
+    /// The delay before each retry, in order (as many as `retries`).
+    pub retry_delays: Vec<String>,
+    /// Exit codes after which the command is run again.
+    pub retry_on_exit_codes: Vec<i32>,
+    /// On timeout, TERM then KILL the command.
+    pub kill_on_timeout: bool,
+}
+
+/// What a hook waits for before exec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WaitView {
+    /// `running` or `ready`.
+    #[serde(rename = "for")]
+    pub state: String,
+    /// How long at most, e.g. `1m0s`.
+    pub timeout: String,
+}
+
+impl ExecutionView {
+    fn of(execution: &Execution) -> Option<Self> {
+        if *execution == Execution::default() {
+            return None;
+        }
+        Some(ExecutionView {
+            wait: execution.wait.map(|w| WaitView {
+                state: if w.ready { "ready" } else { "running" }.to_owned(),
+                timeout: format_go_duration(w.timeout),
+            }),
+            retries: execution.retries,
+            retry_backoff: format_go_duration(execution.backoff_before(1)),
+            retry_delays: (1..=execution.retries)
+                .map(|n| format_go_duration(execution.backoff_before(n)))
+                .collect(),
+            retry_on_exit_codes: execution.retry_on_exit_codes.clone(),
+            kill_on_timeout: execution.kill_on_timeout,
+        })
+    }
 }
 
 /// A problem or a notice.
@@ -230,11 +303,12 @@ impl Finding {
 pub struct Summary {
     /// Pods looked at.
     pub pods: usize,
-    /// Pods in the backup with at least one hook.
+    /// Pods in the backup with at least one hook they run themselves.
     pub pods_with_hooks: usize,
     /// Pods looked at but not listed (no hooks, no Velero hook keys, no problem).
     pub pods_not_listed: usize,
-    /// Hooks that would run (or fail in place), over all pods in the backup.
+    /// Hooks that would run (or fail in place), over all pods in the backup; a run-once hook
+    /// counts once, in the pod that runs it.
     pub hooks: usize,
     /// Problems, top-level and per pod.
     pub problems: usize,
@@ -293,15 +367,35 @@ pub fn explain(inputs: &Inputs, backup: &BackupScope) -> Report {
     pods.sort_by_key(|pod| PodRef::of(pod).to_string());
     let membership = membership(&pods, backup, &namespaces);
     let claims = ClaimIndex::new(inputs);
+    let config = &inputs.config.config;
+    let workloads = Workloads::new(&pods, &membership, config);
+    let mut context = HookContext {
+        values: TemplateValues::of(backup),
+        workloads: &workloads,
+        config,
+        placeholders_used: BTreeSet::new(),
+    };
 
     let mut reports = Vec::new();
     let mut not_listed = 0;
     for (pod, member) in pods.iter().zip(&membership) {
-        match pod_report(pod, member, backup, &inputs.config.config, &claims) {
+        match pod_report(pod, member, backup, &claims, &mut context) {
             Some(report) => reports.push(report),
             None => not_listed += 1,
         }
     }
+    for variable in &context.placeholders_used {
+        notices.push(Finding::notice(
+            "template-value-unknown",
+            format!(
+                "templated commands use {{{{{variable}}}}}, which explain does not know here \
+                 (give --backup-file): it is shown as {}",
+                placeholder(variable)
+            ),
+        ));
+    }
+    let (groups, group_notices) = workloads.reports();
+    notices.extend(group_notices);
 
     let summary = Summary {
         pods: pods.len(),
@@ -334,14 +428,57 @@ pub fn explain(inputs: &Inputs, backup: &BackupScope) -> Report {
             default_volumes_to_fs_backup: backup.info.default_volumes_to_fs_backup,
         },
         pods: reports,
+        groups,
         problems,
         notices,
         summary,
     }
 }
 
+/// The hooks of a pod that it runs itself (not those another pod of its owner runs).
 fn hook_count(pod: &PodReport) -> usize {
-    pod.phases.pre.hooks.len() + pod.phases.post.hooks.len()
+    pod.phases
+        .pre
+        .hooks
+        .iter()
+        .chain(&pod.phases.post.hooks)
+        .filter(|h| h.runs_here())
+        .count()
+}
+
+/// What every hook report needs beyond its pod: template values, the other pods of the
+/// backup, and which unknown template values were shown as placeholders.
+struct HookContext<'a> {
+    values: TemplateValues,
+    workloads: &'a Workloads<'a>,
+    config: &'a Config,
+    placeholders_used: BTreeSet<&'static str>,
+}
+
+/// The backup's values for `{{backup.name}}` and `{{backup.namespace}}`; `None` when the
+/// input does not say (no Backup given), shown as a placeholder.
+struct TemplateValues {
+    backup_name: Option<String>,
+    backup_namespace: Option<String>,
+}
+
+impl TemplateValues {
+    fn of(backup: &BackupScope) -> Self {
+        let known = |text: &str| Some(text.to_owned()).filter(|t| !t.is_empty());
+        TemplateValues {
+            backup_name: backup
+                .name
+                .as_deref()
+                .and_then(known)
+                .or_else(|| known(&backup.info.name)),
+            backup_namespace: known(&backup.info.namespace),
+        }
+    }
+}
+
+/// How an unknown template value is shown.
+fn placeholder(variable: &str) -> String {
+    format!("<{variable}>")
 }
 
 fn config_finding(origin: Option<&str>, problem: &Problem) -> Finding {
@@ -537,10 +674,12 @@ fn pod_report(
     pod: &Pod,
     member: &Membership,
     backup: &BackupScope,
-    config: &Config,
     claim_index: &ClaimIndex,
+    context: &mut HookContext,
 ) -> Option<PodReport> {
+    let config = context.config;
     let pod_ref = PodRef::of(pod);
+    let group = context.workloads.group(pod, config);
     let plan = PodPlan::new(pod, &backup.info, config);
     let skip_text = |reason: &SkipReason| match reason {
         SkipReason::Terminated { pod_phase, .. } => {
@@ -585,14 +724,15 @@ fn pod_report(
             max_freeze: format_go_duration(plan.max_freeze),
             claims,
             fs_backup_volumes,
+            group: group.map(|(name, _)| name),
             phases: Phases {
                 pre: PhaseReport {
                     moment: None,
-                    hooks: hook_reports(&pre),
+                    hooks: hook_reports(pod, &pre, context),
                 },
                 post: PhaseReport {
                     moment: None,
-                    hooks: hook_reports(&post),
+                    hooks: hook_reports(pod, &post, context),
                 },
             },
             problems: Vec::new(),
@@ -631,6 +771,8 @@ fn pod_report(
             }
         }
     }
+    // Pod-wide keys (run-on, run-once-per) are read, and warned about, once per phase.
+    dedup(&mut problems);
     if let Some(warning) = &plan.max_freeze_warning {
         problems.push(
             Finding::new("max-freeze", "warning", strip(warning.clone()))
@@ -645,6 +787,9 @@ fn pod_report(
                  pod {by}: Velero backs it up with that claim, and quiesce runs its hooks"
             ),
         ));
+    }
+    if let Some(notice) = run_once_without_annotation_hooks(pod, &plan) {
+        notices.push(notice);
     }
     let has_hooks = plan.has_hooks();
     if !velero_keys.is_empty() {
@@ -670,9 +815,10 @@ fn pod_report(
             Some((c.as_str(), reason))
         })
         .collect();
-    let pre_moment = pre_moment(&plan.claims, &unseen);
-    if has_hooks
-        && !plan.pre.hooks.is_empty()
+    let pre_hooks = hook_reports(pod, &plan.pre.hooks, context);
+    let post_hooks = hook_reports(pod, &plan.post.hooks, context);
+    let mut pre_moment = pre_moment(&plan.claims, &unseen);
+    if pre_hooks.iter().any(HookReport::runs_here)
         && !plan.claims.is_empty()
         && unseen.len() == plan.claims.len()
     {
@@ -685,7 +831,7 @@ fn pod_report(
             ),
         ));
     }
-    let post_moment = if plan.fs_backup_volumes.is_empty() {
+    let mut post_moment = if plan.fs_backup_volumes.is_empty() {
         "after the pod's volumes are backed up".to_owned()
     } else {
         format!(
@@ -693,6 +839,33 @@ fn pod_report(
             fs_backup_volumes.join(", ")
         )
     };
+    if let Some((name, members)) = &group {
+        if members.len() > 1 {
+            let others = members.len() - 1;
+            let with = format!(
+                "with group {name} ({others} other {})",
+                if others == 1 { "member" } else { "members" }
+            );
+            pre_moment = format!("{with}: before the first member's volume snapshot");
+            post_moment = if plan.fs_backup_volumes.is_empty() {
+                format!("{with}: after the last member is backed up")
+            } else {
+                format!(
+                    "{with}: after the last member is backed up, its PodVolumeBackups included \
+                     (fs-backup volumes: {})",
+                    fs_backup_volumes.join(", ")
+                )
+            };
+        }
+    }
+    for (moment, hooks) in [
+        (&mut pre_moment, &pre_hooks),
+        (&mut post_moment, &post_hooks),
+    ] {
+        if !hooks.is_empty() && !hooks.iter().any(HookReport::runs_here) {
+            *moment = "none of its hooks run here (run once per owner)".to_owned();
+        }
+    }
     Some(PodReport {
         namespace: pod_ref.namespace.clone(),
         name: pod_ref.name.clone(),
@@ -700,14 +873,15 @@ fn pod_report(
         max_freeze: format_go_duration(plan.max_freeze),
         claims,
         fs_backup_volumes,
+        group: group.map(|(name, _)| name),
         phases: Phases {
             pre: PhaseReport {
                 moment: Some(pre_moment),
-                hooks: hook_reports(&plan.pre.hooks),
+                hooks: pre_hooks,
             },
             post: PhaseReport {
                 moment: Some(post_moment),
-                hooks: hook_reports(&plan.post.hooks),
+                hooks: post_hooks,
             },
         },
         problems,
@@ -747,16 +921,23 @@ fn describe_unseen(unseen: &BTreeMap<&str, String>) -> String {
         .join("; ")
 }
 
-fn hook_reports(hooks: &[ResolvedHook]) -> Vec<HookReport> {
+fn hook_reports(pod: &Pod, hooks: &[ResolvedHook], context: &mut HookContext) -> Vec<HookReport> {
     let mut blocked = false;
     hooks
         .iter()
         .enumerate()
         .map(|(i, hook)| {
             let reached = !blocked;
-            if hook.defect.is_some() && hook.on_error == OnError::Fail {
+            let run_once = hook
+                .run_once
+                .as_ref()
+                .map(|run_once| context.workloads.run_once(pod, run_once));
+            let runs_here = run_once.as_ref().is_none_or(|r| r.runs_here);
+            // A hook another pod runs cannot fail here, so it blocks nothing here.
+            if runs_here && hook.defect.is_some() && hook.on_error == OnError::Fail {
                 blocked = true;
             }
+            let rendered_command = rendered_command(pod, hook, context);
             HookReport {
                 order: i + 1,
                 source: hook.source.as_str().to_owned(),
@@ -764,14 +945,108 @@ fn hook_reports(hooks: &[ResolvedHook]) -> Vec<HookReport> {
                 index: hook.index,
                 container: hook.container.clone(),
                 command: hook.command.clone(),
-                hook_command: crate::hooks::render_command(&hook.command),
+                hook_command: crate::hooks::render_command(
+                    rendered_command.as_deref().unwrap_or(&hook.command),
+                ),
+                rendered_command,
                 on_error: hook.on_error.as_str().to_owned(),
                 timeout: format_go_duration(hook.timeout),
+                execution: ExecutionView::of(&hook.execution),
+                run_once,
                 defect: hook.defect.as_ref().map(ToString::to_string),
                 reached,
             }
         })
         .collect()
+}
+
+/// The hook's argv with its template variables substituted, `None` when it has none or a
+/// defect (an unknown variable, a missing container: like the plugin, nothing is rendered for
+/// a hook that fails without running). Values explain does not know are shown as
+/// placeholders, and remembered for a notice.
+fn rendered_command(
+    pod: &Pod,
+    hook: &ResolvedHook,
+    context: &mut HookContext,
+) -> Option<Vec<String>> {
+    if !template::uses_variables(&hook.command) || hook.defect.is_some() {
+        return None;
+    }
+    let pod_ref = PodRef::of(pod);
+    let name_placeholder = placeholder("backup.name");
+    let namespace_placeholder = placeholder("backup.namespace");
+    let values = &context.values;
+    let with = |backup_name: &str, backup_namespace: &str| {
+        template::render(
+            &hook.command,
+            &TemplateContext {
+                backup_name,
+                backup_namespace,
+                pod_name: &pod_ref.name,
+                pod_namespace: &pod_ref.namespace,
+                container: &hook.container,
+                phase: hook.phase,
+            },
+        )
+        .ok()
+    };
+    let rendered = with(
+        values.backup_name.as_deref().unwrap_or(&name_placeholder),
+        values
+            .backup_namespace
+            .as_deref()
+            .unwrap_or(&namespace_placeholder),
+    )?;
+    // Which unknown values the command uses: rendering with other values changes it.
+    if values.backup_name.is_none()
+        && with("", &namespace_placeholder) != with("x", &namespace_placeholder)
+    {
+        context.placeholders_used.insert("backup.name");
+    }
+    if values.backup_namespace.is_none()
+        && with(&name_placeholder, "") != with(&name_placeholder, "x")
+    {
+        context.placeholders_used.insert("backup.namespace");
+    }
+    Some(rendered)
+}
+
+/// A notice for a pod asking to run its hooks once per owner when none of its hooks come
+/// from its annotations: the annotation only governs annotation hooks.
+fn run_once_without_annotation_hooks(pod: &Pod, plan: &PodPlan) -> Option<Finding> {
+    let annotations = pod.metadata.annotations.as_ref()?;
+    annotations.get(RUN_ONCE_PER_ANNOTATION)?;
+    let annotation_hooks = plan
+        .pre
+        .hooks
+        .iter()
+        .chain(&plan.post.hooks)
+        .any(|h| h.source == HookSource::Annotation);
+    if annotation_hooks || !plan.pre.refused.is_empty() || !plan.post.refused.is_empty() {
+        return None;
+    }
+    Some(
+        Finding::notice(
+            "run-once-ignored",
+            format!(
+                "{RUN_ONCE_PER_ANNOTATION} only applies to the pod's annotation hooks, and it \
+                 has none: its rule hooks run as their rule says"
+            ),
+        )
+        .at(RUN_ONCE_PER_ANNOTATION),
+    )
+}
+
+/// Removes repeated findings, keeping the first of each.
+fn dedup(findings: &mut Vec<Finding>) {
+    let mut seen = Vec::new();
+    findings.retain(|f| {
+        if seen.contains(f) {
+            return false;
+        }
+        seen.push(f.clone());
+        true
+    });
 }
 
 fn hook_location(hook: &ResolvedHook, order: usize) -> String {

@@ -496,7 +496,11 @@ impl Engine {
         if state.freeze != Freeze::NotFrozen {
             return false;
         }
-        if self.inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+        if self
+            .inner
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
             if let Some(first) = entry.plan.pre.hooks.first() {
                 tracing::warn!(
                     namespace = %entry.plan.pod.namespace,

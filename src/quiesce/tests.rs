@@ -759,7 +759,10 @@ async fn a_freeze_arriving_while_the_drain_runs_is_refused_not_left_frozen() {
     h.engine.index_pod(&b, &backup()).await.unwrap();
     h.volume("pv-b", "data-b").await;
     let error = h.engine.back_up_pod(&b, &backup()).await.unwrap_err();
-    assert!(error.to_string().contains("the plugin is stopping"), "{error}");
+    assert!(
+        error.to_string().contains("the plugin is stopping"),
+        "{error}"
+    );
     assert_eq!(h.timeline.count("pre b"), 0, "no freeze after the drain");
     assert_eq!(h.timeline.count("post a"), 1);
 }

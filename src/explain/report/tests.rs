@@ -237,3 +237,194 @@ fn an_invalid_governance_is_a_config_error_and_refuses_annotation_hooks() {
         .message
         .contains("governance in config.yaml has errors"));
 }
+
+// ----- run once per owner, groups, templates -----
+
+/// A pod of StatefulSet `db` with run-once annotation hooks; `labels` and `phase` vary.
+fn replica(name: &str, labels: serde_json::Value, phase: &str, run_on: Option<&str>) -> Pod {
+    let mut annotations = freeze();
+    annotations["quiesce.dev/run-once-per"] = json!("owner");
+    if let Some(selector) = run_on {
+        annotations["quiesce.dev/run-on"] = json!(selector);
+    }
+    pod(json!({
+        "metadata": {"name": name, "namespace": "shop", "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db",
+                                 "uid": "uid-db", "controller": true}]},
+        "spec": {"containers": [{"name": "db"}]},
+        "status": {"phase": phase}
+    }))
+}
+
+fn runs_here(report: &Report, name: &str) -> bool {
+    let pod = report.pods.iter().find(|p| p.name == name).unwrap();
+    pod.phases.pre.hooks[0].runs_here()
+}
+
+#[test]
+fn a_pod_that_is_not_running_is_no_run_once_candidate() {
+    let report = run(vec![
+        replica("db-0", json!({}), "Pending", None),
+        replica("db-1", json!({}), "Running", None),
+    ]);
+    assert!(!runs_here(&report, "db-0"));
+    assert!(runs_here(&report, "db-1"));
+    let pending = &report.pods[0].phases.pre.hooks[0];
+    assert_eq!(
+        pending.run_once.as_ref().unwrap().runner.as_deref(),
+        Some("shop/db-1")
+    );
+    assert_eq!(report.summary.hooks, 2);
+    assert_eq!(report.summary.pods_with_hooks, 1);
+}
+
+#[test]
+fn a_primary_left_out_of_the_backup_does_not_run_and_the_fallback_says_so() {
+    let report = run(vec![
+        replica(
+            "db-0",
+            json!({"role": "primary", "velero.io/exclude-from-backup": "true"}),
+            "Running",
+            Some("role=primary"),
+        ),
+        replica(
+            "db-1",
+            json!({"role": "replica"}),
+            "Running",
+            Some("role=primary"),
+        ),
+    ]);
+    let db1 = report.pods.iter().find(|p| p.name == "db-1").unwrap();
+    let run_once = db1.phases.pre.hooks[0].run_once.as_ref().unwrap();
+    assert!(run_once.runs_here);
+    assert_eq!(
+        run_once.reason,
+        "no pod matches run-on, so the lowest ordinal or oldest pod runs instead"
+    );
+}
+
+#[test]
+fn a_defect_in_a_hook_another_pod_runs_counts_but_blocks_nothing_here() {
+    let mut annotations = freeze();
+    annotations["quiesce.dev/run-once-per"] = json!("owner");
+    annotations["pre.hook.backup.quiesce.dev/command"] = json!("[\"dump\", \"{{pod.nmae}}\"]");
+    let mut db0 = replica("db-0", json!({}), "Running", None);
+    let mut db1 = replica("db-1", json!({}), "Running", None);
+    db0.metadata.annotations = serde_json::from_value(annotations.clone()).unwrap();
+    db1.metadata.annotations = serde_json::from_value(annotations).unwrap();
+    let report = run(vec![db0, db1]);
+    let db1 = report.pods.iter().find(|p| p.name == "db-1").unwrap();
+    assert!(!db1.phases.pre.hooks[0].runs_here());
+    assert!(db1.phases.pre.hooks[0].defect.is_some());
+    assert_eq!(db1.problems[0].kind, "hook-defect");
+    assert!(report.has_problems());
+    assert_eq!(db1.phases.pre.hooks[0].rendered_command, None);
+}
+
+#[test]
+fn run_once_per_on_a_pod_with_only_rule_hooks_is_a_notice() {
+    let mut pod = annotated("cache-0", json!({"quiesce.dev/run-once-per": "owner"}));
+    pod.metadata.labels = Some([("app".to_owned(), "cache".to_owned())].into());
+    let report = with_config(
+        vec![pod],
+        "hooks:\n  resources:\n  - name: r\n    labelSelector: {matchLabels: {app: cache}}\n    pre:\n    - exec: {command: [sync]}\n",
+    );
+    let pod = &report.pods[0];
+    assert_eq!(pod.notices[0].kind, "run-once-ignored");
+    assert!(pod.phases.pre.hooks[0].run_once.is_none());
+    assert!(!report.has_problems());
+}
+
+#[test]
+fn a_group_counts_only_its_members_in_the_backup() {
+    let mut grouped = freeze();
+    grouped["quiesce.dev/group"] = json!("orders");
+    let mut out = annotated("db-1", grouped.clone());
+    out.metadata.labels = Some(
+        [(
+            "velero.io/exclude-from-backup".to_owned(),
+            "true".to_owned(),
+        )]
+        .into(),
+    );
+    let report = run(vec![annotated("db-0", grouped), out]);
+    assert_eq!(report.groups.len(), 1);
+    assert_eq!(report.groups[0].members, ["db-0"]);
+    assert_eq!(report.notices.last().unwrap().kind, "single-member-group");
+    // A group of one changes nothing about the pod's own moments.
+    assert_eq!(
+        report.pods[0].phases.pre.moment.as_deref(),
+        Some("before the first volume snapshot of claim data-db-0")
+    );
+}
+
+#[test]
+fn templated_commands_render_with_the_backup_and_unknown_values_get_a_placeholder() {
+    let mut annotations = freeze();
+    annotations["pre.hook.backup.quiesce.dev/command"] =
+        json!("[\"dump\", \"{{backup.namespace}}/{{backup.name}}/{{pod.name}}/{{phase}}\"]");
+    let pods = vec![annotated("db-0", annotations)];
+    let named = BackupScope {
+        name: Some("nightly".into()),
+        info: BackupInfo {
+            namespace: "velero".into(),
+            ..BackupInfo::default()
+        },
+        ..BackupScope::default()
+    };
+    let inputs = Inputs {
+        pods,
+        ..Inputs::default()
+    };
+    let report = explain(&inputs, &named);
+    let hook = &report.pods[0].phases.pre.hooks[0];
+    assert_eq!(
+        hook.rendered_command.as_deref(),
+        Some(&["dump".to_owned(), "velero/nightly/db-0/pre".to_owned()][..])
+    );
+    assert_eq!(hook.hook_command, "[dump velero/nightly/db-0/pre]");
+
+    let report = explain(&inputs, &BackupScope::default());
+    let hook = &report.pods[0].phases.pre.hooks[0];
+    assert_eq!(
+        hook.rendered_command.as_ref().unwrap()[1],
+        "<backup.namespace>/<backup.name>/db-0/pre"
+    );
+    let kinds: Vec<&str> = report.notices.iter().map(|n| n.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "no-config-map",
+            "template-value-unknown",
+            "template-value-unknown"
+        ]
+    );
+}
+
+#[test]
+fn with_no_candidate_every_pod_runs_the_run_once_hook_as_the_plugin_does() {
+    let report = run(vec![
+        replica("db-0", json!({}), "Pending", None),
+        replica("db-1", json!({}), "Pending", None),
+    ]);
+    assert!(runs_here(&report, "db-0") && runs_here(&report, "db-1"));
+    let run_once = report.pods[0].phases.pre.hooks[0]
+        .run_once
+        .as_ref()
+        .unwrap();
+    assert_eq!(run_once.runner, None);
+    assert!(run_once.reason.contains("every pod of it runs the hook"));
+    assert_eq!(report.summary.hooks, 4);
+}
+
+#[test]
+fn a_pod_without_hooks_is_no_group_member() {
+    let mut grouped = freeze();
+    grouped["quiesce.dev/group"] = json!("orders");
+    let report = run(vec![
+        annotated("db-0", grouped),
+        annotated("db-1", json!({"quiesce.dev/group": "orders"})),
+    ]);
+    assert_eq!(report.groups[0].members, ["db-0"]);
+}
