@@ -928,10 +928,11 @@ fn hook_reports(pod: &Pod, hooks: &[ResolvedHook], context: &mut HookContext) ->
         .enumerate()
         .map(|(i, hook)| {
             let reached = !blocked;
-            let run_once = hook
-                .run_once
-                .as_ref()
-                .map(|run_once| context.workloads.run_once(pod, run_once));
+            let run_once = hook.run_once.as_ref().map(|run_once| {
+                context
+                    .workloads
+                    .run_once(pod, hook, run_once, context.config)
+            });
             let runs_here = run_once.as_ref().is_none_or(|r| r.runs_here);
             // A hook another pod runs cannot fail here, so it blocks nothing here.
             if runs_here && hook.defect.is_some() && hook.on_error == OnError::Fail {

@@ -297,7 +297,6 @@ fn annotation_execution(
     warnings: &mut Vec<AnnotationWarning>,
 ) -> Execution {
     let mut builder = Builder::default();
-    let mut last_key = None;
     for field in Field::ALL {
         let key = annotation_key(phase, field.annotation());
         let Some(value) = annotations.get(&key) else {
@@ -317,13 +316,12 @@ fn annotation_execution(
                 reason,
             }),
         }
-        last_key = Some(key);
     }
     let (execution, notes) = builder.build();
-    for note in notes {
+    for (field, note) in notes {
         warnings.push(AnnotationWarning::OptionNote {
             pod: pod.clone(),
-            key: last_key.clone().unwrap_or_default(),
+            key: annotation_key(phase, field.annotation()),
             note,
         });
     }

@@ -146,8 +146,9 @@ impl Builder {
         }
     }
 
-    /// The options, and notes about combinations that have no effect.
-    pub(crate) fn build(mut self) -> (Execution, Vec<String>) {
+    /// The options, and notes about combinations that have no effect, each with the field
+    /// it is about.
+    pub(crate) fn build(mut self) -> (Execution, Vec<(Field, String)>) {
         let mut notes = Vec::new();
         self.execution.wait = match (self.wait_timeout, self.wait_ready) {
             (Some(timeout), _) if timeout.is_zero() => None,
@@ -162,7 +163,10 @@ impl Builder {
             (None, None) => None,
         };
         if self.execution.retries == 0 && !self.execution.retry_on_exit_codes.is_empty() {
-            notes.push("exit codes to retry on have no effect without retries".to_owned());
+            notes.push((
+                Field::RetryOnExitCode,
+                "exit codes to retry on have no effect without retries".to_owned(),
+            ));
         }
         (self.execution, notes)
     }
@@ -196,7 +200,7 @@ fn positive_duration(
 mod tests {
     use super::*;
 
-    fn build(pairs: &[(Field, &str)]) -> (Execution, Vec<String>) {
+    fn build(pairs: &[(Field, &str)]) -> (Execution, Vec<(Field, String)>) {
         let mut builder = Builder::default();
         for (field, text) in pairs {
             builder.set(*field, text).unwrap();
@@ -292,7 +296,10 @@ mod tests {
         let (_, notes) = build(&[(Field::RetryOnExitCode, "1")]);
         assert_eq!(
             notes,
-            vec!["exit codes to retry on have no effect without retries"]
+            vec![(
+                Field::RetryOnExitCode,
+                "exit codes to retry on have no effect without retries".to_owned()
+            )]
         );
     }
 

@@ -52,8 +52,8 @@ pub use resolve::{group_of, resolve, HookDefect, Resolution, SkipReason};
 pub use rules::{Config, ExecHook, Location, Problem, Rule, Severity, CONFIG_KEY};
 pub use selector::{LabelSelector, Operator, Requirement};
 pub use workload::{
-    choose_runner, owner_of, ChoiceReason, Owner, RunOnce, GROUP_ANNOTATION,
-    RUN_ONCE_PER_ANNOTATION, RUN_ON_ANNOTATION,
+    choose_runner, has_same_run_once_hook, owner_of, ChoiceReason, Owner, RunOnce,
+    GROUP_ANNOTATION, RUN_ONCE_PER_ANNOTATION, RUN_ON_ANNOTATION,
 };
 
 /// Hook name that Velero logs (`hookName`) for annotation hooks.

@@ -172,7 +172,19 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
                 error,
             });
         }
-        let run_once = annotation_run_once(&pod_ref, annotations, &mut warnings);
+        // The run-once annotations are pod-wide: one phase reports their problems.
+        let pre_has_hook = super::parse_command(
+            annotations
+                .get(&super::annotation_key(Phase::Pre, "command"))
+                .map_or("", String::as_str),
+        )
+        .argv()
+        .is_some();
+        let mut run_once_warnings = Vec::new();
+        let run_once = annotation_run_once(&pod_ref, annotations, &mut run_once_warnings);
+        if phase == Phase::Pre || !pre_has_hook {
+            warnings.extend(run_once_warnings);
+        }
         let resolved = ResolvedHook {
             phase,
             source: HookSource::Annotation,
@@ -252,7 +264,7 @@ pub fn group_of(pod: &Pod, config: &Config) -> Option<String> {
 }
 
 /// `quiesce.dev/run-once-per` and `quiesce.dev/run-on`, for the pod's annotation hooks.
-fn annotation_run_once(
+pub(super) fn annotation_run_once(
     pod_ref: &PodRef,
     annotations: &BTreeMap<String, String>,
     warnings: &mut Vec<AnnotationWarning>,

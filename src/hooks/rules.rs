@@ -1109,8 +1109,8 @@ fn exec_hook(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Option<Exe
     }
     let (built, notes) = execution.build();
     hook.execution = built;
-    for note in notes {
-        ctx.warning(path, note);
+    for (field, note) in notes {
+        ctx.warning(&format!("{path}.{}", field.rule()), note);
     }
     if let Err(unknown) = template::check(&hook.command) {
         ctx.error(&format!("{path}.command"), unknown.to_string());

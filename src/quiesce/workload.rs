@@ -29,8 +29,8 @@ enum Runner {
     Every,
 }
 
-/// (backup UID, owner UID, `run-on` as written).
-type RunnerKey = (String, String, String);
+/// (backup UID, owner UID, hook source and name, `run-on` as written).
+type RunnerKey = (String, String, &'static str, String, String);
 /// (backup UID, namespace, group name).
 type GroupKey = (String, String, String);
 
@@ -69,7 +69,7 @@ impl Engine {
         let (Some(run_once), Some(owner)) = (&hook.run_once, &entry.plan.owner) else {
             return true;
         };
-        let runner = self.runner(entry, owner, run_once).await;
+        let runner = self.runner(entry, owner, hook, run_once).await;
         let plan = &entry.plan;
         match runner {
             Runner::Pod(pod, reason) if pod != plan.pod => {
@@ -89,19 +89,33 @@ impl Engine {
         }
     }
 
-    async fn runner(&self, entry: &PodEntry, owner: &Owner, run_once: &RunOnce) -> Runner {
+    async fn runner(
+        &self,
+        entry: &PodEntry,
+        owner: &Owner,
+        hook: &ResolvedHook,
+        run_once: &RunOnce,
+    ) -> Runner {
         let key = (
             entry.backup.uid.clone(),
             owner.uid.clone(),
+            hook.source.as_str(),
+            hook.name.clone(),
             run_once.run_on_text.clone().unwrap_or_default(),
         );
         let cell = Arc::clone(lock(&self.inner.workloads.runners).entry(key).or_default());
-        cell.get_or_init(|| self.choose_runner(entry, owner, run_once))
+        cell.get_or_init(|| self.choose_runner(entry, owner, hook, run_once))
             .await
             .clone()
     }
 
-    async fn choose_runner(&self, entry: &PodEntry, owner: &Owner, run_once: &RunOnce) -> Runner {
+    async fn choose_runner(
+        &self,
+        entry: &PodEntry,
+        owner: &Owner,
+        hook: &ResolvedHook,
+        run_once: &RunOnce,
+    ) -> Runner {
         let namespace = &entry.plan.pod.namespace;
         let pods = match self.inner.cluster.pods_in_namespace(namespace).await {
             Ok(pods) => pods,
@@ -116,9 +130,11 @@ impl Engine {
                 return Runner::Every;
             }
         };
+        let config = self.config().await;
         let candidates = pods.iter().filter(|pod| {
             hooks::owner_of(pod).is_some_and(|o| o.uid == owner.uid)
                 && live_in_backup(pod, &entry.backup)
+                && hooks::has_same_run_once_hook(pod, hook, &config)
         });
         match hooks::choose_runner(candidates, owner, run_once) {
             Some((pod, reason)) => {

@@ -8,7 +8,8 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
 use crate::hooks::{
-    choose_runner, group_of, owner_of, resolve, Config, Owner, Phase, PodRef, RunOnce,
+    choose_runner, group_of, has_same_run_once_hook, owner_of, resolve, Config, Owner, Phase,
+    PodRef, ResolvedHook, RunOnce,
 };
 
 use super::{Finding, Membership};
@@ -90,7 +91,13 @@ impl<'a> Workloads<'a> {
     }
 
     /// Whether `pod` runs a hook marked `run_once`, and why.
-    pub(super) fn run_once(&self, pod: &Pod, run_once: &RunOnce) -> RunOnceView {
+    pub(super) fn run_once(
+        &self,
+        pod: &Pod,
+        hook: &ResolvedHook,
+        run_once: &RunOnce,
+        config: &Config,
+    ) -> RunOnceView {
         let run_on = run_once.run_on_text.clone();
         let Some(owner) = owner_of(pod) else {
             return RunOnceView {
@@ -101,11 +108,15 @@ impl<'a> Workloads<'a> {
                 reason: "the pod has no owner".to_owned(),
             };
         };
-        let candidates = self
+        let candidates: Vec<&Pod> = self
             .candidates
             .get(&owner_key(pod, &owner))
             .map(Vec::as_slice)
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .iter()
+            .copied()
+            .filter(|candidate| has_same_run_once_hook(candidate, hook, config))
+            .collect();
         let this = PodRef::of(pod);
         match choose_runner(candidates.iter().copied(), &owner, run_once) {
             Some((runner, reason)) => RunOnceView {

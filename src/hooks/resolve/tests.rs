@@ -855,3 +855,43 @@ fn group_comes_from_the_annotation_else_the_first_rule_that_sets_one() {
     assert_eq!(group_of(&pod, &config).as_deref(), Some("shop"));
     assert_eq!(group_of(&pod_with(json!({})), &Config::default()), None);
 }
+
+#[test]
+fn an_option_note_names_the_key_it_is_about() {
+    let pod = annotated(json!({
+        "pre.hook.backup.quiesce.dev/command": "/bin/freeze",
+        "pre.hook.backup.quiesce.dev/retry-on-exit-code": "75",
+        "pre.hook.backup.quiesce.dev/kill-on-timeout": "true",
+    }));
+    let pre = resolve(&pod, Phase::Pre, &Config::default());
+    assert!(
+        matches!(
+            pre.warnings.as_slice(),
+            [AnnotationWarning::OptionNote { key, .. }] if key == "pre.hook.backup.quiesce.dev/retry-on-exit-code"
+        ),
+        "{:?}",
+        pre.warnings
+    );
+}
+
+#[test]
+fn a_bad_run_once_annotation_is_reported_by_one_phase_only() {
+    let pod = annotated(json!({
+        "pre.hook.backup.quiesce.dev/command": "/bin/freeze",
+        "post.hook.backup.quiesce.dev/command": "/bin/thaw",
+        "quiesce.dev/run-once-per": "replica",
+    }));
+    let pre = resolve(&pod, Phase::Pre, &Config::default());
+    let post = resolve(&pod, Phase::Post, &Config::default());
+    assert_eq!(pre.warnings.len() + post.warnings.len(), 1);
+    let post_only = annotated(json!({
+        "post.hook.backup.quiesce.dev/command": "/bin/thaw",
+        "quiesce.dev/run-once-per": "replica",
+    }));
+    assert_eq!(
+        resolve(&post_only, Phase::Post, &Config::default())
+            .warnings
+            .len(),
+        1
+    );
+}
