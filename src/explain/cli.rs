@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::hooks::{LabelSelector, Operator, Requirement};
+use crate::hooks::LabelSelector;
 
 use super::ExplainError;
 
@@ -198,113 +198,11 @@ fn split_list(text: Option<String>) -> Vec<String> {
         .collect()
 }
 
-/// Parses a kubectl-style label selector: `k=v`, `k==v`, `k!=v`, `k in (a,b)`,
-/// `k notin (a,b)`, `k`, `!k`, joined by commas.
+/// Parses a kubectl-style label selector (`k=v`, `k!=v`, `k in (a,b)`, `!k`, …), the same
+/// syntax as `quiesce.dev/run-on`.
 pub fn parse_selector(text: &str) -> Result<LabelSelector, ExplainError> {
-    let bad = |reason: String| usage(format!("invalid selector {text:?}: {reason}"));
-    let mut selector = LabelSelector::default();
-    for term in split_terms(text) {
-        let term = term.trim();
-        if term.is_empty() {
-            return Err(bad("empty requirement".to_owned()));
-        }
-        let requirement = if let Some(key) = term.strip_prefix('!') {
-            Requirement {
-                key: check_key(key.trim()).map_err(&bad)?,
-                operator: Operator::DoesNotExist,
-                values: Vec::new(),
-            }
-        } else if let Some((key, value)) = term.split_once("!=") {
-            Requirement {
-                key: check_key(key.trim()).map_err(&bad)?,
-                operator: Operator::NotIn,
-                values: vec![check_value(value.trim()).map_err(&bad)?],
-            }
-        } else if let Some((key, value)) = term.split_once('=') {
-            let value = value.strip_prefix('=').unwrap_or(value);
-            let key = check_key(key.trim()).map_err(&bad)?;
-            let value = check_value(value.trim()).map_err(&bad)?;
-            if selector.match_labels.insert(key.clone(), value).is_some() {
-                return Err(bad(format!("{key} is given twice")));
-            }
-            continue;
-        } else if let Some((key, operator, values)) = set_term(term) {
-            let values = values
-                .split(',')
-                .map(|v| check_value(v.trim()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(&bad)?;
-            Requirement {
-                key: check_key(key).map_err(&bad)?,
-                operator,
-                values,
-            }
-        } else {
-            Requirement {
-                key: check_key(term).map_err(&bad)?,
-                operator: Operator::Exists,
-                values: Vec::new(),
-            }
-        };
-        selector.match_expressions.push(requirement);
-    }
-    Ok(selector)
-}
-
-/// Splits on commas outside parentheses.
-fn split_terms(text: &str) -> Vec<&str> {
-    let mut terms = Vec::new();
-    let (mut depth, mut start) = (0usize, 0usize);
-    for (i, c) in text.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth = depth.saturating_sub(1),
-            ',' if depth == 0 => {
-                terms.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    terms.push(&text[start..]);
-    terms
-}
-
-/// `key in (a,b)` / `key notin (a,b)`.
-fn set_term(term: &str) -> Option<(&str, Operator, &str)> {
-    let open = term.find('(')?;
-    let inner = term[open + 1..].strip_suffix(')')?;
-    let mut head = term[..open].split_whitespace();
-    let key = head.next()?;
-    let operator = match head.next()? {
-        "in" => Operator::In,
-        "notin" => Operator::NotIn,
-        _ => return None,
-    };
-    head.next().is_none().then_some((key, operator, inner))
-}
-
-fn check_key(key: &str) -> Result<String, String> {
-    let valid = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-    if valid {
-        Ok(key.to_owned())
-    } else {
-        Err(format!("{key:?} is not a label key"))
-    }
-}
-
-fn check_value(value: &str) -> Result<String, String> {
-    let valid = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if valid {
-        Ok(value.to_owned())
-    } else {
-        Err(format!("{value:?} is not a label value"))
-    }
+    LabelSelector::parse(text)
+        .map_err(|reason| usage(format!("invalid selector {text:?}: {reason}")))
 }
 
 #[cfg(test)]

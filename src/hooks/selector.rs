@@ -145,7 +145,13 @@ impl LabelSelector {
             let key = key.trim();
             check_label_key(key).map_err(invalid)?;
             check_label_value(value).map_err(invalid)?;
-            self.match_labels.insert(key.to_owned(), value.to_owned());
+            if self
+                .match_labels
+                .insert(key.to_owned(), value.to_owned())
+                .is_some()
+            {
+                return Err(invalid(format!("{key} is given twice")));
+            }
             return Ok(());
         }
         for (word, operator) in [(" notin ", Operator::NotIn), (" in ", Operator::In)] {
@@ -393,7 +399,15 @@ mod tests {
 
     #[test]
     fn text_selectors_refuse_what_kubectl_refuses() {
-        for bad in ["", "a=b,", "a b=c", "env in prod", "role=has space", "=x"] {
+        for bad in [
+            "",
+            "a=b,",
+            "a b=c",
+            "env in prod",
+            "role=has space",
+            "=x",
+            "a=1,a=2",
+        ] {
             assert!(LabelSelector::parse(bad).is_err(), "{bad:?}");
         }
     }
