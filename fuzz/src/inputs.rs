@@ -28,15 +28,59 @@ const LABELS: &[(&str, &str)] = &[
     ("app.kubernetes.io/name", "mysql"),
     ("role", "primary"),
 ];
-const HOOK_FIELDS: &[&str] = &["command", "container", "on-error", "timeout"];
+const HOOK_FIELDS: &[&str] = &[
+    "command",
+    "container",
+    "on-error",
+    "timeout",
+    "wait-timeout",
+    "wait-for",
+    "retries",
+    "retry-backoff",
+    "retry-on-exit-code",
+    "kill-on-timeout",
+];
 const OTHER_KEYS: &[&str] = &[
     "backup.velero.io/backup-volumes",
     "backup.velero.io/backup-volumes-excludes",
     "quiesce.dev/max-freeze",
     "pre.hook.backup.velero.io/command",
     "post.hook.backup.velero.io/command",
+    "quiesce.dev/group",
+    "quiesce.dev/run-once-per",
+    "quiesce.dev/run-on",
 ];
-const VERBS: &[&str] = &["pre", "post", "fail", "error", "hang", ""];
+/// Values the option keys expect, and near misses.
+const WORDS: &[&str] = &[
+    "owner",
+    "Owner",
+    "role=primary",
+    "role in (primary, leader),!legacy",
+    "role in primary",
+    "true",
+    "false",
+    "ready",
+    "running",
+    "3",
+    "11",
+    "-1",
+    "75,1",
+    "0",
+    "orders",
+];
+const VERBS: &[&str] = &[
+    "pre",
+    "post",
+    "fail",
+    "error",
+    "hang",
+    "",
+    "{{pod.name}}",
+    "--to={{backup.namespace}}/{{backup.name}}",
+    "{{backup.nmae}}",
+    "{{.State}}",
+    "{{ container }}-{{phase}}",
+];
 const UNITS: &[&str] = &["ns", "us", "\u{00b5}s", "ms", "s", "m", "h", "d", ""];
 const POD_PHASES: &[Option<&str>] = &[
     None,
@@ -118,6 +162,8 @@ pub enum AnnotationValue {
         /// Index into the unit pool.
         unit: u8,
     },
+    /// A word an option expects (`owner`, `role=primary`, `true`, `75,1`, …) or a near miss.
+    Word(u8),
     /// Anything.
     Raw(String),
 }
@@ -143,6 +189,7 @@ impl AnnotationValue {
                 if *negative { "-" } else { "" },
                 pick(UNITS, *unit)
             ),
+            AnnotationValue::Word(i) => pick(WORDS, *i).to_owned(),
             AnnotationValue::Raw(s) => s.clone(),
         }
     }

@@ -16,8 +16,8 @@ use quiesce::args::PluginArgs;
 use quiesce::exec::{Captured, ExecError, ExecOutput, ExecRequest, Executor};
 use quiesce::goplugin::{handshake_line, Handshake};
 use quiesce::hooks::{
-    self, format_go_duration, parse_go_duration, Config, GoDuration, HookDefect, HookSource, Phase,
-    CONFIG_KEY, MAX_TIMEOUT,
+    self, format_go_duration, parse_go_duration, template, Config, GoDuration, HookDefect,
+    HookSource, Phase, CONFIG_KEY, MAX_RETRIES, MAX_RETRY_BACKOFF, MAX_TIMEOUT,
 };
 use quiesce::proto::v1::item_block_action_server::ItemBlockAction;
 use quiesce::proto::v1::ItemBlockActionGetRelatedItemsRequest;
@@ -130,7 +130,36 @@ pub fn check_resolution(pod: &Pod, config: &Config) {
                     "{phase}: hook without defect targets {:?}, not one of {runnable:?}: {hook:?}",
                     hook.container
                 );
+                // A runnable hook's template renders, element for element.
+                let context = template::TemplateContext {
+                    backup_name: "b",
+                    backup_namespace: "velero",
+                    pod_name: "p q",
+                    pod_namespace: "{{pod.name}}",
+                    container: &hook.container,
+                    phase,
+                };
+                let rendered = template::render(&hook.command, &context).unwrap_or_else(|e| {
+                    panic!("{phase}: runnable hook does not render: {e}: {hook:?}")
+                });
+                assert_eq!(rendered.len(), hook.command.len(), "{hook:?}");
             }
+            let execution = &hook.execution;
+            assert!(execution.retries <= MAX_RETRIES, "{hook:?}");
+            assert!(execution.retry_backoff <= MAX_RETRY_BACKOFF, "{hook:?}");
+            assert!(
+                execution
+                    .wait
+                    .is_none_or(|w| !w.timeout.is_zero() && w.timeout <= MAX_TIMEOUT),
+                "{hook:?}"
+            );
+            assert!(
+                execution
+                    .retry_on_exit_codes
+                    .iter()
+                    .all(|c| (1..=255).contains(c)),
+                "{hook:?}"
+            );
         }
     }
 }
