@@ -1,7 +1,10 @@
 //! `make bench`: per-pod freeze windows when 200 pods are backed up by 8 concurrent callers in
 //! Velero's call order (GetRelatedItems, Execute(PV), the snapshot, Execute(pod)), with real
 //! hook commands run by the fake API server. The window is what quiesce itself adds between a
-//! pod's first pre hook and its last post hook, with an instant snapshot. Prints numbers only.
+//! pod's first pre hook and its last post hook, with an instant snapshot. A second run puts
+//! the same pods in 50 consistency groups of 4 (members on different callers) and reports the
+//! groups' windows and what the group bookkeeping (one pod list per group) costs the backup.
+//! Prints numbers only.
 
 #[path = "../tests/util/mod.rs"]
 mod util;
@@ -18,19 +21,26 @@ const NAME: &str = "quiesce.dev/pod-hooks";
 const PODS: usize = 200;
 const CALLERS: usize = 8;
 
-fn pod(i: usize) -> Value {
+/// Pods per consistency group in the grouped run.
+const GROUP_SIZE: usize = 4;
+
+fn pod(i: usize, grouped: bool) -> Value {
     let volumes: Vec<Value> = if i.is_multiple_of(4) {
         vec![]
     } else {
         vec![json!({"name": "data", "persistentVolumeClaim": {"claimName": format!("data-{i}")}})]
     };
+    let mut annotations = json!({
+        "pre.hook.backup.quiesce.dev/command": "[\"true\"]",
+        "post.hook.backup.quiesce.dev/command": "[\"true\"]"
+    });
+    if grouped {
+        annotations["quiesce.dev/group"] = json!(format!("g{}", i / GROUP_SIZE));
+    }
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": format!("p{i:03}"), "namespace": "shop", "uid": format!("uid-{i}"),
-            "annotations": {
-                "pre.hook.backup.quiesce.dev/command": "[\"true\"]",
-                "post.hook.backup.quiesce.dev/command": "[\"true\"]"
-            }},
+            "annotations": annotations},
         "spec": {"containers": [{"name": "app"}], "volumes": volumes},
         "status": {"phase": "Running"}
     })
@@ -40,10 +50,63 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// What one backup run measured.
+struct Run {
+    elapsed: Duration,
+    execs: usize,
+    /// `freezeWindowMs` of every `Pod thawed` line, sorted.
+    pod_windows: Vec<u64>,
+    /// `freezeWindowMs` of every `Consistency group thawed` line, sorted.
+    group_windows: Vec<u64>,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let plain = backup(false).await;
+    println!(
+        "freeze window: {PODS} pods, {CALLERS} concurrent callers, hooks `true`, instant snapshot"
+    );
+    report(&plain);
+    let grouped = backup(true).await;
+    println!(
+        "same pods in {} consistency groups of {GROUP_SIZE}",
+        PODS / GROUP_SIZE
+    );
+    report(&grouped);
+    println!(
+        "  group freeze window  median {} ms  p99 {} ms  max {} ms  ({} groups)",
+        percentile(&grouped.group_windows, 0.5),
+        percentile(&grouped.group_windows, 0.99),
+        grouped.group_windows[grouped.group_windows.len() - 1],
+        grouped.group_windows.len()
+    );
+    println!(
+        "  whole backup with groups / without: {:.2}",
+        grouped.elapsed.as_secs_f64() / plain.elapsed.as_secs_f64()
+    );
+}
+
+fn report(run: &Run) {
+    println!(
+        "  pods thawed {} of {PODS}, execs {}, whole backup {:.0} ms ({:.2} ms per pod)",
+        run.pod_windows.len(),
+        run.execs,
+        run.elapsed.as_secs_f64() * 1e3,
+        run.elapsed.as_secs_f64() * 1e3 / PODS as f64
+    );
+    if !run.pod_windows.is_empty() {
+        println!(
+            "  pod freeze window  median {} ms  p99 {} ms  max {} ms",
+            percentile(&run.pod_windows, 0.5),
+            percentile(&run.pod_windows, 0.99),
+            run.pod_windows[run.pod_windows.len() - 1]
+        );
+    }
+}
+
+async fn backup(grouped: bool) -> Run {
     let (mut plugin, cluster) = launch_with_cluster(&[]).await;
-    let pods: Arc<Vec<Value>> = Arc::new((0..PODS).map(pod).collect());
+    let pods: Arc<Vec<Value>> = Arc::new((0..PODS).map(|i| pod(i, grouped)).collect());
     for p in pods.iter() {
         cluster.add_pod(p.clone()).unwrap();
     }
@@ -86,30 +149,24 @@ async fn main() {
     plugin.shutdown().await;
     plugin.wait_exit(Duration::from_secs(5));
 
-    let mut windows: Vec<u64> = plugin
+    let lines: Vec<Value> = plugin
         .stderr_lines()
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["@message"] == "Pod thawed")
-        .filter_map(|l| l["freezeWindowMs"].as_u64())
         .collect();
-    windows.sort_unstable();
-    let execs = cluster.execs().len();
-    println!(
-        "freeze window: {PODS} pods, {CALLERS} concurrent callers, hooks `true`, instant snapshot"
-    );
-    println!(
-        "  pods thawed {} of {PODS}, execs {execs}, whole backup {:.0} ms ({:.2} ms per pod)",
-        windows.len(),
-        elapsed.as_secs_f64() * 1e3,
-        elapsed.as_secs_f64() * 1e3 / PODS as f64
-    );
-    if !windows.is_empty() {
-        println!(
-            "  freeze window  median {} ms  p99 {} ms  max {} ms",
-            percentile(&windows, 0.5),
-            percentile(&windows, 0.99),
-            windows[windows.len() - 1]
-        );
+    let windows = |message: &str| {
+        let mut windows: Vec<u64> = lines
+            .iter()
+            .filter(|l| l["@message"] == message)
+            .filter_map(|l| l["freezeWindowMs"].as_u64())
+            .collect();
+        windows.sort_unstable();
+        windows
+    };
+    Run {
+        elapsed,
+        execs: cluster.execs().len(),
+        pod_windows: windows("Pod thawed"),
+        group_windows: windows("Consistency group thawed"),
     }
 }
