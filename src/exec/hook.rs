@@ -354,6 +354,7 @@ async fn run_attempt(
         partial_stderr,
     } = executor.exec_keeping_partial_stderr(&request).await;
     let exec_time = exec_time(&result, started);
+    // Only a failed attempt needs the PID; a successful one has its stderr in the output.
     let pid = kill::pid_from(&partial_stderr);
     let result = match result {
         Ok(mut output) => {

@@ -127,10 +127,10 @@ impl Executor for KubeExecutor {
                     result: Ok(ExecOutput {
                         exit_code,
                         stdout,
-                        stderr: stderr.clone(),
+                        stderr,
                         duration: started.elapsed(),
                     }),
-                    partial_stderr: stderr,
+                    partial_stderr: Captured::default(),
                 }
             }
             Ok(Err(error)) => Err(error),

@@ -118,8 +118,8 @@ pub struct ExecOutput {
 pub struct ExecAttempt {
     /// What [`Executor::exec`] returns.
     pub result: Result<ExecOutput, ExecError>,
-    /// Stderr received before the call ended (bounded like [`ExecOutput::stderr`]); empty when
-    /// the executor cannot tell.
+    /// Stderr received before the call failed (bounded like [`ExecOutput::stderr`]); empty on
+    /// success (the output holds it then) and when the executor cannot tell.
     pub partial_stderr: Captured,
 }
 

@@ -111,8 +111,22 @@ fn harness_with_options(
     delay: Duration,
     discover_pods_of_volumes: bool,
 ) -> Harness {
+    harness_with_cluster(
+        script,
+        delay,
+        discover_pods_of_volumes,
+        FakeCluster::default(),
+    )
+}
+
+fn harness_with_cluster(
+    script: &[(&str, Result<i32, ExecError>)],
+    delay: Duration,
+    discover_pods_of_volumes: bool,
+    cluster: FakeCluster,
+) -> Harness {
     let timeline = Arc::new(Timeline::default());
-    let cluster = Arc::new(FakeCluster::default());
+    let cluster = Arc::new(cluster);
     let executor = ScriptedExecutor {
         timeline: Arc::clone(&timeline),
         script: script
@@ -765,4 +779,34 @@ async fn a_freeze_arriving_while_the_drain_runs_is_refused_not_left_frozen() {
     );
     assert_eq!(h.timeline.count("pre b"), 0, "no freeze after the drain");
     assert_eq!(h.timeline.count("post a"), 1);
+}
+
+#[tokio::test]
+async fn run_once_never_chooses_a_replica_the_hooks_rule_does_not_select() {
+    let (config, problems) = Config::from_yaml(
+        "hooks:\n  resources:\n  - name: dump\n    runOncePer: owner\n    labelSelector:\n      \
+         matchLabels: {backup: \"yes\"}\n    pre:\n    - exec:\n        command: [dump]\n",
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    let cluster = FakeCluster {
+        config,
+        ..FakeCluster::default()
+    };
+    let h = harness_with_cluster(&[], Duration::ZERO, false, cluster);
+    let replica = |name: &str, selected: bool| {
+        let mut pod = pod_value(name, &[], json!({}));
+        pod["metadata"]["annotations"] = json!({});
+        if selected {
+            pod["metadata"]["labels"] = json!({"backup": "yes"});
+        }
+        pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1",
+            "kind": "StatefulSet", "name": "db", "uid": "sts-uid", "controller": true}]);
+        pod
+    };
+    // db-0 has the lowest ordinal but the rule does not apply to it.
+    let items = h.list(&[replica("db-0", false), replica("db-1", true)]);
+    for item in &items {
+        h.engine.back_up_pod(item, &backup()).await.unwrap();
+    }
+    assert_eq!(h.timeline.events(), ["dump db-1"]);
 }

@@ -55,11 +55,11 @@ pub(super) struct Group {
 /// workload's hooks or to be a group member.
 fn live_in_backup(pod: &Pod, backup: &BackupInfo) -> bool {
     let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    let no_labels = std::collections::BTreeMap::new();
     running
         && pod.metadata.deletion_timestamp.is_none()
         && pod_in_backup(pod, backup)
-        && backup.selects(&labels)
+        && backup.selects(pod.metadata.labels.as_ref().unwrap_or(&no_labels))
 }
 
 impl Engine {
@@ -138,17 +138,15 @@ impl Engine {
         });
         match hooks::choose_runner(candidates, owner, run_once) {
             Some((pod, reason)) => {
-                let log = |message: &str| {
-                    if reason == ChoiceReason::NoneMatchedRunOn {
-                        tracing::warn!(namespace = %namespace, owner = %owner, runner = %pod.name, "{message}");
-                    } else {
-                        tracing::info!(namespace = %namespace, owner = %owner, runner = %pod.name, "{message}");
-                    }
-                };
-                log(&format!(
-                    "Run-once hooks of {owner} run in pod {} only: {reason}",
-                    pod.name
-                ));
+                let runner = pod.name.as_str();
+                let message =
+                    format!("Run-once hooks of {owner} run in pod {runner} only: {reason}");
+                // A run-on that matches no pod is worth a look; a normal choice is not.
+                if reason == ChoiceReason::NoneMatchedRunOn {
+                    tracing::warn!(namespace = %namespace, owner = %owner, runner, "{message}");
+                } else {
+                    tracing::info!(namespace = %namespace, owner = %owner, runner, "{message}");
+                }
                 Runner::Pod(pod, reason)
             }
             None => Runner::Every,
