@@ -233,14 +233,15 @@ impl Engine {
         futures_util::future::join_all(freezes).await;
     }
 
-    /// The running pods of `namespace` that mount `claim`, indexed on the way (Velero < 1.15).
+    /// The pods of `namespace` with hooks in this backup that mount `claim`, indexed on the way
+    /// (Velero < 1.15).
     async fn discover_pods_of_claim(
         &self,
         namespace: &str,
         claim: &str,
         backup: &BackupInfo,
     ) -> Vec<Arc<PodEntry>> {
-        let pods = match self.inner.cluster.pods_in_namespace(namespace).await {
+        let pods = match self.hooked_pods(backup, namespace).await {
             Ok(pods) => pods,
             Err(error) => {
                 tracing::warn!(
@@ -253,8 +254,7 @@ impl Engine {
             }
         };
         let mut found = Vec::new();
-        for pod in pods {
-            let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        for pod in pods.iter() {
             let mounts = pod
                 .spec
                 .iter()
@@ -264,8 +264,8 @@ impl Engine {
                         .as_ref()
                         .is_some_and(|c| c.claim_name == claim)
                 });
-            if running && mounts {
-                found.push(self.entry_for(&pod, backup.clone()).await);
+            if mounts {
+                found.push(self.entry_for(pod, backup.clone()).await);
             }
         }
         found

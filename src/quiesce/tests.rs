@@ -65,6 +65,10 @@ struct FakeCluster {
     pvbs: Mutex<Vec<PodVolumeBackup>>,
     pods: Mutex<Vec<Pod>>,
     events: Mutex<Vec<HookEvent>>,
+    /// Namespaces listed, in order.
+    listings: Mutex<Vec<String>>,
+    /// How many listings fail before they succeed.
+    failing_listings: Mutex<usize>,
 }
 
 #[async_trait::async_trait]
@@ -83,6 +87,12 @@ impl Cluster for FakeCluster {
         Ok(())
     }
     async fn pods_in_namespace(&self, namespace: &str) -> Result<Vec<Pod>, String> {
+        self.listings.lock().unwrap().push(namespace.to_owned());
+        let mut failing = self.failing_listings.lock().unwrap();
+        if *failing > 0 {
+            *failing -= 1;
+            return Err(format!("listing pods in namespace {namespace}: 503"));
+        }
         let pods = self.pods.lock().unwrap();
         Ok(pods
             .iter()
@@ -503,6 +513,28 @@ async fn without_an_item_block_action_the_pods_of_a_volume_are_found_through_the
 }
 
 #[tokio::test]
+async fn without_an_item_block_action_a_pod_the_backup_does_not_select_is_not_frozen() {
+    let h = harness_with_options(&[], Duration::ZERO, true);
+    let mut selected = pod_value("db", &["data"], json!({}));
+    selected["metadata"]["labels"] = json!({"app": "db"});
+    // Shares the claim, but the Backup's label selector leaves it out: Velero never backs its
+    // item up, so nothing would thaw it before the watchdog.
+    let unselected = pod_value("reader", &["data"], json!({}));
+    let items = h.list(&[selected, unselected]);
+    let backup = serde_json::to_vec(&json!({
+        "metadata": {"name": "b1", "namespace": "velero", "uid": "backup-uid"},
+        "spec": {"labelSelector": {"matchLabels": {"app": "db"}}}
+    }))
+    .unwrap();
+    h.engine
+        .freeze_pods_of_volume(&pv("pv-1", "data"), &backup)
+        .await;
+    h.timeline.push("snapshot pv-1".into());
+    h.engine.back_up_pod(&items[0], &backup).await.unwrap();
+    assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
+}
+
+#[tokio::test]
 async fn with_an_item_block_action_the_api_is_not_searched() {
     let h = harness(&[]);
     let db = pod("db", &["data"], json!({}));
@@ -809,4 +841,58 @@ async fn run_once_never_chooses_a_replica_the_hooks_rule_does_not_select() {
         h.engine.back_up_pod(item, &backup()).await.unwrap();
     }
     assert_eq!(h.timeline.events(), ["dump db-1"]);
+}
+
+#[tokio::test]
+async fn a_namespace_is_listed_once_per_backup_for_all_its_groups_and_run_once_hooks() {
+    let h = harness(&[]);
+    let mut other_group = grouped("z", &[]);
+    other_group["metadata"]["annotations"]["quiesce.dev/group"] = json!("audit");
+    let items = h.list(&[
+        grouped("a", &["data-a"]),
+        grouped("b", &[]),
+        other_group,
+        replica("db-0", "replica"),
+        replica("db-1", "primary"),
+    ]);
+    for item in &items {
+        h.engine.index_pod(item, &backup()).await.unwrap();
+        h.engine.back_up_pod(item, &backup()).await.unwrap();
+    }
+    assert_eq!(h.timeline.count("pre db-1"), 1);
+    assert_eq!(h.timeline.count("pre db-0"), 0);
+    assert_eq!(*h.cluster.listings.lock().unwrap(), ["shop"]);
+
+    // Another backup sees the namespace as it is then.
+    let other_backup =
+        serde_json::to_vec(&json!({"metadata": {"name": "b2", "namespace": "velero",
+        "uid": "backup-2"}, "spec": {}}))
+        .unwrap();
+    h.engine
+        .back_up_pod(&items[0], &other_backup)
+        .await
+        .unwrap();
+    assert_eq!(*h.cluster.listings.lock().unwrap(), ["shop", "shop"]);
+}
+
+#[tokio::test]
+async fn a_failed_namespace_listing_is_tried_again_by_the_next_group() {
+    let cluster = FakeCluster {
+        failing_listings: Mutex::new(1),
+        ..FakeCluster::default()
+    };
+    let h = harness_with_cluster(&[], Duration::ZERO, false, cluster);
+    let audit = |name: &str| {
+        let mut pod = grouped(name, &[]);
+        pod["metadata"]["annotations"]["quiesce.dev/group"] = json!("audit");
+        pod
+    };
+    let items = h.list(&[grouped("a", &[]), grouped("b", &[]), audit("x"), audit("y")]);
+    // Group shop forms without a listing: a alone; group audit lists the namespace.
+    h.engine.back_up_pod(&items[0], &backup()).await.unwrap();
+    h.engine.back_up_pod(&items[2], &backup()).await.unwrap();
+    assert_eq!(h.cluster.listings.lock().unwrap().len(), 2);
+    assert_eq!(h.timeline.count("pre y"), 1, "{:?}", h.timeline.events());
+    assert_eq!(h.timeline.count("pre b"), 0, "{:?}", h.timeline.events());
+    h.engine.drain().await;
 }

@@ -3,11 +3,13 @@
 //! (members frozen together before the first member's snapshot, thawed together after the
 //! last member is backed up).
 //!
-//! Both need pods Velero has not shown us yet, so both list the namespace's pods through the
-//! API once per backup and keep the answer: the choice of a runner never changes between a
+//! Both need pods Velero has not shown us yet. A namespace's pods are listed through the API
+//! once per backup, and only those with hooks are kept, shared by every group, run-once choice
+//! and (Velero < 1.15) volume lookup in it. The choice of a runner never changes between a
 //! pod's pre and post hooks, and a group's members are fixed when it first freezes. When the
 //! listing fails, quiesce falls back to what it knows — the hook runs in every pod, as in
-//! Velero; the group is the members indexed so far — and says so in a warning.
+//! Velero; the group is the members indexed so far — and says so in a warning; the next user
+//! of the namespace lists it again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,7 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use super::plan::{pod_in_backup, BackupInfo};
+use super::plan::{pod_in_backup, BackupInfo, PodPlan};
 use super::{lock, Engine, PodEntry, ThawCause};
 use crate::hooks::{self, ChoiceReason, Owner, PodRef, ResolvedHook, RunOnce};
 
@@ -33,12 +35,17 @@ enum Runner {
 type RunnerKey = (String, String, &'static str, String, String);
 /// (backup UID, namespace, group name).
 type GroupKey = (String, String, String);
+/// (backup UID, namespace).
+type NamespaceKey = (String, String);
+/// A namespace's pods with hooks, listed once.
+type HookedPods = Arc<OnceCell<Arc<Vec<Pod>>>>;
 
-/// Shared state of run-once choices and groups, per backup.
+/// Shared state of run-once choices, groups and namespace listings, per backup.
 #[derive(Default)]
 pub(super) struct Workloads {
     runners: Mutex<HashMap<RunnerKey, Arc<OnceCell<Runner>>>>,
     groups: Mutex<HashMap<GroupKey, Arc<Group>>>,
+    hooked_pods: Mutex<HashMap<NamespaceKey, HookedPods>>,
 }
 
 /// A consistency group of one backup.
@@ -63,6 +70,36 @@ fn live_in_backup(pod: &Pod, backup: &BackupInfo) -> bool {
 }
 
 impl Engine {
+    /// The pods of `namespace` whose containers run, that the backup includes and that have
+    /// hooks in it: listed through the API on first use in a backup, then shared. Keeping only
+    /// pods with hooks bounds the memory by what quiesce indexes anyway; a failed listing is not
+    /// kept, so the next caller tries again.
+    pub(super) async fn hooked_pods(
+        &self,
+        backup: &BackupInfo,
+        namespace: &str,
+    ) -> Result<Arc<Vec<Pod>>, String> {
+        let key = (backup.uid.clone(), namespace.to_owned());
+        let cell = Arc::clone(
+            lock(&self.inner.workloads.hooked_pods)
+                .entry(key)
+                .or_default(),
+        );
+        cell.get_or_try_init(|| async {
+            let pods = self.inner.cluster.pods_in_namespace(namespace).await?;
+            let config = self.config().await;
+            let hooked = pods
+                .into_iter()
+                .filter(|pod| {
+                    live_in_backup(pod, backup) && PodPlan::new(pod, backup, &config).has_hooks()
+                })
+                .collect();
+            Ok(Arc::new(hooked))
+        })
+        .await
+        .cloned()
+    }
+
     /// Whether `hook` runs in this pod: always, unless it is a run-once hook and another pod
     /// of the same owner was chosen (then an info line says which pod runs it and why).
     pub(super) async fn runs_here(&self, entry: &PodEntry, hook: &ResolvedHook) -> bool {
@@ -117,7 +154,7 @@ impl Engine {
         run_once: &RunOnce,
     ) -> Runner {
         let namespace = &entry.plan.pod.namespace;
-        let pods = match self.inner.cluster.pods_in_namespace(namespace).await {
+        let pods = match self.hooked_pods(&entry.backup, namespace).await {
             Ok(pods) => pods,
             Err(error) => {
                 tracing::warn!(
@@ -133,7 +170,6 @@ impl Engine {
         let config = self.config().await;
         let candidates = pods.iter().filter(|pod| {
             hooks::owner_of(pod).is_some_and(|o| o.uid == owner.uid)
-                && live_in_backup(pod, &entry.backup)
                 && hooks::has_same_run_once_hook(pod, hook, &config)
         });
         match hooks::choose_runner(candidates, owner, run_once) {
@@ -184,13 +220,12 @@ impl Engine {
     async fn group_members(&self, group: &Group, entry: &Arc<PodEntry>) -> Vec<Arc<PodEntry>> {
         let mut members: Vec<Arc<PodEntry>> = Vec::new();
         let backup = &entry.backup;
-        match self.inner.cluster.pods_in_namespace(&group.namespace).await {
+        match self.hooked_pods(backup, &group.namespace).await {
             Ok(pods) => {
                 let config = self.config().await;
-                for pod in pods {
-                    let same_group = hooks::group_of(&pod, &config).as_deref() == Some(&group.name);
-                    if same_group && live_in_backup(&pod, backup) {
-                        members.push(self.entry_for(&pod, backup.clone()).await);
+                for pod in pods.iter() {
+                    if hooks::group_of(pod, &config).as_deref() == Some(&group.name) {
+                        members.push(self.entry_for(pod, backup.clone()).await);
                     }
                 }
             }
