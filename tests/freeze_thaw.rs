@@ -11,10 +11,10 @@ use quiesce::proto::generated::Empty;
 use quiesce::proto::v1::{
     item_block_action_client::ItemBlockActionClient, ItemBlockActionGetRelatedItemsRequest,
 };
-use quiesce::proto::v2::{backup_item_action_client::BackupItemActionClient, ExecuteRequest};
+use quiesce::proto::v2::backup_item_action_client::BackupItemActionClient;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
-use util::{backup_json, launch_with_cluster, launch_with_cluster_env, Plugin};
+use util::{backup_json, execute_request, launch_with_cluster, launch_with_cluster_env, Plugin};
 
 const NAME: &str = "quiesce.dev/pod-hooks";
 /// Generous bound for "it happens at all" waits; never a performance assertion.
@@ -65,7 +65,7 @@ impl Velero {
         let item = serde_json::to_vec(&item).unwrap();
         let answer = self
             .bia
-            .execute(execute(item.clone()))
+            .execute(execute_request(item.clone()))
             .await
             .unwrap()
             .into_inner();
@@ -76,7 +76,11 @@ impl Velero {
     /// Execute(pod), after its additional items (claims and volumes) were backed up.
     async fn pod(&mut self, pod: &Value) -> Result<(), tonic::Status> {
         let item = serde_json::to_vec(pod).unwrap();
-        let answer = self.bia.execute(execute(item.clone())).await?.into_inner();
+        let answer = self
+            .bia
+            .execute(execute_request(item.clone()))
+            .await?
+            .into_inner();
         assert_eq!(answer.item, item, "the pod goes back unchanged");
         Ok(())
     }
@@ -114,14 +118,6 @@ impl Velero {
             .iter()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
-    }
-}
-
-fn execute(item: Vec<u8>) -> ExecuteRequest {
-    ExecuteRequest {
-        plugin: NAME.into(),
-        item,
-        backup: backup_json(),
     }
 }
 
@@ -536,9 +532,9 @@ async fn two_hundred_pods_at_eight_concurrent_callers_each_freeze_and_thaw_once(
                     if i % 4 != 0 {
                         let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": format!("pv-{name}")},
                                         "spec": {"claimRef": {"namespace": "shop", "name": format!("c{i:03}")}}});
-                        bia.execute(execute(serde_json::to_vec(&pv).unwrap())).await.unwrap();
+                        bia.execute(execute_request(serde_json::to_vec(&pv).unwrap())).await.unwrap();
                     }
-                    bia.execute(execute(item)).await.unwrap();
+                    bia.execute(execute_request(item)).await.unwrap();
                 }
             })
         })
@@ -587,11 +583,11 @@ async fn for_velero_before_1_15_the_item_block_action_can_be_switched_off() {
     let mut bia = plugin.backup_action().await;
     let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-data"},
                     "spec": {"claimRef": {"namespace": "shop", "name": "data"}}});
-    bia.execute(execute(serde_json::to_vec(&pv).unwrap()))
+    bia.execute(execute_request(serde_json::to_vec(&pv).unwrap()))
         .await
         .unwrap();
     cluster.mark("snapshot pv-data");
-    bia.execute(execute(serde_json::to_vec(&db).unwrap()))
+    bia.execute(execute_request(serde_json::to_vec(&db).unwrap()))
         .await
         .unwrap();
     let timeline = Timeline(cluster.timeline());

@@ -7,23 +7,13 @@ mod util;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use quiesce::proto::v2::ExecuteRequest;
 use serde_json::{json, Value};
-use util::{backup_json, launch_with_cluster_env, Plugin};
+use util::{execute_request, launch_with_cluster_env, Plugin};
 
-const NAME: &str = "quiesce.dev/pod-hooks";
 /// Velero's host gives the plugin 2 s after Shutdown before it SIGKILLs it.
 const HOST_GRACE: Duration = Duration::from_secs(2);
 /// The log layer's cap on one line (the host splits longer lines into unparsed fragments).
 const MAX_LINE_BYTES: usize = 60 * 1024;
-
-fn execute(item: &Value) -> ExecuteRequest {
-    ExecuteRequest {
-        plugin: NAME.into(),
-        item: serde_json::to_vec(item).unwrap(),
-        backup: backup_json(),
-    }
-}
 
 /// The socket inodes among the process's open files.
 fn socket_inodes(pid: u32) -> HashSet<String> {
@@ -71,7 +61,7 @@ async fn the_plugin_listens_on_no_tcp_port_even_while_talking_to_the_api_server(
     plugin
         .backup_action()
         .await
-        .execute(execute(&pod))
+        .execute(execute_request(serde_json::to_vec(&pod).unwrap()))
         .await
         .unwrap();
     assert_eq!(
@@ -130,7 +120,11 @@ async fn hostile_annotations_give_bounded_clean_log_lines() {
         }},
         "spec": {"containers": [{"name": "app"}]}, "status": {"phase": "Running"}});
     cluster.add_pod(pod.clone()).unwrap();
-    let answer = plugin.backup_action().await.execute(execute(&pod)).await;
+    let answer = plugin
+        .backup_action()
+        .await
+        .execute(execute_request(serde_json::to_vec(&pod).unwrap()))
+        .await;
     let error = answer.expect_err("the named container does not exist");
     assert!(
         error.message().len() < 1024 * 1024,
@@ -176,7 +170,11 @@ async fn secrets_in_the_environment_and_kubeconfig_never_reach_the_log() {
         }},
         "spec": {"containers": [{"name": "app"}]}, "status": {"phase": "Running"}});
     cluster.add_pod(pod.clone()).unwrap();
-    let _ = plugin.backup_action().await.execute(execute(&pod)).await;
+    let _ = plugin
+        .backup_action()
+        .await
+        .execute(execute_request(serde_json::to_vec(&pod).unwrap()))
+        .await;
     plugin.shutdown().await;
     let log = plugin.stderr_lines().join("\n");
     assert!(log.contains("command terminated with exit code 1"), "{log}");

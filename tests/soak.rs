@@ -37,10 +37,10 @@ use quiesce::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use quiesce::proto::v1::{
     item_block_action_client::ItemBlockActionClient, ItemBlockActionGetRelatedItemsRequest,
 };
-use quiesce::proto::v2::{backup_item_action_client::BackupItemActionClient, ExecuteRequest};
+use quiesce::proto::v2::backup_item_action_client::BackupItemActionClient;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
-use util::{backup_json, launch_with_cluster, Plugin};
+use util::{backup_json, execute_request, launch_with_cluster, Plugin};
 
 const NAME: &str = "quiesce.dev/pod-hooks";
 const NAMESPACE: &str = "shop";
@@ -453,14 +453,6 @@ fn draw_cases(loud_per_mille: u64, held_per_mille: u64) -> Vec<PodCase> {
 
 // ----- Velero, replayed -----
 
-fn execute(item: Vec<u8>) -> ExecuteRequest {
-    ExecuteRequest {
-        plugin: NAME.into(),
-        item,
-        backup: backup_json(),
-    }
-}
-
 fn persistent_volume(claim: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": format!("pv-{claim}")},
@@ -534,7 +526,11 @@ async fn replay(
         }
         for claim in case.claims() {
             let pv = persistent_volume(&claim);
-            let answer = bia.execute(execute(pv.clone())).await.unwrap().into_inner();
+            let answer = bia
+                .execute(execute_request(pv.clone()))
+                .await
+                .unwrap()
+                .into_inner();
             assert_eq!(answer.item, pv, "the PV goes back unchanged");
             cluster.mark(format!("snapshot {claim}"));
         }
@@ -548,7 +544,7 @@ async fn replay(
         if case.held {
             continue;
         }
-        let answer = match bia.execute(execute(item.clone())).await {
+        let answer = match bia.execute(execute_request(item.clone())).await {
             Ok(answer) => {
                 assert_eq!(
                     answer.into_inner().item,
@@ -837,18 +833,18 @@ fn check_timeline(
             }
         }
     }
+    assert_no_problems(&problems);
+    totals
+}
+
+/// Fails with the count and the first 20 problems, if any.
+fn assert_no_problems(problems: &[String]) {
     assert!(
         problems.is_empty(),
         "{} problems, first ones:\n{}",
         problems.len(),
-        problems
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        problems[..problems.len().min(20)].join("\n")
     );
-    totals
 }
 
 /// Error and warning lines of failed hooks per pod, against the expectation; every error line
@@ -883,17 +879,7 @@ fn check_log(
             ));
         }
     }
-    assert!(
-        problems.is_empty(),
-        "{} problems, first ones:\n{}",
-        problems.len(),
-        problems
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_no_problems(&problems);
     let config_errors = errors
         .iter()
         .filter(|l| {
@@ -1259,7 +1245,7 @@ async fn a_freeze_arriving_while_shutdown_drains_is_thawed_or_refused() {
     );
     iba.get_related_items(related_items(&a)).await.unwrap();
     iba.get_related_items(related_items(&b)).await.unwrap();
-    bia.execute(execute(persistent_volume("data-a")))
+    bia.execute(execute_request(persistent_volume("data-a")))
         .await
         .unwrap();
     let channel = plugin.connect().await;
@@ -1275,9 +1261,13 @@ async fn a_freeze_arriving_while_shutdown_drains_is_thawed_or_refused() {
         )
         .is_some());
     // While the drain runs: `b` (indexed before it) and `c` (new) reach their volumes.
-    let _ = bia.execute(execute(persistent_volume("data-b"))).await;
+    let _ = bia
+        .execute(execute_request(persistent_volume("data-b")))
+        .await;
     let _ = iba.get_related_items(related_items(&c)).await;
-    let _ = bia.execute(execute(persistent_volume("data-c"))).await;
+    let _ = bia
+        .execute(execute_request(persistent_volume("data-c")))
+        .await;
     shutdown.await.unwrap().expect("Shutdown answers");
     let status = plugin.wait_exit(EVENTUALLY).expect("the plugin exits");
     assert_eq!(status.code(), Some(0));
@@ -1328,7 +1318,7 @@ async fn an_exec_refused_with_503_fails_as_refused_once_and_is_not_thawed() {
     );
     iba.get_related_items(related_items(&db)).await.unwrap();
     let status = bia
-        .execute(execute(serde_json::to_vec(&db).unwrap()))
+        .execute(execute_request(serde_json::to_vec(&db).unwrap()))
         .await
         .unwrap_err();
     let records = exec_records(&cluster.timeline());

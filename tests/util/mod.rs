@@ -15,6 +15,7 @@ use quiesce::proto::generated::plugin_lister_client::PluginListerClient;
 use quiesce::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use quiesce::proto::v1::item_block_action_client::ItemBlockActionClient;
 use quiesce::proto::v2::backup_item_action_client::BackupItemActionClient;
+use quiesce::proto::v2::ExecuteRequest;
 use tonic::transport::{Channel, Endpoint};
 
 /// The binary under test: Cargo names it for tests and benches; an example (the demo) finds
@@ -277,6 +278,15 @@ pub fn pod_json(namespace: &str, name: &str) -> Vec<u8> {
         name = name
     )
     .into_bytes()
+}
+
+/// BackupItemAction `Execute` of `item` in [`backup_json`]'s backup, as Velero sends it.
+pub fn execute_request(item: Vec<u8>) -> ExecuteRequest {
+    ExecuteRequest {
+        plugin: "quiesce.dev/pod-hooks".into(),
+        item,
+        backup: backup_json(),
+    }
 }
 
 /// A Backup object as Velero's controller marshals it.
