@@ -1,5 +1,5 @@
 //! Plugin overhead per hook beyond the command itself (DESIGN §7 target: ≤ 2 ms median on
-//! loopback): execs of `true` through [`KubeExecutor`] against the in-repo fake API server.
+//! loopback): execs of `true` through [`Kube`] against the in-repo fake API server.
 //!
 //! For each exec: round trip = `Executor::exec` wall time; command time = the fake server's
 //! spawn → exit interval for that exec (from its timeline); overhead = round trip − command
@@ -12,7 +12,8 @@
 use std::time::{Duration, Instant};
 
 use fake_kube::FakeKube;
-use quiesce::exec::{ClusterClient, ExecRequest, Executor, KubeExecutor};
+use quiesce::exec::{ExecRequest, Executor};
+use quiesce::kube_api::Kube;
 
 const DEFAULT_EXECS: usize = 300;
 const WARMUP: usize = 10;
@@ -72,7 +73,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("client runtime");
-    let executor = KubeExecutor::new(ClusterClient::from_kubeconfig_file(&kubeconfig));
+    let executor = Kube::from_kubeconfig_file(&kubeconfig);
     let request = ExecRequest {
         namespace: "default".into(),
         pod: "bench".into(),
@@ -127,7 +128,7 @@ fn main() {
 
     println!();
     println!(
-        "exec overhead: {count} execs of `true` through KubeExecutor → fake-kube ({}), loopback, \
+        "exec overhead: {count} execs of `true` through Kube → fake-kube ({}), loopback, \
          after {WARMUP} warm-up execs",
         kube.url()
     );

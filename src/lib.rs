@@ -17,11 +17,12 @@
 //! and `hooks`; `exec` uses `hooks`; `hooks` uses nothing of the others.
 
 pub mod args;
+pub mod engine;
 pub mod exec;
 pub mod explain;
 pub mod goplugin;
 pub mod hooks;
 pub mod install;
+pub mod kube_api;
 pub mod proto;
-pub mod quiesce;
 pub mod velero;

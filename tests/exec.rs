@@ -1,4 +1,4 @@
-//! `src/exec` against the in-repo fake API server (`fake-kube`): [`KubeExecutor`] over real
+//! `src/exec` against the in-repo fake API server (`fake-kube`): [`Kube`] over real
 //! WebSocket exec (v5 and the v4 fallback, http and https), every failure mapped to its
 //! `ExecError`, the timeout cancelling the stream (the fake kills the orphan and says so in
 //! its timeline), bounded output, the lazy client, `run_hook`'s Velero log lines, the
@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use fake_kube::{ExecOutcome, FakeKube, Fault, FaultRule};
 use quiesce::exec::{
-    load_hook_config, run_hook, ClusterClient, ExecError, ExecOutput, ExecRequest, Executor,
-    HookFailure, KubeExecutor, OUTPUT_LIMIT,
+    run_hook, ExecError, ExecOutput, ExecRequest, Executor, HookFailure, OUTPUT_LIMIT,
 };
 use quiesce::hooks::{
     Execution, HookSource, OnError, Phase, PodRef, ResolvedHook, WaitFor, ANNOTATION_HOOK_NAME,
 };
+use quiesce::kube_api::{load_hook_config, Kube};
 use quiesce::velero::log::MemoryLog;
 use serde_json::{json, Value};
 use tracing_subscriber::filter::LevelFilter;
@@ -29,7 +29,7 @@ const POD: &str = "db-0";
 /// kubeconfig for it, and an executor using that kubeconfig.
 struct Cluster {
     kube: FakeKube,
-    executor: KubeExecutor,
+    executor: Kube,
     kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -44,7 +44,7 @@ async fn cluster_with(kube: FakeKube) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig).unwrap();
-    let executor = KubeExecutor::new(ClusterClient::from_kubeconfig_file(&kubeconfig));
+    let executor = Kube::from_kubeconfig_file(&kubeconfig);
     Cluster {
         kube,
         executor,
@@ -130,7 +130,7 @@ fn messages(lines: &[Value]) -> Vec<String> {
         .collect()
 }
 
-// ----- exec through KubeExecutor -----
+// ----- exec through Kube -----
 
 #[tokio::test]
 async fn command_output_and_exit_code_zero_come_back() {
@@ -441,7 +441,7 @@ async fn a_delay_beyond_the_timeout_times_out_before_the_command_starts() {
 async fn a_closed_port_is_unreachable() {
     let cluster = cluster().await;
     point_kubeconfig_at_a_closed_port(&cluster);
-    let executor = KubeExecutor::new(ClusterClient::from_kubeconfig_file(&cluster.kubeconfig));
+    let executor = Kube::from_kubeconfig_file(&cluster.kubeconfig);
     let error = executor
         .exec(&request(&["true"], Duration::from_secs(10)))
         .await
@@ -463,8 +463,8 @@ async fn the_client_is_built_on_first_use_and_a_failure_is_retried() {
     let cluster = cluster().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("later-kubeconfig");
-    let executor = KubeExecutor::new(ClusterClient::from_kubeconfig_file(&path));
-    assert!(!executor.client().is_built());
+    let executor = Kube::from_kubeconfig_file(&path);
+    assert!(!executor.is_built());
 
     let error = executor
         .exec(&request(&["true"], Duration::from_secs(10)))
@@ -483,14 +483,14 @@ async fn the_client_is_built_on_first_use_and_a_failure_is_retried() {
         .await
         .unwrap();
     assert_eq!(output.exit_code, 0);
-    assert!(executor.client().is_built());
+    assert!(executor.is_built());
 }
 
 #[tokio::test]
 async fn an_executor_without_any_configuration_constructs_fine() {
     // Building reads nothing: no kubeconfig, no in-cluster environment needed.
-    let executor = KubeExecutor::new(ClusterClient::infer());
-    assert!(!executor.client().is_built());
+    let executor = Kube::infer();
+    assert!(!executor.is_built());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -507,7 +507,7 @@ async fn concurrent_execs_share_one_client() {
         let output = task.await.unwrap().unwrap();
         assert_eq!(output.stdout.bytes, format!("{i}\n").as_bytes());
     }
-    assert!(cluster.executor.client().is_built());
+    assert!(cluster.executor.is_built());
     assert_eq!(cluster.kube.execs().len(), 16);
 }
 
@@ -1318,7 +1318,7 @@ async fn rules_are_loaded_from_the_labelled_config_map() {
         }))
         .unwrap();
     let (logs, _guard) = capture_logs();
-    let config = load_hook_config(cluster.executor.client(), VELERO_NS).await;
+    let config = load_hook_config(&cluster.executor, VELERO_NS).await;
     assert_eq!(config.rules().len(), 1);
     assert_eq!(config.rules()[0].name(), "freeze-db");
     let lines = logs.lines();
@@ -1342,7 +1342,7 @@ async fn rules_are_loaded_from_the_labelled_config_map() {
 async fn no_config_map_means_the_default_config_and_an_info_line() {
     let cluster = cluster().await;
     let (logs, _guard) = capture_logs();
-    let config = load_hook_config(cluster.executor.client(), VELERO_NS).await;
+    let config = load_hook_config(&cluster.executor, VELERO_NS).await;
     assert!(config.rules().is_empty());
     let lines = logs.lines();
     assert_eq!(lines.len(), 1);
@@ -1358,11 +1358,8 @@ async fn an_unreachable_api_server_is_an_error_line_and_the_default_config() {
     let cluster = cluster().await;
     point_kubeconfig_at_a_closed_port(&cluster);
     let (logs, _guard) = capture_logs();
-    let config = load_hook_config(
-        &ClusterClient::from_kubeconfig_file(&cluster.kubeconfig),
-        VELERO_NS,
-    )
-    .await;
+    let config =
+        load_hook_config(&Kube::from_kubeconfig_file(&cluster.kubeconfig), VELERO_NS).await;
     assert!(config.rules().is_empty());
     let lines = logs.lines();
     assert_eq!(lines.len(), 1);
@@ -1386,7 +1383,7 @@ async fn several_config_maps_use_the_first_by_name_and_warn() {
         .add_config_map(plugin_config_map("aa-first", RULES))
         .unwrap();
     let (logs, _guard) = capture_logs();
-    let config = load_hook_config(cluster.executor.client(), VELERO_NS).await;
+    let config = load_hook_config(&cluster.executor, VELERO_NS).await;
     assert_eq!(config.rules().len(), 1);
     let lines = logs.lines();
     let warning = lines.iter().find(|l| l["@level"] == "warn").unwrap();
@@ -1402,7 +1399,7 @@ async fn configuration_problems_are_logged_naming_the_config_map() {
         .add_config_map(plugin_config_map("broken", "hooks: [this is: not valid"))
         .unwrap();
     let (logs, _guard) = capture_logs();
-    let config = load_hook_config(cluster.executor.client(), VELERO_NS).await;
+    let config = load_hook_config(&cluster.executor, VELERO_NS).await;
     assert!(config.rules().is_empty());
     let lines = logs.lines();
     let error = lines.iter().find(|l| l["@level"] == "error").unwrap();

@@ -93,7 +93,7 @@ pub enum ExplainError {
 /// The binary's entry point for `velero-plugin-quiesce explain ARGS…` (`args` without the
 /// program name and `explain`): writes to stdout/stderr, returns the exit code. Starts a
 /// runtime only to read a cluster.
-pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
+pub fn main(args: impl IntoIterator<Item = OsString>, default_namespace: String) -> u8 {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let (mut out, mut err) = (stdout.lock(), stderr.lock());
@@ -110,12 +110,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
             return EXIT_USAGE;
         }
     };
-    runtime.block_on(run(
-        args,
-        crate::exec::velero_namespace(),
-        &mut out,
-        &mut err,
-    ))
+    runtime.block_on(run(args, default_namespace, &mut out, &mut err))
 }
 
 /// Runs `explain` with the arguments after `explain`; `default_namespace` stands for

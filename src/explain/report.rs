@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use serde::Serialize;
 
+use crate::engine::plan::{BackupInfo, PodPlan, EXCLUDE_LABEL};
 use crate::hooks::template::{self, TemplateContext};
 use crate::hooks::{
     format_go_duration, resolve, Config, Execution, HookSource, LabelSelector, NamespaceFilter,
     OnError, Phase, PodRef, Problem, ResolvedHook, Severity, SkipReason, ANNOTATION_HOOK_NAME,
     POST_ANNOTATION_PREFIX, PRE_ANNOTATION_PREFIX, RUN_ONCE_PER_ANNOTATION,
 };
-use crate::quiesce::plan::{BackupInfo, PodPlan, EXCLUDE_LABEL};
 
 mod workload;
 
@@ -776,7 +776,7 @@ fn pod_report(
     if let Some(warning) = &plan.max_freeze_warning {
         problems.push(
             Finding::new("max-freeze", "warning", strip(warning.clone()))
-                .at(crate::quiesce::plan::MAX_FREEZE_ANNOTATION),
+                .at(crate::engine::plan::MAX_FREEZE_ANNOTATION),
         );
     }
     if let Membership::PulledIn { claim, by } = member {

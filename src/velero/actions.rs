@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 use super::error::Error;
 use super::item::{backup_name, ItemIdentity};
 use super::plugins::{PluginKind, Plugins};
+use crate::engine::Engine;
 use crate::proto::generated::{OperationProgress, ResourceSelector};
 use crate::proto::v1::{
     item_block_action_server::ItemBlockAction, ItemBlockActionAppliesToRequest,
@@ -20,7 +21,6 @@ use crate::proto::v2::{
     BackupItemActionProgressRequest, BackupItemActionProgressResponse, ExecuteRequest,
     ExecuteResponse,
 };
-use crate::quiesce::Engine;
 
 /// Go's zero `time.Time` as a protobuf Timestamp: "not started", as a Go plugin would send it.
 const GO_ZERO_TIME: prost_types::Timestamp = prost_types::Timestamp {

@@ -1,26 +1,28 @@
-//! The Kubernetes client, built lazily and shared: [`ClusterClient`].
+//! The Kubernetes client, built lazily and shared: [`Kube`].
 //!
 //! The plugin must print its go-plugin handshake before it touches the cluster (a slow or
 //! broken API server must not make Velero give up on the plugin), so constructing a
-//! [`ClusterClient`] reads nothing and connects nowhere. The first call that needs the
+//! [`Kube`] reads nothing and connects nowhere. The first call that needs the
 //! cluster builds the `kube::Client`; every later call, concurrent ones included, shares it.
 //! A failed build is not remembered: the next call tries again (a kubeconfig may appear, a
 //! projected token may be mounted late).
 //!
-//! Exec gets a client of its own ([`ClusterClient::get_for_exec`]), built from the same
+//! Exec gets a client of its own ([`Kube::get_for_exec`]), built from the same
 //! configuration but without kube's built-in retry of 429/503/504 answers (up to 15 hidden
 //! retries with exponential backoff): whether a refused exec upgrade is tried again is the
-//! hook's `retries` setting, decided, counted and logged by [`super::retry`] and
-//! [`super::hook`], and a hidden retry loop must not silently spend the hook's timeout. Every
+//! hook's `retries` setting, decided, counted and logged by [`crate::exec::retry`] and
+//! [`crate::exec::hook`], and a hidden retry loop must not silently spend the hook's timeout. Every
 //! other call keeps kube's default retry.
 //!
-//! This module owns client construction only; it performs no API calls itself.
+//! This module owns client construction only; the calls are in the sibling modules.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::OnceCell;
+
+use super::error::chain;
 
 /// Where the client's configuration comes from.
 #[derive(Debug, Clone)]
@@ -35,20 +37,20 @@ pub enum ClientSource {
 
 /// A lazily built `kube::Client`, cheap to clone; clones share one client.
 #[derive(Clone)]
-pub struct ClusterClient {
+pub struct Kube {
     inner: Arc<Inner>,
 }
 
 struct Inner {
     source: ClientSource,
-    client: OnceCell<::kube::Client>,
+    client: OnceCell<kube::Client>,
     /// Same configuration, kube's retry layer off; for exec.
-    exec_client: OnceCell<::kube::Client>,
+    exec_client: OnceCell<kube::Client>,
 }
 
-impl fmt::Debug for ClusterClient {
+impl fmt::Debug for Kube {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClusterClient")
+        f.debug_struct("Kube")
             .field("source", &self.inner.source)
             .field("built", &self.inner.client.initialized())
             .field("built_for_exec", &self.inner.exec_client.initialized())
@@ -56,10 +58,10 @@ impl fmt::Debug for ClusterClient {
     }
 }
 
-impl ClusterClient {
+impl Kube {
     /// A client configured from `source`, built on first use.
     pub fn new(source: ClientSource) -> Self {
-        ClusterClient {
+        Kube {
             inner: Arc::new(Inner {
                 source,
                 client: OnceCell::new(),
@@ -80,8 +82,8 @@ impl ClusterClient {
 
     /// Wraps a client built elsewhere (tests, a caller that already has one). It serves exec
     /// too, with whatever retry layer it was built with.
-    pub fn from_client(client: ::kube::Client) -> Self {
-        ClusterClient {
+    pub fn from_client(client: kube::Client) -> Self {
+        Kube {
             inner: Arc::new(Inner {
                 source: ClientSource::Infer,
                 client: OnceCell::new_with(Some(client.clone())),
@@ -103,7 +105,7 @@ impl ClusterClient {
     /// The shared client, building it on first use. Concurrent first callers wait for one
     /// build. On failure the reason comes back (for `ExecError::NoClient`) and nothing is
     /// cached, so the next call tries again.
-    pub async fn get(&self) -> Result<::kube::Client, String> {
+    pub(crate) async fn get(&self) -> Result<kube::Client, String> {
         self.inner
             .client
             .get_or_try_init(|| build(&self.inner.source, true))
@@ -112,8 +114,8 @@ impl ClusterClient {
     }
 
     /// The shared exec client (see the module docs: no hidden retry of refused upgrades),
-    /// built on first use like [`ClusterClient::get`].
-    pub async fn get_for_exec(&self) -> Result<::kube::Client, String> {
+    /// built on first use like [`Kube::get`].
+    pub(crate) async fn get_for_exec(&self) -> Result<kube::Client, String> {
         self.inner
             .exec_client
             .get_or_try_init(|| build(&self.inner.source, false))
@@ -124,28 +126,28 @@ impl ClusterClient {
 
 /// Builds a client from `source`, with or without kube's default retry of 429/503/504. Must
 /// run inside the Tokio runtime that will use it (the client spawns its request buffer there).
-async fn build(source: &ClientSource, default_retry: bool) -> Result<::kube::Client, String> {
+async fn build(source: &ClientSource, default_retry: bool) -> Result<kube::Client, String> {
     let mut config = match source {
         ClientSource::Infer => infer_config().await?,
         ClientSource::KubeconfigFile(path) => {
-            let kubeconfig = ::kube::config::Kubeconfig::read_from(path)
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
                 .map_err(|e| format!("cannot read kubeconfig {}: {}", path.display(), chain(&e)))?;
-            ::kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
                 .await
                 .map_err(|e| format!("invalid kubeconfig {}: {}", path.display(), chain(&e)))?
         }
     };
     config.default_retry = default_retry;
-    ::kube::Client::try_from(config).map_err(|e| format!("cannot build client: {}", chain(&e)))
+    kube::Client::try_from(config).map_err(|e| format!("cannot build client: {}", chain(&e)))
 }
 
 /// In-cluster first (the plugin runs in Velero's pod), then the default kubeconfig.
-async fn infer_config() -> Result<::kube::Config, String> {
-    let in_cluster = match ::kube::Config::incluster() {
+async fn infer_config() -> Result<kube::Config, String> {
+    let in_cluster = match kube::Config::incluster() {
         Ok(config) => return Ok(config),
         Err(error) => error,
     };
-    ::kube::Config::from_kubeconfig(&Default::default())
+    kube::Config::from_kubeconfig(&Default::default())
         .await
         .map_err(|kubeconfig| {
             format!(
@@ -156,21 +158,6 @@ async fn infer_config() -> Result<::kube::Config, String> {
         })
 }
 
-/// An error and its sources, joined with `: ` (kube's and hyper's top-level messages alone
-/// hide the useful part, e.g. `Connection refused`). Repeated texts are skipped.
-pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = Some(error);
-    while let Some(error) = current {
-        let text = error.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = error.source();
-    }
-    parts.join(": ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,7 +166,7 @@ mod tests {
     async fn constructing_reads_nothing_and_a_failed_build_is_retried() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kubeconfig");
-        let client = ClusterClient::from_kubeconfig_file(&path);
+        let client = Kube::from_kubeconfig_file(&path);
         assert!(!client.is_built());
         let Err(error) = client.get().await else {
             panic!("a missing kubeconfig must not give a client");
@@ -200,26 +187,5 @@ mod tests {
             Ok(_) => assert!(client.is_built()),
             Err(error) => assert!(!error.contains("cannot read kubeconfig"), "{error}"),
         }
-    }
-
-    #[test]
-    fn chain_joins_sources_without_repeating_them() {
-        #[derive(Debug)]
-        struct Outer(std::io::Error);
-        impl fmt::Display for Outer {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("client error (Connect)")
-            }
-        }
-        impl std::error::Error for Outer {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let error = Outer(std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            "Connection refused",
-        ));
-        assert_eq!(chain(&error), "client error (Connect): Connection refused");
     }
 }

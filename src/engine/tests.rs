@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::exec::{Captured, ExecError, ExecOutput, ExecRequest};
+use crate::kube_api::{self, PodEvent, PodVolumeBackup};
 
 /// What happened, in order: `pre pod`, `post pod`, `snapshot pv`, …
 #[derive(Default)]
@@ -64,7 +65,7 @@ struct FakeCluster {
     config: Config,
     pvbs: Mutex<Vec<PodVolumeBackup>>,
     pods: Mutex<Vec<Pod>>,
-    events: Mutex<Vec<HookEvent>>,
+    events: Mutex<Vec<PodEvent>>,
     /// Namespaces listed, in order.
     listings: Mutex<Vec<String>>,
     /// How many listings fail before they succeed.
@@ -73,25 +74,26 @@ struct FakeCluster {
 
 #[async_trait::async_trait]
 impl Cluster for FakeCluster {
-    async fn load_config(&self) -> Config {
+    async fn load_config(&self, _velero_namespace: &str) -> Config {
         self.config.clone()
     }
     async fn pod_volume_backups(
         &self,
-        _backup: &BackupInfo,
-    ) -> Result<Vec<PodVolumeBackup>, String> {
+        _velero_namespace: &str,
+        _backup_uid: &str,
+    ) -> Result<Vec<PodVolumeBackup>, kube_api::Error> {
         Ok(self.pvbs.lock().unwrap().clone())
     }
-    async fn record_event(&self, event: &HookEvent) -> Result<(), String> {
+    async fn record_event(&self, event: &PodEvent) -> Result<(), kube_api::Error> {
         self.events.lock().unwrap().push(event.clone());
         Ok(())
     }
-    async fn pods_in_namespace(&self, namespace: &str) -> Result<Vec<Pod>, String> {
+    async fn pods_in_namespace(&self, namespace: &str) -> Result<Vec<Pod>, kube_api::Error> {
         self.listings.lock().unwrap().push(namespace.to_owned());
         let mut failing = self.failing_listings.lock().unwrap();
         if *failing > 0 {
             *failing -= 1;
-            return Err(format!("listing pods in namespace {namespace}: 503"));
+            return Err(kube_api::Error::Timeout(Duration::from_secs(10)));
         }
         let pods = self.pods.lock().unwrap();
         Ok(pods
@@ -148,6 +150,7 @@ fn harness_with_cluster(
     let options = Options {
         pvb_poll: Duration::from_millis(100),
         discover_pods_of_volumes,
+        ..Options::default()
     };
     let engine = Engine::new(Arc::new(executor), cluster.clone(), options);
     Harness {

@@ -1,0 +1,137 @@
+//! [`Settings`]: everything the plugin takes from its command line and its environment, read
+//! once in `main.rs` — the only place the process environment is read. The rest of the crate
+//! gets values, never `std::env`.
+//!
+//! | source | setting |
+//! |---|---|
+//! | `velero server`'s flags, forwarded ([`PluginArgs`]) | `--log-level`, `--features` |
+//! | `VELERO_PLUGIN` (go-plugin's magic cookie) | [`Settings::cookie`] |
+//! | `VELERO_NAMESPACE` (set on Velero's deployment) | [`Settings::velero_namespace`] |
+//! | `QUIESCE_ITEM_BLOCK_ACTION` | [`Settings::item_block_action`] |
+//! | `PLUGIN_UNIX_SOCKET_DIR`, else `TMPDIR`, else `/tmp` | [`Settings::socket_dir`] |
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::args::PluginArgs;
+use crate::kube_api::DEFAULT_VELERO_NAMESPACE;
+
+use super::HANDSHAKE;
+
+/// The environment variable Velero sets to its namespace in its deployment.
+pub const VELERO_NAMESPACE_ENV: &str = "VELERO_NAMESPACE";
+
+/// Environment switch for Velero before 1.15, which refuses to start when a plugin lists the
+/// ItemBlockAction kind: `QUIESCE_ITEM_BLOCK_ACTION=false` on the Velero deployment.
+pub const ITEM_BLOCK_ACTION_ENV: &str = "QUIESCE_ITEM_BLOCK_ACTION";
+
+/// go-plugin's variable for the directory of the plugin's socket.
+pub const SOCKET_DIR_ENV: &str = "PLUGIN_UNIX_SOCKET_DIR";
+
+/// What the plugin was started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The command line Velero forwarded.
+    pub args: PluginArgs,
+    /// The value of go-plugin's cookie variable ([`HANDSHAKE`]'s `cookie_key`), if set.
+    pub cookie: Option<String>,
+    /// Velero's namespace: where the plugin ConfigMap lives.
+    pub velero_namespace: String,
+    /// Whether to register the ItemBlockAction (Velero 1.15+).
+    pub item_block_action: bool,
+    /// Where the private socket directory is created.
+    pub socket_dir: PathBuf,
+}
+
+impl Settings {
+    /// Settings from `args` and the environment variables `env` looks up.
+    pub fn new(args: PluginArgs, env: impl Fn(&str) -> Option<OsString>) -> Settings {
+        let text = |key: &str| {
+            env(key)
+                .map(|value| value.to_string_lossy().into_owned())
+                .filter(|value| !value.trim().is_empty())
+        };
+        Settings {
+            args,
+            cookie: env(HANDSHAKE.cookie_key).map(|v| v.to_string_lossy().into_owned()),
+            velero_namespace: text(VELERO_NAMESPACE_ENV)
+                .unwrap_or_else(|| DEFAULT_VELERO_NAMESPACE.to_owned()),
+            item_block_action: item_block_action_enabled(text(ITEM_BLOCK_ACTION_ENV).as_deref()),
+            socket_dir: env(SOCKET_DIR_ENV)
+                .filter(|dir| !dir.is_empty())
+                .or_else(|| env("TMPDIR").filter(|dir| !dir.is_empty()))
+                .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from),
+        }
+    }
+
+    /// Settings from this process's command line and environment.
+    pub fn from_process() -> Settings {
+        Settings::new(PluginArgs::parse(std::env::args_os()), |key| {
+            std::env::var_os(key)
+        })
+    }
+}
+
+/// Whether to register the ItemBlockAction, from [`ITEM_BLOCK_ACTION_ENV`] (default: yes).
+pub fn item_block_action_enabled(value: Option<&str>) -> bool {
+    !matches!(
+        value.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
+        Some("false" | "0" | "no" | "off")
+    )
+}
+
+/// Velero's namespace as the environment gives it, for `explain`'s default.
+pub fn velero_namespace_from_env() -> String {
+    Settings::new(PluginArgs::default(), |key| std::env::var_os(key)).velero_namespace
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(env: &[(&str, &str)]) -> Settings {
+        let env: HashMap<String, OsString> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        Settings::new(PluginArgs::default(), |key| env.get(key).cloned())
+    }
+
+    #[test]
+    fn defaults_without_environment() {
+        let s = settings(&[]);
+        assert_eq!(s.cookie, None);
+        assert_eq!(s.velero_namespace, "velero");
+        assert!(s.item_block_action);
+        assert_eq!(s.socket_dir, PathBuf::from("/tmp"));
+    }
+
+    #[test]
+    fn each_variable_is_read() {
+        let s = settings(&[
+            ("VELERO_PLUGIN", "hello"),
+            ("VELERO_NAMESPACE", "backup"),
+            ("QUIESCE_ITEM_BLOCK_ACTION", "false"),
+            ("TMPDIR", "/var/tmp"),
+        ]);
+        assert_eq!(s.cookie.as_deref(), Some("hello"));
+        assert_eq!(s.velero_namespace, "backup");
+        assert!(!s.item_block_action);
+        assert_eq!(s.socket_dir, PathBuf::from("/var/tmp"));
+        let s = settings(&[("PLUGIN_UNIX_SOCKET_DIR", "/run/p"), ("TMPDIR", "/var/tmp")]);
+        assert_eq!(s.socket_dir, PathBuf::from("/run/p"));
+        let s = settings(&[("VELERO_NAMESPACE", "  ")]);
+        assert_eq!(s.velero_namespace, "velero");
+    }
+
+    #[test]
+    fn the_item_block_action_is_on_unless_switched_off() {
+        assert!(item_block_action_enabled(None));
+        assert!(item_block_action_enabled(Some("true")));
+        assert!(item_block_action_enabled(Some("")));
+        for off in ["false", "FALSE", " 0 ", "no", "off"] {
+            assert!(!item_block_action_enabled(Some(off)), "{off}");
+        }
+    }
+}
