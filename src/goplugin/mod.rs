@@ -138,6 +138,7 @@ fn detach_stdout() {
     use std::os::fd::AsRawFd;
     // SAFETY: dup2 on two open descriptors; fd 1 is atomically replaced, `null` stays owned
     // by the File and is closed when it drops.
+    #[allow(unsafe_code)] // the crate's only unsafe: std has no safe way to replace fd 1
     unsafe {
         libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO);
     }

@@ -7,7 +7,7 @@
 //! A failed build is not remembered: the next call tries again (a kubeconfig may appear, a
 //! projected token may be mounted late).
 //!
-//! Exec gets a client of its own ([`Kube::get_for_exec`]), built from the same
+//! Exec gets a client of its own (`Kube::get_for_exec`), built from the same
 //! configuration but without kube's built-in retry of 429/503/504 answers (up to 15 hidden
 //! retries with exponential backoff): whether a refused exec upgrade is tried again is the
 //! hook's `retries` setting, decided, counted and logged by [`crate::exec::retry`] and

@@ -3,7 +3,7 @@
 //! answer in time, no API server to talk to — with kube-rs's own error as the source.
 //!
 //! Callers say what they were doing (`listing pods in namespace shop: …`); the variant says
-//! how it failed. Exec has a vocabulary of its own, [`super::ExecError`], because a failed
+//! how it failed. Exec has a vocabulary of its own, [`crate::exec::ExecError`], because a failed
 //! exec must also say whether the command may have run.
 
 use std::time::Duration;

@@ -39,7 +39,9 @@ fn selector(resources: &[&str]) -> Option<ResourceSelector> {
 /// pods mounting it before Velero snapshots it; on a pod, thaws it once its volumes are
 /// snapshotted (freezing first if no volume did).
 pub struct PodHooksBackupAction {
+    /// What this process serves, to check the plugin name of each call.
     pub plugins: Plugins,
+    /// Where items go.
     pub engine: Engine,
 }
 
@@ -134,7 +136,9 @@ impl BackupItemAction for PodHooksBackupAction {
 /// blocks, before any of the block is backed up. Adds no related items (Velero's own pod
 /// action already groups a pod with its claims).
 pub struct PodHooksItemBlockAction {
+    /// What this process serves, to check the plugin name of each call.
     pub plugins: Plugins,
+    /// Where pods are indexed.
     pub engine: Engine,
 }
 
