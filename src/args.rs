@@ -13,6 +13,10 @@ pub struct PluginArgs {
     pub log_level: Option<String>,
     /// `--features`, split on commas (e.g. `EnableCSI`).
     pub features: Vec<String>,
+    /// `--kubeconfig`: the kubeconfig Velero itself uses (its built-in plugins honour it too).
+    pub kubeconfig: Option<String>,
+    /// `--kubecontext`: the kubeconfig context Velero uses instead of the current one.
+    pub kubecontext: Option<String>,
 }
 
 impl PluginArgs {
@@ -33,7 +37,10 @@ impl PluginArgs {
             let Some((flag, inline)) = split_flag(&arg) else {
                 continue;
             };
-            if flag != "log-level" && flag != "features" {
+            if !matches!(
+                flag,
+                "log-level" | "features" | "kubeconfig" | "kubecontext"
+            ) {
                 continue;
             }
             let Some(value) = inline.or_else(|| args.next()) else {
@@ -41,6 +48,8 @@ impl PluginArgs {
             };
             match flag {
                 "log-level" => parsed.log_level = Some(value),
+                "kubeconfig" => parsed.kubeconfig = Some(value).filter(|v| !v.is_empty()),
+                "kubecontext" => parsed.kubecontext = Some(value).filter(|v| !v.is_empty()),
                 _ => {
                     parsed.features = value
                         .split(',')
@@ -112,6 +121,22 @@ mod tests {
             ["EnableCSI"]
         );
         assert!(parse(&["p", "--features="]).features.is_empty());
+    }
+
+    #[test]
+    fn kubeconfig_and_context_as_velero_forwards_them() {
+        let args = parse(&[
+            "/plugins/p",
+            "--kubeconfig=/etc/velero/kubeconfig",
+            "--namespace",
+            "velero",
+            "--kubecontext",
+            "backup",
+        ]);
+        assert_eq!(args.kubeconfig.as_deref(), Some("/etc/velero/kubeconfig"));
+        assert_eq!(args.kubecontext.as_deref(), Some("backup"));
+        // An empty value is Velero's default: not set.
+        assert_eq!(parse(&["/p", "--kubeconfig="]).kubeconfig, None);
     }
 
     #[test]

@@ -22,17 +22,25 @@ use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+
 use super::error::chain;
 
-/// Where the client's configuration comes from.
-#[derive(Debug, Clone)]
-pub enum ClientSource {
-    /// In-cluster configuration (service account token, `KUBERNETES_SERVICE_HOST`), else the
-    /// kubeconfig named by `KUBECONFIG` or `~/.kube/config`. What the plugin uses in Velero's
-    /// pod.
-    Infer,
-    /// This kubeconfig file, its current context.
-    KubeconfigFile(PathBuf),
+/// Where the client's configuration comes from, in the order Velero's own client factory
+/// (client-go's deferred loading rules) looks — so that quiesce talks to the cluster Velero
+/// and its built-in plugins talk to:
+/// 1. `kubeconfig`, when given (Velero forwards its `--kubeconfig` flag to every plugin):
+///    that file only;
+/// 2. else the files of `$KUBECONFIG`, else `~/.kube/config`, when one exists;
+/// 3. else the in-cluster service account (what the plugin uses in Velero's pod).
+///
+/// `context` (Velero's `--kubecontext`) replaces the kubeconfig's current context.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientSource {
+    /// An explicit kubeconfig file.
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use instead of its current one.
+    pub context: Option<String>,
 }
 
 /// A lazily built `kube::Client`, cheap to clone; clones share one client.
@@ -70,14 +78,17 @@ impl Kube {
         }
     }
 
-    /// [`ClientSource::Infer`]: in-cluster, else the default kubeconfig.
+    /// `$KUBECONFIG` or `~/.kube/config`, else in-cluster ([`ClientSource::default`]).
     pub fn infer() -> Self {
-        Self::new(ClientSource::Infer)
+        Self::new(ClientSource::default())
     }
 
-    /// [`ClientSource::KubeconfigFile`].
+    /// This kubeconfig file, its current context.
     pub fn from_kubeconfig_file(path: impl Into<PathBuf>) -> Self {
-        Self::new(ClientSource::KubeconfigFile(path.into()))
+        Self::new(ClientSource {
+            kubeconfig: Some(path.into()),
+            context: None,
+        })
     }
 
     /// Wraps a client built elsewhere (tests, a caller that already has one). It serves exec
@@ -85,7 +96,7 @@ impl Kube {
     pub fn from_client(client: kube::Client) -> Self {
         Kube {
             inner: Arc::new(Inner {
-                source: ClientSource::Infer,
+                source: ClientSource::default(),
                 client: OnceCell::new_with(Some(client.clone())),
                 exec_client: OnceCell::new_with(Some(client)),
             }),
@@ -127,35 +138,50 @@ impl Kube {
 /// Builds a client from `source`, with or without kube's default retry of 429/503/504. Must
 /// run inside the Tokio runtime that will use it (the client spawns its request buffer there).
 async fn build(source: &ClientSource, default_retry: bool) -> Result<kube::Client, String> {
-    let mut config = match source {
-        ClientSource::Infer => infer_config().await?,
-        ClientSource::KubeconfigFile(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("cannot read kubeconfig {}: {}", path.display(), chain(&e)))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .map_err(|e| format!("invalid kubeconfig {}: {}", path.display(), chain(&e)))?
-        }
-    };
+    let mut config = config_of(source).await?;
     config.default_retry = default_retry;
     kube::Client::try_from(config).map_err(|e| format!("cannot build client: {}", chain(&e)))
 }
 
-/// In-cluster first (the plugin runs in Velero's pod), then the default kubeconfig.
-async fn infer_config() -> Result<kube::Config, String> {
-    let in_cluster = match kube::Config::incluster() {
-        Ok(config) => return Ok(config),
-        Err(error) => error,
+/// The configuration [`ClientSource`] describes.
+async fn config_of(source: &ClientSource) -> Result<kube::Config, String> {
+    let kubeconfig = match &source.kubeconfig {
+        Some(path) => Some(
+            Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read kubeconfig {}: {}", path.display(), chain(&e)))?,
+        ),
+        None => match Kubeconfig::read() {
+            Ok(kubeconfig) => Some(kubeconfig),
+            // client-go skips kubeconfig files that do not exist; none at all means in-cluster.
+            Err(KubeconfigError::FindPath) => None,
+            Err(KubeconfigError::ReadConfig(error, _))
+                if error.kind() == std::io::ErrorKind::NotFound =>
+            {
+                None
+            }
+            Err(error) => return Err(format!("invalid kubeconfig: {}", chain(&error))),
+        },
     };
-    kube::Config::from_kubeconfig(&Default::default())
-        .await
-        .map_err(|kubeconfig| {
+    let Some(kubeconfig) = kubeconfig else {
+        return kube::Config::incluster().map_err(|error| {
             format!(
-                "no in-cluster configuration ({}) and no usable kubeconfig ({})",
-                chain(&in_cluster),
-                chain(&kubeconfig)
+                "no kubeconfig (no --kubeconfig flag, $KUBECONFIG or ~/.kube/config) and no \
+                 in-cluster configuration ({})",
+                chain(&error)
             )
-        })
+        });
+    };
+    let options = KubeConfigOptions {
+        context: source.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let place = match &source.kubeconfig {
+        Some(path) => format!("kubeconfig {}", path.display()),
+        None => "kubeconfig".to_owned(),
+    };
+    kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| format!("invalid {place}: {}", chain(&e)))
 }
 
 #[cfg(test)]
@@ -187,5 +213,36 @@ mod tests {
             Ok(_) => assert!(client.is_built()),
             Err(error) => assert!(!error.contains("cannot read kubeconfig"), "{error}"),
         }
+    }
+
+    #[tokio::test]
+    async fn an_explicit_kubeconfig_and_context_are_honoured() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters:\n\
+             - name: a\n  cluster:\n    server: http://127.0.0.1:1001\n\
+             - name: b\n  cluster:\n    server: http://127.0.0.1:1002\n\
+             contexts:\n- name: a\n  context:\n    cluster: a\n    user: u\n\
+             - name: b\n  context:\n    cluster: b\n    user: u\n\
+             users:\n- name: u\n  user:\n    token: t\n",
+        )
+        .unwrap();
+        let server = |context: Option<&str>| {
+            let source = ClientSource {
+                kubeconfig: Some(path.clone()),
+                context: context.map(str::to_owned),
+            };
+            async move { config_of(&source).await.unwrap().cluster_url.to_string() }
+        };
+        assert_eq!(server(None).await, "http://127.0.0.1:1001/");
+        assert_eq!(server(Some("b")).await, "http://127.0.0.1:1002/");
+        let missing = ClientSource {
+            kubeconfig: Some(dir.path().join("nowhere")),
+            context: None,
+        };
+        let error = config_of(&missing).await.unwrap_err();
+        assert!(error.starts_with("cannot read kubeconfig"), "{error}");
     }
 }

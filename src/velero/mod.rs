@@ -91,7 +91,7 @@ pub async fn serve(settings: Settings) -> Result<(), goplugin::Error> {
     tracing::debug!(features = %args.features.join(","), "Starting velero-plugin-quiesce");
     // The client is built on first use, after the handshake: start-up never waits for the
     // API server, and discovery (which only lists plugins) never touches it.
-    let kube = Arc::new(Kube::infer());
+    let kube = Arc::new(Kube::new(settings.client_source()));
     let engine = Engine::new(
         kube.clone(),
         kube,

@@ -4,7 +4,7 @@
 //!
 //! | source | setting |
 //! |---|---|
-//! | `velero server`'s flags, forwarded ([`PluginArgs`]) | `--log-level`, `--features` |
+//! | `velero server`'s flags, forwarded ([`PluginArgs`]) | `--log-level`, `--features`, `--kubeconfig`, `--kubecontext` |
 //! | `VELERO_PLUGIN` (go-plugin's magic cookie) | [`Settings::cookie`] |
 //! | `VELERO_NAMESPACE` (set on Velero's deployment) | [`Settings::velero_namespace`] |
 //! | `QUIESCE_ITEM_BLOCK_ACTION` | [`Settings::item_block_action`] |
@@ -14,7 +14,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::args::PluginArgs;
-use crate::kube_api::DEFAULT_VELERO_NAMESPACE;
+use crate::kube_api::{ClientSource, DEFAULT_VELERO_NAMESPACE};
 
 use super::HANDSHAKE;
 
@@ -61,6 +61,16 @@ impl Settings {
                 .filter(|dir| !dir.is_empty())
                 .or_else(|| env("TMPDIR").filter(|dir| !dir.is_empty()))
                 .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from),
+        }
+    }
+
+    /// Where the Kubernetes client's configuration comes from: Velero's `--kubeconfig` and
+    /// `--kubecontext`, else `$KUBECONFIG` or `~/.kube/config`, else in-cluster — the order of
+    /// Velero's own client factory.
+    pub fn client_source(&self) -> ClientSource {
+        ClientSource {
+            kubeconfig: self.args.kubeconfig.as_ref().map(PathBuf::from),
+            context: self.args.kubecontext.clone(),
         }
     }
 
