@@ -327,7 +327,41 @@ fn map_rejection(request: &ExecRequest, status: &Status) -> ExecError {
             container: request.container.clone(),
         };
     }
+    if code == 403 {
+        return ExecError::UpgradeRejected {
+            code,
+            message: forbidden_exec_message(request, status),
+        };
+    }
     ExecError::UpgradeRejected { code, message }
+}
+
+/// A refused exec as the API server put it — and, when its message names no reason, which
+/// grant is missing. Kubernetes 1.35+ authorizes a WebSocket exec (a GET) for `create` on
+/// `pods/exec` too, and RBAC's denial of that second check carries an empty reason, so the
+/// message ends in `is forbidden: ` (kubectl shows a full reason because it falls back to
+/// SPDY, whose POST is authorized for `create` directly).
+fn forbidden_exec_message(request: &ExecRequest, status: &Status) -> String {
+    let message = status.message.trim_end();
+    if !message.is_empty() && !message.ends_with(':') {
+        return status.message.clone();
+    }
+    let said = if message.is_empty() {
+        format!("pods {:?} is forbidden:", request.pod)
+    } else {
+        message.to_owned()
+    };
+    format!(
+        "{said} the API server gave no reason (HTTP 403 {}); exec over WebSocket needs \
+         \"create\" as well as \"get\" on \"pods/exec\" in namespace {:?} (Kubernetes 1.35+): \
+         grant both to the plugin's identity (plugin-manifest/rbac.yaml)",
+        if status.reason.is_empty() {
+            "Forbidden"
+        } else {
+            status.reason.as_str()
+        },
+        request.namespace
+    )
 }
 
 #[cfg(test)]
@@ -425,6 +459,30 @@ mod tests {
             error.to_string(),
             "no such container: \"main\" in pod ns/db"
         );
+    }
+
+    #[test]
+    fn a_forbidden_exec_keeps_the_servers_reason_or_names_the_missing_verb() {
+        let full = Status::failure(
+            "pods \"db\" is forbidden: User \"velero\" cannot get resource \"pods/exec\" in API group \"\" in the namespace \"ns\"",
+            "Forbidden",
+        )
+        .with_code(403);
+        assert_eq!(
+            map_rejection(&request(), &full).to_string(),
+            format!("unable to upgrade connection: {}", full.message)
+        );
+        // What a 1.35 API server sends when `create` is missing: no reason after the colon.
+        let empty = Status::failure("pods \"db\" is forbidden: ", "Forbidden").with_code(403);
+        let error = map_rejection(&request(), &empty);
+        assert_eq!(
+            error.to_string(),
+            "unable to upgrade connection: pods \"db\" is forbidden: the API server gave no \
+             reason (HTTP 403 Forbidden); exec over WebSocket needs \"create\" as well as \"get\" \
+             on \"pods/exec\" in namespace \"ns\" (Kubernetes 1.35+): grant both to the plugin's \
+             identity (plugin-manifest/rbac.yaml)"
+        );
+        assert!(!error.is_transient());
     }
 
     #[test]
