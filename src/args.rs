@@ -17,6 +17,8 @@ pub struct PluginArgs {
     pub kubeconfig: Option<String>,
     /// `--kubecontext`: the kubeconfig context Velero uses instead of the current one.
     pub kubecontext: Option<String>,
+    /// `--fs-backup-timeout` as given (a Go duration), when Velero was started with it.
+    pub fs_backup_timeout: Option<String>,
 }
 
 impl PluginArgs {
@@ -50,6 +52,7 @@ impl PluginArgs {
                 "log-level" => parsed.log_level = Some(value),
                 "kubeconfig" => parsed.kubeconfig = Some(value).filter(|v| !v.is_empty()),
                 "kubecontext" => parsed.kubecontext = Some(value).filter(|v| !v.is_empty()),
+                "fs-backup-timeout" => parsed.fs_backup_timeout = Some(value),
                 _ => {
                     parsed.features = value
                         .split(',')
@@ -137,6 +140,14 @@ mod tests {
         assert_eq!(args.kubecontext.as_deref(), Some("backup"));
         // An empty value is Velero's default: not set.
         assert_eq!(parse(&["/p", "--kubeconfig="]).kubeconfig, None);
+    }
+
+    #[test]
+    fn fs_backup_timeout_in_both_forms() {
+        let args = parse(&["/p", "--fs-backup-timeout", "2h0m0s"]);
+        assert_eq!(args.fs_backup_timeout.as_deref(), Some("2h0m0s"));
+        let args = parse(&["/p", "--fs-backup-timeout=30m"]);
+        assert_eq!(args.fs_backup_timeout.as_deref(), Some("30m"));
     }
 
     #[test]

@@ -121,6 +121,9 @@ pub struct Options {
     pub discover_pods_of_volumes: bool,
     /// Velero's namespace, where the plugin ConfigMap lives.
     pub velero_namespace: String,
+    /// Velero's `--fs-backup-timeout`: the default max-freeze of a pod with file-system-backup
+    /// volumes (a Backup's `velero.io/pod-volume-timeout` overrides it for that backup).
+    pub fs_backup_timeout: Duration,
 }
 
 impl Default for Options {
@@ -129,6 +132,7 @@ impl Default for Options {
             pvb_poll: DEFAULT_PVB_POLL,
             discover_pods_of_volumes: false,
             velero_namespace: DEFAULT_VELERO_NAMESPACE.to_owned(),
+            fs_backup_timeout: plan::DEFAULT_FS_BACKUP_TIMEOUT,
         }
     }
 }
@@ -163,7 +167,7 @@ impl Engine {
 
     /// IBA `GetRelatedItems(pod)`: remember the pod and its hooks. Runs nothing.
     pub async fn index_pod(&self, pod_json: &[u8], backup_json: &[u8]) -> Result<(), Error> {
-        let backup = BackupInfo::from_json(backup_json);
+        let backup = self.backup(backup_json);
         if backup.is_finalizing() {
             return Ok(());
         }
@@ -176,7 +180,7 @@ impl Engine {
     /// claim, before Velero snapshots it. Never fails the volume: a failed freeze is reported
     /// on the pod's own `Execute`.
     pub async fn freeze_pods_of_volume(&self, pv_json: &[u8], backup_json: &[u8]) {
-        let backup = BackupInfo::from_json(backup_json);
+        let backup = self.backup(backup_json);
         if backup.is_finalizing() {
             return;
         }
@@ -262,7 +266,7 @@ impl Engine {
     /// BIA `Execute(pod)`: the pod's volumes are snapshotted. Freeze it if that has not
     /// happened yet, then thaw it — now, or once its file-system backups are over.
     pub async fn back_up_pod(&self, pod_json: &[u8], backup_json: &[u8]) -> Result<(), Error> {
-        let backup = BackupInfo::from_json(backup_json);
+        let backup = self.backup(backup_json);
         if backup.is_finalizing() {
             return Ok(());
         }
@@ -335,6 +339,11 @@ impl Engine {
             .map(|e| e.backup.qualified_name())
             .unwrap_or_default();
         lock(&self.inner.summary).log(&backup);
+    }
+
+    /// The Backup Velero sent with a call.
+    fn backup(&self, json: &[u8]) -> BackupInfo {
+        BackupInfo::from_json_with(json, self.inner.options.fs_backup_timeout)
     }
 
     /// The plugin configuration, read from the cluster once per process.

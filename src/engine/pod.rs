@@ -176,6 +176,7 @@ impl Engine {
         state.freeze = Freeze::Frozen;
         if !entry.plan.pre.hooks.is_empty() {
             self.start_watchdog(entry, &mut state);
+            log_long_freeze(&entry.plan);
         }
         true
     }
@@ -320,6 +321,23 @@ impl Engine {
             }
         });
     }
+}
+
+/// The info line of a freeze that lasts as long as an upload: a pod with file-system-backup
+/// volumes is thawed once Velero has copied their files, which takes minutes to hours.
+fn log_long_freeze(plan: &PodPlan) {
+    if plan.fs_backup_volumes.is_empty() {
+        return;
+    }
+    tracing::info!(
+        namespace = %plan.pod.namespace,
+        pod = %plan.pod.name,
+        volumes = %plan.fs_backup_volumes.iter().cloned().collect::<Vec<_>>().join(","),
+        maxFreeze = %crate::hooks::format_go_duration(plan.max_freeze),
+        "Pod stays frozen while the files of its file-system-backup volumes are uploaded (up to \
+         its max-freeze); CSI snapshots of these volumes would hold the freeze only until the \
+         snapshot is cut"
+    );
 }
 
 /// The info line for a run-once hook this pod leaves to another pod of its owner.

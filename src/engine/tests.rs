@@ -351,6 +351,35 @@ async fn a_file_system_backup_pod_thaws_only_when_its_pod_volume_backups_are_don
     assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
 }
 
+#[tokio::test(start_paused = true)]
+async fn an_upload_longer_than_ten_minutes_does_not_cut_a_file_system_backup_freeze_short() {
+    let h = harness(&[]);
+    let db = pod(
+        "db",
+        &["data"],
+        json!({"backup.velero.io/backup-volumes": "data"}),
+    );
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    // Thirty minutes of upload: past the 10m default, well within Velero's 4h fs-backup timeout.
+    tokio::time::sleep(Duration::from_secs(30 * 60)).await;
+    assert_eq!(
+        h.timeline.count("post db"),
+        0,
+        "thawed in the middle of its upload"
+    );
+    *h.cluster.pvbs.lock().unwrap() = vec![PodVolumeBackup {
+        pod_namespace: "shop".into(),
+        pod_name: "db".into(),
+        volume: "data".into(),
+        phase: "Completed".into(),
+    }];
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
+    assert!(lock(&h.engine.inner.summary).auto_thawed.is_empty());
+}
+
 #[tokio::test]
 async fn drain_thaws_every_pod_still_frozen() {
     let h = harness(&[]);

@@ -98,6 +98,7 @@ pub async fn serve(settings: Settings) -> Result<(), goplugin::Error> {
         Options {
             discover_pods_of_volumes: !settings.item_block_action,
             velero_namespace: settings.velero_namespace.clone(),
+            fs_backup_timeout: settings.fs_backup_timeout,
             ..Options::default()
         },
     );

@@ -4,7 +4,7 @@
 //!
 //! | source | setting |
 //! |---|---|
-//! | `velero server`'s flags, forwarded ([`PluginArgs`]) | `--log-level`, `--features`, `--kubeconfig`, `--kubecontext` |
+//! | `velero server`'s flags, forwarded ([`PluginArgs`]) | `--log-level`, `--features`, `--kubeconfig`, `--kubecontext`, `--fs-backup-timeout` |
 //! | `VELERO_PLUGIN` (go-plugin's magic cookie) | [`Settings::cookie`] |
 //! | `VELERO_NAMESPACE` (set on Velero's deployment) | [`Settings::velero_namespace`] |
 //! | `QUIESCE_ITEM_BLOCK_ACTION` | [`Settings::item_block_action`] |
@@ -12,8 +12,11 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::args::PluginArgs;
+use crate::engine::plan::DEFAULT_FS_BACKUP_TIMEOUT;
+use crate::hooks::parse_go_duration;
 use crate::kube_api::{ClientSource, DEFAULT_VELERO_NAMESPACE};
 
 use super::HANDSHAKE;
@@ -41,6 +44,9 @@ pub struct Settings {
     pub item_block_action: bool,
     /// Where the private socket directory is created.
     pub socket_dir: PathBuf,
+    /// Velero's `--fs-backup-timeout` (4h unless given): the default max-freeze of a pod with
+    /// file-system-backup volumes.
+    pub fs_backup_timeout: Duration,
 }
 
 impl Settings {
@@ -52,7 +58,6 @@ impl Settings {
                 .filter(|value| !value.trim().is_empty())
         };
         Settings {
-            args,
             cookie: env(HANDSHAKE.cookie_key).map(|v| v.to_string_lossy().into_owned()),
             velero_namespace: text(VELERO_NAMESPACE_ENV)
                 .unwrap_or_else(|| DEFAULT_VELERO_NAMESPACE.to_owned()),
@@ -61,6 +66,15 @@ impl Settings {
                 .filter(|dir| !dir.is_empty())
                 .or_else(|| env("TMPDIR").filter(|dir| !dir.is_empty()))
                 .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from),
+            // Velero refuses to start with a value it cannot parse, so one that reaches us is
+            // valid; should it not be, Velero's default is what Velero would use.
+            fs_backup_timeout: args
+                .fs_backup_timeout
+                .as_deref()
+                .and_then(|value| parse_go_duration(value).ok())
+                .filter(|d| !d.negative && !d.magnitude.is_zero())
+                .map_or(DEFAULT_FS_BACKUP_TIMEOUT, |d| d.magnitude),
+            args,
         }
     }
 
@@ -115,6 +129,14 @@ mod tests {
         assert_eq!(s.velero_namespace, "velero");
         assert!(s.item_block_action);
         assert_eq!(s.socket_dir, PathBuf::from("/tmp"));
+        assert_eq!(s.fs_backup_timeout, Duration::from_secs(4 * 3600));
+    }
+
+    #[test]
+    fn velero_s_fs_backup_timeout_is_taken_from_its_flags() {
+        let args = PluginArgs::parse(["/p", "--fs-backup-timeout=1h30m0s"]);
+        let s = Settings::new(args, |_| None);
+        assert_eq!(s.fs_backup_timeout, Duration::from_secs(90 * 60));
     }
 
     #[test]
