@@ -41,7 +41,7 @@ impl PluginArgs {
             };
             if !matches!(
                 flag,
-                "log-level" | "features" | "kubeconfig" | "kubecontext"
+                "log-level" | "features" | "kubeconfig" | "kubecontext" | "fs-backup-timeout"
             ) {
                 continue;
             }

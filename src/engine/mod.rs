@@ -52,7 +52,7 @@ const DEFAULT_PVB_POLL: Duration = Duration::from_secs(1);
 const EVENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the engine reports back to Velero.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The item is not a readable Pod.
     #[error("the item is not a valid Pod: {0}")]
@@ -68,6 +68,17 @@ pub enum Error {
         container: String,
         /// What went wrong.
         reason: String,
+    },
+    /// A pod mounting the volume failed to freeze (a pre hook with on-error Fail failed):
+    /// Velero must not snapshot a volume whose application was never quiesced.
+    #[error("volume {volume} (claim {claim}) is not snapshotted: {cause}")]
+    VolumeRefused {
+        /// The PersistentVolume's name.
+        volume: String,
+        /// Its claim, `namespace/name`.
+        claim: String,
+        /// Which pods failed to freeze, and how.
+        cause: String,
     },
 }
 
@@ -86,6 +97,13 @@ struct ClaimKey {
     claim: String,
 }
 
+/// A PersistentVolume of one backup.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct VolumeKey {
+    backup_uid: String,
+    volume: String,
+}
+
 /// Every pod seen, and which pods mount each claim.
 #[derive(Default)]
 struct Index {
@@ -98,6 +116,9 @@ struct Inner {
     cluster: Arc<dyn Cluster>,
     config: OnceCell<Arc<Config>>,
     index: Mutex<Index>,
+    /// Volumes refused because a pod mounting them failed to freeze: every later `Execute` of
+    /// one gets the same answer.
+    refused_volumes: Mutex<HashMap<VolumeKey, Error>>,
     options: Options,
     summary: Mutex<Summary>,
     event_limiter: EventLimiter,
@@ -152,6 +173,7 @@ impl Engine {
                 cluster,
                 config: OnceCell::new(),
                 index: Mutex::new(Index::default()),
+                refused_volumes: Mutex::new(HashMap::new()),
                 options,
                 summary: Mutex::new(Summary::default()),
                 event_limiter: EventLimiter::new(),
@@ -177,20 +199,37 @@ impl Engine {
     }
 
     /// BIA `Execute(persistentvolume)`: freeze every indexed pod that mounts the volume's
-    /// claim, before Velero snapshots it. Never fails the volume: a failed freeze is reported
-    /// on the pod's own `Execute`.
-    pub async fn freeze_pods_of_volume(&self, pv_json: &[u8], backup_json: &[u8]) {
+    /// claim, before Velero snapshots it.
+    ///
+    /// When one of them fails to freeze (a pre hook with on-error Fail fails), the volume is
+    /// refused: Velero then takes neither its native nor its CSI snapshot and drops the pod
+    /// whose item led to it. Every pod frozen for the volume is thawed at once (Velero will
+    /// never send the failed pod's own `Execute`), and later `Execute`s of the volume get the
+    /// same answer.
+    pub async fn freeze_pods_of_volume(
+        &self,
+        pv_json: &[u8],
+        backup_json: &[u8],
+    ) -> Result<(), Error> {
         let backup = self.backup(backup_json);
         if backup.is_finalizing() {
-            return;
+            return Ok(());
         }
         let Ok(pv) = serde_json::from_slice::<PersistentVolume>(pv_json) else {
             tracing::debug!("PersistentVolume item unreadable; nothing to freeze");
-            return;
+            return Ok(());
         };
         let Some((namespace, claim)) = claim_of_volume(&pv) else {
-            return;
+            return Ok(());
         };
+        let volume = pv.metadata.name.unwrap_or_default();
+        let volume_key = VolumeKey {
+            backup_uid: backup.uid.clone(),
+            volume: volume.clone(),
+        };
+        if let Some(refusal) = lock(&self.inner.refused_volumes).get(&volume_key) {
+            return Err(refusal.clone());
+        }
         let mut pods: Vec<Arc<PodEntry>> = {
             let index = lock(&self.inner.index);
             index
@@ -208,21 +247,52 @@ impl Engine {
                 .discover_pods_of_claim(&namespace, &claim, &backup)
                 .await;
         }
-        let volume = pv.metadata.name.unwrap_or_default();
-        let freezes = pods
-            .iter()
-            .filter(|e| !e.plan.pre.hooks.is_empty())
-            .map(|entry| {
-                tracing::debug!(
-                    namespace = %entry.plan.pod.namespace,
-                    pod = %entry.plan.pod.name,
-                    persistentVolume = %volume,
-                    claim = %claim,
-                    "Freezing pod before its volume is snapshotted"
-                );
-                self.freeze(entry)
-            });
+        pods.retain(|e| !e.plan.pre.hooks.is_empty());
+        let freezes = pods.iter().map(|entry| {
+            tracing::debug!(
+                namespace = %entry.plan.pod.namespace,
+                pod = %entry.plan.pod.name,
+                persistentVolume = %volume,
+                claim = %claim,
+                "Freezing pod before its volume is snapshotted"
+            );
+            self.freeze(entry)
+        });
         futures_util::future::join_all(freezes).await;
+
+        let mut failures = Vec::new();
+        for entry in &pods {
+            if let Some(error) = &entry.state.lock().await.failure {
+                failures.push(format!(
+                    "pre hook {:?} failed in container {:?} of pod {}: {}",
+                    error.hook, error.container, entry.plan.pod, error.reason
+                ));
+            }
+        }
+        if failures.is_empty() {
+            return Ok(());
+        }
+        let refusal = Error::VolumeRefused {
+            volume: volume.clone(),
+            claim: format!("{namespace}/{claim}"),
+            cause: failures.join("; "),
+        };
+        lock(&self.inner.refused_volumes).insert(volume_key, refusal.clone());
+        lock(&self.inner.summary).volumes_refused += 1;
+        tracing::warn!(
+            namespace = %namespace,
+            claim = %claim,
+            persistentVolume = %volume,
+            pods = %pods.iter().map(|e| e.plan.pod.name.as_str()).collect::<Vec<_>>().join(","),
+            "Volume not snapshotted: a pod mounting it failed to freeze; the pods frozen for it \
+             are thawed now"
+        );
+        let thaws = pods.iter().map(|entry| async move {
+            self.thaw(entry, ThawCause::PreHookFailed).await;
+            self.release(entry, ThawCause::PreHookFailed).await;
+        });
+        futures_util::future::join_all(thaws).await;
+        Err(refusal)
     }
 
     /// The pods of `namespace` with hooks in this backup that mount `claim`, indexed on the way
@@ -286,10 +356,7 @@ impl Engine {
                  preceded the freeze (its volumes were excluded, unbound, or backed up earlier)"
             );
         }
-        let failed = match &entry.state.lock().await.freeze {
-            Freeze::Failed { error, .. } => Some(error.clone()),
-            _ => None,
-        };
+        let failed = entry.state.lock().await.failure.clone();
         if let Some(failed) = failed {
             self.thaw(&entry, ThawCause::PreHookFailed).await;
             self.release(&entry, ThawCause::PreHookFailed).await;

@@ -25,8 +25,9 @@ pub(super) enum Freeze {
     NotFrozen,
     /// Pre hooks done (or none): waiting for the thaw.
     Frozen,
-    /// A pre hook with on-error Fail failed; `any_ran` if some pre hook may have frozen anyway.
-    Failed { error: FailedHook, any_ran: bool },
+    /// A pre hook with on-error Fail failed ([`PodState::failure`] says which); `any_ran` if
+    /// some pre hook may have frozen anyway.
+    Failed { any_ran: bool },
     /// Post hooks done (or not needed). Final.
     Thawed,
 }
@@ -77,6 +78,9 @@ pub(super) struct Placement {
 
 pub(super) struct PodState {
     pub freeze: Freeze,
+    /// The pre hook that failed the freeze, kept after the thaw: the pod's own `Execute`
+    /// answers with it whenever it comes.
+    pub failure: Option<FailedHook>,
     first_pre_start: Option<Instant>,
     placement: Placement,
     watchdog: Option<AbortHandle>,
@@ -98,6 +102,7 @@ impl PodEntry {
             backup,
             state: tokio::sync::Mutex::new(PodState {
                 freeze: Freeze::NotFrozen,
+                failure: None,
                 first_pre_start: None,
                 placement: Placement::default(),
                 watchdog: None,
@@ -135,14 +140,12 @@ impl Engine {
                     pod = %entry.plan.pod.name,
                     "Not freezing pod: the plugin is stopping and could not thaw it"
                 );
-                state.freeze = Freeze::Failed {
-                    error: FailedHook {
-                        hook: first.name.clone(),
-                        container: first.container.clone(),
-                        reason: "not run: the plugin is stopping (Shutdown or SIGTERM)".to_owned(),
-                    },
-                    any_ran: false,
-                };
+                state.failure = Some(FailedHook {
+                    hook: first.name.clone(),
+                    container: first.container.clone(),
+                    reason: "not run: the plugin is stopping (Shutdown or SIGTERM)".to_owned(),
+                });
+                state.freeze = Freeze::Failed { any_ran: false };
                 return true;
             }
         }
@@ -158,14 +161,12 @@ impl Engine {
             any_ran |= outcome.may_have_run;
             if let Some(reason) = outcome.error_text() {
                 if hook.on_error == OnError::Fail {
-                    state.freeze = Freeze::Failed {
-                        error: FailedHook {
-                            hook: hook.name.clone(),
-                            container: hook.container.clone(),
-                            reason,
-                        },
-                        any_ran,
-                    };
+                    state.failure = Some(FailedHook {
+                        hook: hook.name.clone(),
+                        container: hook.container.clone(),
+                        reason,
+                    });
+                    state.freeze = Freeze::Failed { any_ran };
                     if any_ran {
                         self.start_watchdog(entry, &mut state);
                     }
@@ -186,7 +187,7 @@ impl Engine {
         let mut state = entry.state.lock().await;
         let needed = match &state.freeze {
             Freeze::Frozen => true,
-            Freeze::Failed { any_ran, .. } => *any_ran,
+            Freeze::Failed { any_ran } => *any_ran,
             Freeze::NotFrozen | Freeze::Thawed => return,
         };
         // Stop the other background task; the one calling us (if any) ends by itself.

@@ -107,6 +107,8 @@ pub struct Summary {
     pub longest_freeze: Option<(Duration, PodRef)>,
     /// Pods the watchdog thawed.
     pub auto_thawed: Vec<PodRef>,
+    /// Volumes whose snapshot was refused because a pod mounting them failed to freeze.
+    pub volumes_refused: u64,
 }
 
 impl Summary {
@@ -153,6 +155,7 @@ impl Summary {
             longestFreezeMs = longest_ms,
             longestFreezePod = %longest_pod,
             autoThawedPods = %auto_thawed.join(","),
+            volumesRefused = self.volumes_refused,
             eventsDropped = self.events_dropped,
             "quiesce backup summary"
         );

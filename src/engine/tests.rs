@@ -200,12 +200,17 @@ fn pv(name: &str, claim: &str) -> Vec<u8> {
 }
 
 impl Harness {
-    /// Velero's order for a pod's claim: Execute(PV), then the snapshot is cut.
+    /// Velero's order for a pod's claim: Execute(PV), then the snapshot is cut — unless the
+    /// volume was refused, then Velero takes no snapshot (`refused pv`).
     async fn volume(&self, pv_name: &str, claim: &str) {
-        self.engine
+        match self
+            .engine
             .freeze_pods_of_volume(&pv(pv_name, claim), &backup())
-            .await;
-        self.timeline.push(format!("snapshot {pv_name}"));
+            .await
+        {
+            Ok(()) => self.timeline.push(format!("snapshot {pv_name}")),
+            Err(_) => self.timeline.push(format!("refused {pv_name}")),
+        }
     }
 }
 
@@ -272,18 +277,77 @@ async fn a_pod_never_indexed_is_still_frozen_and_thawed() {
 }
 
 #[tokio::test]
-async fn a_failed_pre_hook_with_fail_stops_the_pod_and_still_thaws_it() {
+async fn a_failed_fail_freeze_refuses_the_volume_and_thaws_the_pod_at_once() {
     let h = harness(&[("pre", Ok(1))]);
     let db = pod("db", &["data"], json!({}));
     h.engine.index_pod(&db, &backup()).await.unwrap();
-    h.volume("pv-1", "data").await;
+    let error = h
+        .engine
+        .freeze_pods_of_volume(&pv("pv-1", "data"), &backup())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::VolumeRefused { .. }));
+    let message = error.to_string();
+    assert_eq!(
+        message,
+        "volume pv-1 (claim shop/data) is not snapshotted: pre hook \"<from-annotation>\" \
+         failed in container \"app\" of pod shop/db: command terminated with exit code 1"
+    );
+    // The failing freeze command ran, so it may have frozen: the thaw runs now, once, as
+    // Velero will never send the pod's own Execute.
+    assert_eq!(h.timeline.events(), ["pre db", "post db"]);
+    // Every later Execute of the volume gets the same answer, and runs nothing.
+    let again = h
+        .engine
+        .freeze_pods_of_volume(&pv("pv-1", "data"), &backup())
+        .await
+        .unwrap_err();
+    assert_eq!(again.to_string(), message);
+    // Should the pod's Execute come all the same, it still drops the pod, thawing nothing twice.
     let error = h.engine.back_up_pod(&db, &backup()).await.unwrap_err();
     assert!(matches!(error, Error::PreHookFailed { .. }));
-    let message = error.to_string();
-    assert!(message.contains("pod shop/db"), "{message}");
-    assert!(message.contains("exit code 1"), "{message}");
-    // The failing freeze command ran, so it may have frozen: the thaw still runs, once.
+    assert_eq!(h.timeline.events(), ["pre db", "post db"]);
+    assert_eq!(lock(&h.engine.inner.summary).volumes_refused, 1);
+}
+
+#[tokio::test]
+async fn a_shared_volume_is_refused_when_one_of_its_pods_fails_to_freeze() {
+    let h = harness(&[("pre-b", Ok(2))]);
+    let a = pod("a", &["shared"], json!({}));
+    let b = pod(
+        "b",
+        &["shared"],
+        json!({"pre.hook.backup.quiesce.dev/command": "[\"pre-b\"]"}),
+    );
+    h.engine.index_pod(&a, &backup()).await.unwrap();
+    h.engine.index_pod(&b, &backup()).await.unwrap();
+    h.volume("pv-rwx", "shared").await;
+    assert_eq!(h.timeline.count("refused pv-rwx"), 1);
+    assert_eq!(h.timeline.count("snapshot pv-rwx"), 0);
+    // Both pods are thawed right away, before Velero goes on.
+    let refused = h.timeline.position("refused pv-rwx");
+    assert!(h.timeline.position("post a") < refused);
+    assert!(h.timeline.position("post b") < refused);
+    // The pod that froze is still backed up (without the volume); the one that failed is not.
+    h.engine.back_up_pod(&a, &backup()).await.unwrap();
+    assert!(h.engine.back_up_pod(&b, &backup()).await.is_err());
+    assert_eq!(h.timeline.count("post a"), 1);
+    assert_eq!(h.timeline.count("post b"), 1);
+}
+
+#[tokio::test]
+async fn a_failed_continue_freeze_still_takes_the_snapshot() {
+    let h = harness(&[("pre", Ok(1))]);
+    let db = pod(
+        "db",
+        &["data"],
+        json!({"pre.hook.backup.quiesce.dev/on-error": "Continue"}),
+    );
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
     assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
+    assert_eq!(lock(&h.engine.inner.summary).volumes_refused, 0);
 }
 
 #[tokio::test]
@@ -507,7 +571,8 @@ async fn two_hundred_pods_at_eight_concurrent_callers_freeze_and_thaw_exactly_on
                 if i % 3 != 0 {
                     engine
                         .freeze_pods_of_volume(&pv(&format!("pv{i}"), &format!("c{i}")), &backup())
-                        .await;
+                        .await
+                        .unwrap();
                 }
                 engine.back_up_pod(p, &backup()).await.unwrap();
             }
@@ -560,7 +625,8 @@ async fn without_an_item_block_action_a_pod_the_backup_does_not_select_is_not_fr
     .unwrap();
     h.engine
         .freeze_pods_of_volume(&pv("pv-1", "data"), &backup)
-        .await;
+        .await
+        .unwrap();
     h.timeline.push("snapshot pv-1".into());
     h.engine.back_up_pod(&items[0], &backup).await.unwrap();
     assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);

@@ -61,7 +61,7 @@ impl PodHooksBackupAction {
             "PersistentVolume" => {
                 self.engine
                     .freeze_pods_of_volume(&request.item, &request.backup)
-                    .await;
+                    .await?
             }
             "Pod" => {
                 self.engine
