@@ -4,6 +4,7 @@
 //! | Velero calls                         | the engine                                          |
 //! |--------------------------------------|-----------------------------------------------------|
 //! | IBA `GetRelatedItems(pod)`           | [`Engine::index_pod`]: resolve hooks, note claims    |
+//! | IBA `GetRelatedItems(claim)`         | [`Engine::index_claim`]: note its volume group      |
 //! | BIA `Execute(persistentvolume)`      | [`Engine::freeze_pods_of_volume`]: pre hooks        |
 //! | BIA `Execute(pod)`                   | [`Engine::back_up_pod`]: pre if not yet, then post  |
 //! | `Shutdown` / SIGTERM                 | [`Engine::drain`]: every pending post hook          |
@@ -104,11 +105,22 @@ struct VolumeKey {
     volume: String,
 }
 
-/// Every pod seen, and which pods mount each claim.
+/// A volume group of one backup: the claims of a namespace sharing a value of the Backup's
+/// `volumeGroupSnapshotLabelKey`, which Velero 1.17+ snapshots together.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct VolumeGroupKey {
+    backup_uid: String,
+    namespace: String,
+    group: String,
+}
+
+/// Every pod seen, which pods mount each claim, and the volume groups of the claims seen.
 #[derive(Default)]
 struct Index {
     pods: HashMap<PodKey, Arc<PodEntry>>,
     by_claim: HashMap<ClaimKey, Vec<Arc<PodEntry>>>,
+    volume_group_of: HashMap<ClaimKey, String>,
+    volume_groups: HashMap<VolumeGroupKey, std::collections::BTreeSet<String>>,
 }
 
 struct Inner {
@@ -198,8 +210,99 @@ impl Engine {
         Ok(())
     }
 
+    /// IBA `GetRelatedItems(persistentvolumeclaim)`: remember the claim's volume group, if the
+    /// Backup names a `volumeGroupSnapshotLabelKey` (Velero 1.17+) and the claim carries a value
+    /// of it. Velero's own claim action puts every claim of a group, and every pod mounting
+    /// one, into the same item block, so all of them are indexed before any is backed up.
+    /// Costs no API call.
+    pub async fn index_claim(&self, claim_json: &[u8], backup_json: &[u8]) {
+        let backup = self.backup(backup_json);
+        let Some(key) = backup.volume_group_label_key.as_deref() else {
+            return;
+        };
+        if backup.is_finalizing() {
+            return;
+        }
+        let Ok(claim) =
+            serde_json::from_slice::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(claim_json)
+        else {
+            return;
+        };
+        let Some(group) = claim
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get(key))
+            .filter(|value| !value.is_empty())
+        else {
+            return;
+        };
+        let (Some(namespace), Some(name)) = (claim.metadata.namespace, claim.metadata.name) else {
+            return;
+        };
+        let mut index = lock(&self.inner.index);
+        index
+            .volume_groups
+            .entry(VolumeGroupKey {
+                backup_uid: backup.uid.clone(),
+                namespace: namespace.clone(),
+                group: group.clone(),
+            })
+            .or_default()
+            .insert(name.clone());
+        index.volume_group_of.insert(
+            ClaimKey {
+                backup_uid: backup.uid,
+                namespace,
+                claim: name,
+            },
+            group.clone(),
+        );
+    }
+
+    /// The indexed pods to freeze before `claim`'s volume is snapshotted: those mounting it —
+    /// or, when it belongs to a volume group, those mounting any claim of the group, since
+    /// Velero snapshots the whole group at the first of its claims.
+    fn pods_of_claim(&self, claim: &ClaimKey) -> Vec<Arc<PodEntry>> {
+        let index = lock(&self.inner.index);
+        let mut claims = vec![claim.claim.clone()];
+        if let Some(group) = index.volume_group_of.get(claim) {
+            let key = VolumeGroupKey {
+                backup_uid: claim.backup_uid.clone(),
+                namespace: claim.namespace.clone(),
+                group: group.clone(),
+            };
+            claims = index
+                .volume_groups
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            tracing::debug!(
+                namespace = %claim.namespace,
+                volumeGroup = %group,
+                claims = %claims.join(","),
+                "Claim of a volume group: the pods of every claim of the group freeze before its snapshot"
+            );
+        }
+        let mut pods: Vec<Arc<PodEntry>> = Vec::new();
+        for name in claims {
+            let key = ClaimKey {
+                claim: name,
+                ..claim.clone()
+            };
+            for entry in index.by_claim.get(&key).into_iter().flatten() {
+                if !pods.iter().any(|p| Arc::ptr_eq(p, entry)) {
+                    pods.push(Arc::clone(entry));
+                }
+            }
+        }
+        pods
+    }
+
     /// BIA `Execute(persistentvolume)`: freeze every indexed pod that mounts the volume's
-    /// claim, before Velero snapshots it.
+    /// claim (or any claim of its volume group), before Velero snapshots it.
     ///
     /// When one of them fails to freeze (a pre hook with on-error Fail fails), the volume is
     /// refused: Velero then takes neither its native nor its CSI snapshot and drops the pod
@@ -230,18 +333,11 @@ impl Engine {
         if let Some(refusal) = lock(&self.inner.refused_volumes).get(&volume_key) {
             return Err(refusal.clone());
         }
-        let mut pods: Vec<Arc<PodEntry>> = {
-            let index = lock(&self.inner.index);
-            index
-                .by_claim
-                .get(&ClaimKey {
-                    backup_uid: backup.uid.clone(),
-                    namespace: namespace.clone(),
-                    claim: claim.clone(),
-                })
-                .cloned()
-                .unwrap_or_default()
-        };
+        let mut pods = self.pods_of_claim(&ClaimKey {
+            backup_uid: backup.uid.clone(),
+            namespace: namespace.clone(),
+            claim: claim.clone(),
+        });
         if pods.is_empty() && self.inner.options.discover_pods_of_volumes {
             pods = self
                 .discover_pods_of_claim(&namespace, &claim, &backup)

@@ -444,6 +444,133 @@ async fn an_upload_longer_than_ten_minutes_does_not_cut_a_file_system_backup_fre
     assert!(lock(&h.engine.inner.summary).auto_thawed.is_empty());
 }
 
+/// A Backup as Velero 1.17+ sends it: `volumeGroupSnapshotLabelKey` filled in.
+fn backup_with_volume_groups() -> Vec<u8> {
+    br#"{"metadata":{"name":"b1","namespace":"velero","uid":"backup-uid"},"spec":{"volumeGroupSnapshotLabelKey":"velero.io/volume-group"},"status":{"phase":"InProgress"}}"#.to_vec()
+}
+
+fn claim(name: &str, group: Option<&str>) -> Vec<u8> {
+    let labels = match group {
+        Some(group) => json!({"velero.io/volume-group": group}),
+        None => json!({}),
+    };
+    serde_json::to_vec(&json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": "shop", "labels": labels},
+        "spec": {"volumeName": format!("pv-{name}")},
+        "status": {"phase": "Bound"}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_pod_of_a_volume_group_freezes_before_the_groups_first_snapshot() {
+    let h = harness(&[]);
+    let backup = backup_with_volume_groups();
+    // One item block, as Velero's claim action forms it: the group's claims and their pods.
+    for (name, group) in [
+        ("a-data", Some("orders")),
+        ("b-data", Some("orders")),
+        ("c-data", None),
+    ] {
+        h.engine.index_claim(&claim(name, group), &backup).await;
+    }
+    let (a, b, c) = (
+        pod("a", &["a-data"], json!({})),
+        pod("b", &["b-data"], json!({})),
+        pod("c", &["c-data"], json!({})),
+    );
+    for p in [&a, &b, &c] {
+        h.engine.index_pod(p, &backup).await.unwrap();
+    }
+    // Velero's CSI action cuts the whole group at its first claim.
+    h.engine
+        .freeze_pods_of_volume(&pv("pv-a-data", "a-data"), &backup)
+        .await
+        .unwrap();
+    h.timeline.push("group snapshot orders".into());
+    let cut = h.timeline.position("group snapshot orders");
+    assert!(h.timeline.position("pre a") < cut);
+    assert!(
+        h.timeline.position("pre b") < cut,
+        "b is frozen before the group is cut"
+    );
+    assert_eq!(h.timeline.count("pre c"), 0, "c is not in the group");
+    h.engine
+        .freeze_pods_of_volume(&pv("pv-b-data", "b-data"), &backup)
+        .await
+        .unwrap();
+    h.engine.back_up_pod(&a, &backup).await.unwrap();
+    assert_eq!(
+        h.timeline.count("post b"),
+        0,
+        "each pod thaws at its own item"
+    );
+    h.engine.back_up_pod(&b, &backup).await.unwrap();
+    h.engine
+        .freeze_pods_of_volume(&pv("pv-c-data", "c-data"), &backup)
+        .await
+        .unwrap();
+    h.engine.back_up_pod(&c, &backup).await.unwrap();
+    for name in ["a", "b", "c"] {
+        assert_eq!(h.timeline.count(&format!("pre {name}")), 1);
+        assert_eq!(h.timeline.count(&format!("post {name}")), 1);
+    }
+    assert!(h.timeline.position("post a") > cut && h.timeline.position("post b") > cut);
+}
+
+#[tokio::test]
+async fn without_a_volume_group_label_key_claims_freeze_only_their_own_pods() {
+    // Velero 1.16 sends no volumeGroupSnapshotLabelKey: labels on claims mean nothing.
+    let h = harness(&[]);
+    for name in ["a-data", "b-data"] {
+        h.engine
+            .index_claim(&claim(name, Some("orders")), &backup())
+            .await;
+    }
+    let (a, b) = (
+        pod("a", &["a-data"], json!({})),
+        pod("b", &["b-data"], json!({})),
+    );
+    h.engine.index_pod(&a, &backup()).await.unwrap();
+    h.engine.index_pod(&b, &backup()).await.unwrap();
+    h.volume("pv-a-data", "a-data").await;
+    assert_eq!(h.timeline.events(), ["pre a", "snapshot pv-a-data"]);
+}
+
+#[tokio::test]
+async fn a_failed_freeze_in_a_volume_group_refuses_every_volume_of_the_group() {
+    let h = harness(&[("pre-b", Ok(1))]);
+    let backup = backup_with_volume_groups();
+    for name in ["a-data", "b-data"] {
+        h.engine
+            .index_claim(&claim(name, Some("orders")), &backup)
+            .await;
+    }
+    let a = pod("a", &["a-data"], json!({}));
+    let b = pod(
+        "b",
+        &["b-data"],
+        json!({"pre.hook.backup.quiesce.dev/command": "[\"pre-b\"]"}),
+    );
+    h.engine.index_pod(&a, &backup).await.unwrap();
+    h.engine.index_pod(&b, &backup).await.unwrap();
+    for volume in ["a-data", "b-data"] {
+        let refused = h
+            .engine
+            .freeze_pods_of_volume(&pv(&format!("pv-{volume}"), volume), &backup)
+            .await;
+        assert!(
+            refused.is_err(),
+            "{volume} would be snapshotted with b never frozen"
+        );
+    }
+    assert_eq!(
+        (h.timeline.count("post a"), h.timeline.count("post b")),
+        (1, 1)
+    );
+}
+
 #[tokio::test]
 async fn drain_thaws_every_pod_still_frozen() {
     let h = harness(&[]);

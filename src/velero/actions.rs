@@ -1,5 +1,5 @@
 //! quiesce's actions as Velero calls them: `v2.BackupItemAction` on pods and persistent
-//! volumes, `v1.ItemBlockAction` on pods, each handing the item to the freeze/thaw
+//! volumes, `v1.ItemBlockAction` on pods and claims, each handing the item to the freeze/thaw
 //! [`Engine`]. Every item goes back to Velero byte-for-byte unchanged, with no additional
 //! items: quiesce only acts beside the backup, never on it.
 
@@ -132,9 +132,10 @@ impl BackupItemAction for PodHooksBackupAction {
     }
 }
 
-/// `quiesce.dev/pod-hooks` as an ItemBlockAction: sees every pod while Velero forms item
-/// blocks, before any of the block is backed up. Adds no related items (Velero's own pod
-/// action already groups a pod with its claims).
+/// `quiesce.dev/pod-hooks` as an ItemBlockAction: sees every pod and claim while Velero forms
+/// item blocks, before any of the block is backed up — pods for their hooks, claims for their
+/// volume group (Velero 1.17+). Adds no related items (Velero's own actions already group a
+/// pod with its claims, and a group's claims and pods into one block).
 pub struct PodHooksItemBlockAction {
     /// What this process serves, to check the plugin name of each call.
     pub plugins: Plugins,
@@ -151,7 +152,7 @@ impl ItemBlockAction for PodHooksItemBlockAction {
         self.plugins
             .check(PluginKind::ItemBlockAction, &request.get_ref().plugin)?;
         Ok(Response::new(ItemBlockActionAppliesToResponse {
-            resource_selector: selector(&["pods"]),
+            resource_selector: selector(&["pods", "persistentvolumeclaims"]),
         }))
     }
 
@@ -181,10 +182,18 @@ impl PodHooksItemBlockAction {
             backup = %backup_name(&request.backup),
             "Indexing for quiesce.dev/pod-hooks"
         );
-        if item.kind == "Pod" {
-            self.engine
-                .index_pod(&request.item, &request.backup)
-                .await?;
+        match item.kind.as_str() {
+            "Pod" => {
+                self.engine
+                    .index_pod(&request.item, &request.backup)
+                    .await?
+            }
+            "PersistentVolumeClaim" => {
+                self.engine
+                    .index_claim(&request.item, &request.backup)
+                    .await
+            }
+            _ => {}
         }
         Ok(())
     }
