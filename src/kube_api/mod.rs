@@ -8,6 +8,7 @@
 //! - `resources.rs`: pods, claims, volumes, ConfigMaps, PodVolumeBackups and Events, each call
 //!   bounded in time.
 //! - `exec.rs`: [`crate::exec::Executor`] for [`Kube`] over `pods/exec`.
+//! - [`snapshots`]: a namespace's CSI VolumeSnapshots of one backup, listed then watched.
 //! - [`config`]: [`load_hook_config`], the plugin ConfigMap read and its problems logged.
 //! - [`Cluster`]: what the freeze/thaw engine reads and writes besides exec, as a trait so the
 //!   engine is tested without a cluster; [`Kube`] implements it.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod error;
 mod exec;
 mod resources;
+pub mod snapshots;
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -27,6 +29,7 @@ pub use client::{ClientSource, Kube};
 pub use config::{load_hook_config, CONFIG_LABEL_SELECTOR, DEFAULT_VELERO_NAMESPACE};
 pub use error::Error;
 pub use resources::READ_TIMEOUT;
+pub use snapshots::{SnapshotEvent, VolumeSnapshotState};
 
 use crate::hooks::{Config, PodRef};
 
