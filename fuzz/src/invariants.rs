@@ -408,6 +408,9 @@ impl Cluster for StaticCluster {
     async fn record_event(&self, _event: &PodEvent) -> Result<(), kube_api::Error> {
         Ok(())
     }
+    fn watch_volume_snapshots(&self, _namespace: &str, _labels: &str) -> kube_api::SnapshotEvents {
+        Box::pin(futures_util::stream::empty())
+    }
 }
 
 /// A current-thread runtime on a paused clock, so that timeouts and polls cost no wall time.

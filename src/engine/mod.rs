@@ -15,6 +15,8 @@
 //!
 //! # Layout (each file calls only the ones below it, and this one)
 //! - `mod.rs`: [`Engine`], its entry points above, the pod index and the plugin configuration.
+//! - `cut.rs`: thaw at the cut — a pod whose claims' CSI snapshots are all cut is released
+//!   then, before its item comes.
 //! - `group.rs`: consistency groups; [`Engine`]'s freeze and release of a pod go through it
 //!   (a group's members move together), as does the deferred thaw of fs-backup pods.
 //! - `run_once.rs`: which pod of an owner runs a run-once hook (each pod's placement).
@@ -24,6 +26,7 @@
 //! - [`plan`]: what quiesce reads from a pod and a Backup (pure); [`report`]: Events and the
 //!   summary line.
 
+mod cut;
 mod group;
 mod listing;
 pub mod plan;
@@ -138,6 +141,7 @@ struct Inner {
     event_tasks: TaskTracker,
     event_failure_logged: std::sync::atomic::AtomicBool,
     groups: group::Groups,
+    watches: cut::Watches,
     runners: run_once::Runners,
     listings: listing::Listings,
     /// Cancelled when the drain starts: no pod may freeze after that, or nothing would thaw it.
@@ -157,6 +161,9 @@ pub struct Options {
     /// Velero's `--fs-backup-timeout`: the default max-freeze of a pod with file-system-backup
     /// volumes (a Backup's `velero.io/pod-volume-timeout` overrides it for that backup).
     pub fs_backup_timeout: Duration,
+    /// Thaw a pod as soon as the CSI snapshots of all its claims are cut, instead of at its
+    /// own item.
+    pub thaw_at_cut: bool,
 }
 
 impl Default for Options {
@@ -166,6 +173,7 @@ impl Default for Options {
             discover_pods_of_volumes: false,
             velero_namespace: DEFAULT_VELERO_NAMESPACE.to_owned(),
             fs_backup_timeout: plan::DEFAULT_FS_BACKUP_TIMEOUT,
+            thaw_at_cut: true,
         }
     }
 }
@@ -192,6 +200,7 @@ impl Engine {
                 event_tasks: TaskTracker::new(),
                 event_failure_logged: std::sync::atomic::AtomicBool::new(false),
                 groups: group::Groups::default(),
+                watches: cut::Watches::default(),
                 runners: run_once::Runners::default(),
                 listings: listing::Listings::default(),
                 stopping: CancellationToken::new(),
@@ -366,6 +375,7 @@ impl Engine {
             }
         }
         if failures.is_empty() {
+            self.watch_for_cut(&backup, &namespace, &pods).await;
             return Ok(());
         }
         let refusal = Error::VolumeRefused {

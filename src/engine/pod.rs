@@ -43,6 +43,8 @@ pub(super) struct FailedHook {
 /// Why a thaw happens: decides the log line and which background task is the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ThawCause {
+    /// Every CSI snapshot of the pod's claims is cut (thaw at the cut).
+    SnapshotCut,
     /// The pod's `Execute`: its volumes are snapshotted.
     PodBackedUp,
     /// Its PodVolumeBackups are terminal.
@@ -55,6 +57,21 @@ pub(super) enum ThawCause {
     Shutdown,
     /// The last member of the pod's consistency group was backed up.
     GroupReleased,
+}
+
+impl ThawCause {
+    /// The `thawedBy` field of the `Pod thawed` line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThawCause::SnapshotCut => "snapshot-cut",
+            ThawCause::PodBackedUp => "pod-item",
+            ThawCause::FsBackupDone => "fs-backup",
+            ThawCause::PreHookFailed => "pre-hook-failed",
+            ThawCause::Watchdog => "max-freeze",
+            ThawCause::Shutdown => "shutdown",
+            ThawCause::GroupReleased => "group",
+        }
+    }
 }
 
 /// A run-once hook that another pod of the same owner runs, and why that pod.
@@ -81,7 +98,8 @@ pub(super) struct PodState {
     /// The pre hook that failed the freeze, kept after the thaw: the pod's own `Execute`
     /// answers with it whenever it comes.
     pub failure: Option<FailedHook>,
-    first_pre_start: Option<Instant>,
+    /// When the pod's last pre hook ended: the application is frozen from then on.
+    frozen_at: Option<Instant>,
     placement: Placement,
     watchdog: Option<AbortHandle>,
     deferred_thaw: Option<AbortHandle>,
@@ -103,7 +121,7 @@ impl PodEntry {
             state: tokio::sync::Mutex::new(PodState {
                 freeze: Freeze::NotFrozen,
                 failure: None,
-                first_pre_start: None,
+                frozen_at: None,
                 placement: Placement::default(),
                 watchdog: None,
                 deferred_thaw: None,
@@ -156,9 +174,11 @@ impl Engine {
                 log_runs_elsewhere(entry, hook, elsewhere);
                 continue;
             }
-            state.first_pre_start.get_or_insert_with(Instant::now);
             let outcome = self.run(entry, hook).await;
             any_ran |= outcome.may_have_run;
+            if any_ran {
+                state.frozen_at = Some(Instant::now());
+            }
             if let Some(reason) = outcome.error_text() {
                 if hook.on_error == OnError::Fail {
                     state.failure = Some(FailedHook {
@@ -220,6 +240,7 @@ impl Engine {
             ),
             _ => {}
         }
+        let thaw_started = Instant::now();
         for (position, hook) in plan.post.hooks.iter().enumerate() {
             if let Some(elsewhere) = &state.placement.post.get(position).cloned().flatten() {
                 log_runs_elsewhere(entry, hook, elsewhere);
@@ -242,13 +263,16 @@ impl Engine {
         if cause == ThawCause::Watchdog {
             lock(&self.inner.summary).auto_thawed.push(plan.pod.clone());
         }
-        if let Some(started) = state.first_pre_start {
-            lock(&self.inner.summary).freeze_window(started.elapsed(), &plan.pod);
+        if let Some(frozen_at) = state.frozen_at {
+            // What the application felt: from its freeze being done to its thaw beginning.
+            let window = thaw_started.saturating_duration_since(frozen_at);
+            lock(&self.inner.summary).freeze_window(window, &plan.pod);
             tracing::info!(
                 namespace = %plan.pod.namespace,
                 pod = %plan.pod.name,
                 backup = %entry.backup.qualified_name(),
-                freezeWindowMs = started.elapsed().as_millis() as u64,
+                freezeWindowMs = window.as_millis() as u64,
+                thawedBy = cause.as_str(),
                 "Pod thawed"
             );
         }

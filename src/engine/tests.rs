@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::exec::{Captured, ExecError, ExecOutput, ExecRequest};
-use crate::kube_api::{self, PodEvent, PodVolumeBackup};
+use crate::kube_api::{self, PodEvent, PodVolumeBackup, SnapshotEvent, VolumeSnapshotState};
 
 /// What happened, in order: `pre pod`, `post pod`, `snapshot pv`, …
 #[derive(Default)]
@@ -70,7 +70,13 @@ struct FakeCluster {
     listings: Mutex<Vec<String>>,
     /// How many listings fail before they succeed.
     failing_listings: Mutex<usize>,
+    /// The VolumeSnapshot watches started: their namespace, label selector and feed.
+    snapshot_watches: Mutex<Vec<(String, String, SnapshotFeed)>>,
+    /// Whether a VolumeSnapshot watch fails to start (RBAC, no CRD).
+    snapshot_watch_refused: bool,
 }
+
+type SnapshotFeed = tokio::sync::mpsc::UnboundedSender<Result<SnapshotEvent, kube_api::Error>>;
 
 #[async_trait::async_trait]
 impl Cluster for FakeCluster {
@@ -101,6 +107,19 @@ impl Cluster for FakeCluster {
             .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
             .cloned()
             .collect())
+    }
+    fn watch_volume_snapshots(&self, namespace: &str, labels: &str) -> kube_api::SnapshotEvents {
+        let (feed, events) = tokio::sync::mpsc::unbounded_channel();
+        if self.snapshot_watch_refused {
+            let _ = feed.send(Err(kube_api::Error::NoClient("forbidden".into())));
+        } else {
+            self.snapshot_watches.lock().unwrap().push((
+                namespace.to_owned(),
+                labels.to_owned(),
+                feed,
+            ));
+        }
+        Box::pin(tokio_stream::wrappers::UnboundedReceiverStream::new(events))
     }
 }
 
@@ -137,6 +156,31 @@ fn harness_with_cluster(
     discover_pods_of_volumes: bool,
     cluster: FakeCluster,
 ) -> Harness {
+    let options = Options {
+        discover_pods_of_volumes,
+        ..test_options()
+    };
+    harness_with_everything(script, delay, cluster, options)
+}
+
+/// The engine options of every harness: PodVolumeBackups polled every 100 ms.
+fn test_options() -> Options {
+    Options {
+        pvb_poll: Duration::from_millis(100),
+        ..Options::default()
+    }
+}
+
+fn harness_with_engine_options(options: Options) -> Harness {
+    harness_with_everything(&[], Duration::ZERO, FakeCluster::default(), options)
+}
+
+fn harness_with_everything(
+    script: &[(&str, Result<i32, ExecError>)],
+    delay: Duration,
+    cluster: FakeCluster,
+    options: Options,
+) -> Harness {
     let timeline = Arc::new(Timeline::default());
     let cluster = Arc::new(cluster);
     let executor = ScriptedExecutor {
@@ -146,11 +190,6 @@ fn harness_with_cluster(
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
         delay,
-    };
-    let options = Options {
-        pvb_poll: Duration::from_millis(100),
-        discover_pods_of_volumes,
-        ..Options::default()
     };
     let engine = Engine::new(Arc::new(executor), cluster.clone(), options);
     Harness {
@@ -200,6 +239,41 @@ fn pv(name: &str, claim: &str) -> Vec<u8> {
 }
 
 impl Harness {
+    /// The snapshot controller cuts `claim`'s VolumeSnapshot: every watch sees it.
+    fn cut(&self, claim: &str) {
+        self.snapshot_of(claim, |s| {
+            s.cut_at = Some(k8s_openapi::jiff::Timestamp::now())
+        });
+        self.timeline.push(format!("cut {claim}"));
+    }
+
+    /// Sends every watch a VolumeSnapshot of `claim`, as `edit` leaves it.
+    fn snapshot_of(&self, claim: &str, edit: impl FnOnce(&mut VolumeSnapshotState)) {
+        let mut snapshot = VolumeSnapshotState {
+            name: format!("velero-{claim}-x7k2p"),
+            claim: Some(claim.to_owned()),
+            created: None,
+            backup_uid: None,
+            cut_at: None,
+            error: None,
+        };
+        edit(&mut snapshot);
+        for (_, _, feed) in self.cluster.snapshot_watches.lock().unwrap().iter() {
+            let _ = feed.send(Ok(SnapshotEvent::Seen(snapshot.clone())));
+        }
+    }
+
+    /// Waits (a bounded time) until `event` is on the timeline.
+    async fn wait_for(&self, event: &str) {
+        for _ in 0..200 {
+            if self.timeline.count(event) > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{event:?} never came: {:?}", self.timeline.events());
+    }
+
     /// Velero's order for a pod's claim: Execute(PV), then the snapshot is cut — unless the
     /// volume was refused, then Velero takes no snapshot (`refused pv`).
     async fn volume(&self, pv_name: &str, claim: &str) {
@@ -569,6 +643,123 @@ async fn a_failed_freeze_in_a_volume_group_refuses_every_volume_of_the_group() {
         (h.timeline.count("post a"), h.timeline.count("post b")),
         (1, 1)
     );
+}
+
+#[tokio::test]
+async fn a_csi_pod_thaws_when_its_snapshot_is_cut_not_when_its_item_comes() {
+    let h = harness(&[]);
+    let db = pod("db", &["data"], json!({}));
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    let watches = h.cluster.snapshot_watches.lock().unwrap().len();
+    assert_eq!(watches, 1, "one watch for the namespace");
+    assert_eq!(
+        h.cluster.snapshot_watches.lock().unwrap()[0].1,
+        "velero.io/backup-name=b1"
+    );
+    // Velero's CSI action created the VolumeSnapshot; the controller has not cut it yet.
+    h.snapshot_of("data", |_| {});
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.timeline.count("post db"), 0, "thawed before the cut");
+    h.cut("data");
+    h.wait_for("post db").await;
+    // Velero's poll returns later and sends the pod's item: nothing runs again.
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(
+        h.timeline.events(),
+        ["pre db", "snapshot pv-1", "cut data", "post db"]
+    );
+}
+
+#[tokio::test]
+async fn a_pod_with_two_claims_thaws_once_both_are_cut() {
+    let h = harness(&[]);
+    let db = pod("db", &["data", "wal"], json!({}));
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-data", "data").await;
+    h.cut("data");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.timeline.count("post db"), 0, "wal is not snapshotted yet");
+    h.volume("pv-wal", "wal").await;
+    h.cut("wal");
+    h.wait_for("post db").await;
+    assert!(h.timeline.position("post db") > h.timeline.position("cut wal"));
+}
+
+#[tokio::test]
+async fn pods_whose_snapshots_are_not_all_cut_thaw_at_their_item() {
+    let h = harness(&[]);
+    // A failed snapshot, a file-system-backup pod and a stale snapshot of an earlier run of a
+    // backup with the same name: none of them is a cut of this backup's volume.
+    let failed = pod("failed", &["a"], json!({}));
+    let uploads = pod(
+        "uploads",
+        &["b"],
+        json!({"backup.velero.io/backup-volumes": "b"}),
+    );
+    let stale = pod("stale", &["c"], json!({}));
+    let backup = serde_json::to_vec(&json!({
+        "metadata": {"name": "b1", "namespace": "velero", "uid": "backup-uid",
+                     "creationTimestamp": "2026-12-06T10:00:00Z"},
+        "spec": {}, "status": {"phase": "InProgress"}
+    }))
+    .unwrap();
+    for (p, claim) in [(&failed, "a"), (&uploads, "b"), (&stale, "c")] {
+        h.engine.index_pod(p, &backup).await.unwrap();
+        h.engine
+            .freeze_pods_of_volume(&pv(&format!("pv-{claim}"), claim), &backup)
+            .await
+            .unwrap();
+    }
+    let now = k8s_openapi::jiff::Timestamp::now();
+    h.snapshot_of("a", |s| s.error = Some("quota exceeded".into()));
+    h.snapshot_of("a", |s| s.cut_at = Some(now));
+    h.snapshot_of("b", |s| s.cut_at = Some(now));
+    h.snapshot_of("c", |s| {
+        s.created = "2026-12-05T10:00:00Z".parse().ok();
+        s.cut_at = s.created;
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        h.timeline.events(),
+        ["pre failed", "pre uploads", "pre stale"]
+    );
+    h.engine.back_up_pod(&failed, &backup).await.unwrap();
+    h.engine.back_up_pod(&stale, &backup).await.unwrap();
+    assert_eq!(
+        h.timeline.count("post failed") + h.timeline.count("post stale"),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_watch_that_cannot_start_leaves_pods_to_their_item() {
+    let cluster = FakeCluster {
+        snapshot_watch_refused: true,
+        ..FakeCluster::default()
+    };
+    let h = harness_with_cluster(&[], Duration::ZERO, false, cluster);
+    let db = pod("db", &["data"], json!({}));
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.timeline.count("post db"), 0);
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
+}
+
+#[tokio::test]
+async fn with_thaw_at_cut_switched_off_no_snapshot_is_watched() {
+    let h = harness_with_engine_options(Options {
+        thaw_at_cut: false,
+        ..test_options()
+    });
+    let db = pod("db", &["data"], json!({}));
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    assert!(h.cluster.snapshot_watches.lock().unwrap().is_empty());
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
 }
 
 #[tokio::test]

@@ -90,7 +90,14 @@ pub trait Cluster: Send + Sync {
 
     /// Posts an Event on a pod.
     async fn record_event(&self, event: &PodEvent) -> Result<(), Error>;
+
+    /// The VolumeSnapshots of `namespace` matching the label selector `labels`, listed then
+    /// watched ([`snapshots`]).
+    fn watch_volume_snapshots(&self, namespace: &str, labels: &str) -> SnapshotEvents;
 }
+
+/// A stream of [`SnapshotEvent`]s; its first item is an error when the watch cannot start.
+pub type SnapshotEvents = futures_util::stream::BoxStream<'static, Result<SnapshotEvent, Error>>;
 
 #[async_trait::async_trait]
 impl Cluster for Kube {
@@ -113,5 +120,9 @@ impl Cluster for Kube {
 
     async fn record_event(&self, event: &PodEvent) -> Result<(), Error> {
         self.post_event(event).await
+    }
+
+    fn watch_volume_snapshots(&self, namespace: &str, labels: &str) -> SnapshotEvents {
+        Box::pin(Kube::watch_volume_snapshots(self, namespace, labels))
     }
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, WatchEvent};
 use kube::api::WatchParams;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, WatchEvent};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -99,7 +99,9 @@ impl Kube {
                 api.list(&ListParams::default().labels(labels)),
             )
             .await
-            .map_or(Err(Error::Timeout(READ_TIMEOUT)), |r| r.map_err(Error::from_kube));
+            .map_or(Err(Error::Timeout(READ_TIMEOUT)), |r| {
+                r.map_err(Error::from_kube)
+            });
             let list = match listed {
                 Ok(list) => list,
                 Err(error) => {
@@ -114,7 +116,11 @@ impl Kube {
             };
             started = true;
             for object in &list.items {
-                if sender.send(Ok(SnapshotEvent::Seen(read(object)))).await.is_err() {
+                if sender
+                    .send(Ok(SnapshotEvent::Seen(read(object))))
+                    .await
+                    .is_err()
+                {
                     return Ok(());
                 }
             }
@@ -181,13 +187,17 @@ fn read(object: &DynamicObject) -> VolumeSnapshotState {
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned)
     };
-    let error = object.data.get("status").and_then(|s| s.get("error")).map(|error| {
-        error
-            .get("message")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("error without a message")
-            .to_owned()
-    });
+    let error = object
+        .data
+        .get("status")
+        .and_then(|s| s.get("error"))
+        .map(|error| {
+            error
+                .get("message")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("error without a message")
+                .to_owned()
+        });
     VolumeSnapshotState {
         name: object.metadata.name.clone().unwrap_or_default(),
         claim: text(&["spec", "source", "persistentVolumeClaimName"]),

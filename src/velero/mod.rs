@@ -99,6 +99,7 @@ pub async fn serve(settings: Settings) -> Result<(), goplugin::Error> {
             discover_pods_of_volumes: !settings.item_block_action,
             velero_namespace: settings.velero_namespace.clone(),
             fs_backup_timeout: settings.fs_backup_timeout,
+            thaw_at_cut: settings.thaw_at_cut,
             ..Options::default()
         },
     );

@@ -9,6 +9,7 @@
 //! | `VELERO_NAMESPACE` (set on Velero's deployment) | [`Settings::velero_namespace`] |
 //! | `QUIESCE_ITEM_BLOCK_ACTION` | [`Settings::item_block_action`] |
 //! | `PLUGIN_UNIX_SOCKET_DIR`, else `TMPDIR`, else `/tmp` | [`Settings::socket_dir`] |
+//! | `QUIESCE_THAW_AT_CUT` | [`Settings::thaw_at_cut`] |
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -27,6 +28,10 @@ pub const VELERO_NAMESPACE_ENV: &str = "VELERO_NAMESPACE";
 /// Environment switch for Velero before 1.15, which refuses to start when a plugin lists the
 /// ItemBlockAction kind: `QUIESCE_ITEM_BLOCK_ACTION=false` on the Velero deployment.
 pub const ITEM_BLOCK_ACTION_ENV: &str = "QUIESCE_ITEM_BLOCK_ACTION";
+
+/// Switch for the thaw at the cut: `QUIESCE_THAW_AT_CUT=false` thaws every pod at its own
+/// item (or its PodVolumeBackups) as before.
+pub const THAW_AT_CUT_ENV: &str = "QUIESCE_THAW_AT_CUT";
 
 /// go-plugin's variable for the directory of the plugin's socket.
 pub const SOCKET_DIR_ENV: &str = "PLUGIN_UNIX_SOCKET_DIR";
@@ -47,6 +52,8 @@ pub struct Settings {
     /// Velero's `--fs-backup-timeout` (4h unless given): the default max-freeze of a pod with
     /// file-system-backup volumes.
     pub fs_backup_timeout: Duration,
+    /// Whether a pod thaws as soon as its CSI snapshots are cut (on unless switched off).
+    pub thaw_at_cut: bool,
 }
 
 impl Settings {
@@ -61,7 +68,8 @@ impl Settings {
             cookie: env(HANDSHAKE.cookie_key).map(|v| v.to_string_lossy().into_owned()),
             velero_namespace: text(VELERO_NAMESPACE_ENV)
                 .unwrap_or_else(|| DEFAULT_VELERO_NAMESPACE.to_owned()),
-            item_block_action: item_block_action_enabled(text(ITEM_BLOCK_ACTION_ENV).as_deref()),
+            item_block_action: switched_on(text(ITEM_BLOCK_ACTION_ENV).as_deref()),
+            thaw_at_cut: switched_on(text(THAW_AT_CUT_ENV).as_deref()),
             socket_dir: env(SOCKET_DIR_ENV)
                 .filter(|dir| !dir.is_empty())
                 .or_else(|| env("TMPDIR").filter(|dir| !dir.is_empty()))
@@ -96,8 +104,8 @@ impl Settings {
     }
 }
 
-/// Whether to register the ItemBlockAction, from [`ITEM_BLOCK_ACTION_ENV`] (default: yes).
-pub fn item_block_action_enabled(value: Option<&str>) -> bool {
+/// Whether a switch that is on by default is on: anything but `false`, `0`, `no` or `off`.
+pub fn switched_on(value: Option<&str>) -> bool {
     !matches!(
         value.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
         Some("false" | "0" | "no" | "off")
@@ -128,6 +136,7 @@ mod tests {
         assert_eq!(s.cookie, None);
         assert_eq!(s.velero_namespace, "velero");
         assert!(s.item_block_action);
+        assert!(s.thaw_at_cut);
         assert_eq!(s.socket_dir, PathBuf::from("/tmp"));
         assert_eq!(s.fs_backup_timeout, Duration::from_secs(4 * 3600));
     }
@@ -158,12 +167,14 @@ mod tests {
     }
 
     #[test]
-    fn the_item_block_action_is_on_unless_switched_off() {
-        assert!(item_block_action_enabled(None));
-        assert!(item_block_action_enabled(Some("true")));
-        assert!(item_block_action_enabled(Some("")));
+    fn switches_are_on_unless_switched_off() {
+        assert!(switched_on(None));
+        assert!(switched_on(Some("true")));
+        assert!(switched_on(Some("")));
         for off in ["false", "FALSE", " 0 ", "no", "off"] {
-            assert!(!item_block_action_enabled(Some(off)), "{off}");
+            assert!(!switched_on(Some(off)), "{off}");
         }
+        let s = settings(&[("QUIESCE_THAW_AT_CUT", "false")]);
+        assert!(!s.thaw_at_cut && s.item_block_action);
     }
 }
