@@ -52,12 +52,12 @@ pub use governance::{
     DEFAULT_DENIED_CONTAINERS,
 };
 pub use problem::{Location, Problem, Severity, CONFIG_KEY};
-pub use resolve::{group_of, resolve, HookDefect, Resolution, SkipReason};
+pub use resolve::{group_of, has_same_run_once_hook, resolve, HookDefect, Resolution, SkipReason};
 pub use rules::{Config, ExecHook, Rule};
 pub use selector::{LabelSelector, Operator, Requirement};
 pub use workload::{
-    choose_runner, has_same_run_once_hook, owner_of, ChoiceReason, Owner, RunOnce,
-    GROUP_ANNOTATION, RUN_ONCE_PER_ANNOTATION, RUN_ON_ANNOTATION,
+    choose_runner, owner_of, ChoiceReason, Owner, RunOnce, GROUP_ANNOTATION,
+    RUN_ONCE_PER_ANNOTATION, RUN_ON_ANNOTATION,
 };
 
 /// Hook name that Velero logs (`hookName`) for annotation hooks.
