@@ -483,11 +483,7 @@ fn placeholder(variable: &str) -> String {
 
 fn config_finding(origin: Option<&str>, problem: &Problem) -> Finding {
     let location = problem.location.to_string();
-    let text = problem.to_string();
-    let message = text
-        .strip_prefix(&format!("{location}: "))
-        .unwrap_or(&text)
-        .to_owned();
+    let message = problem.without_location();
     let location = match origin {
         Some(origin) => format!("ConfigMap {origin}: {location}"),
         None => location,
@@ -742,24 +738,17 @@ fn pod_report(
 
     let mut problems = Vec::new();
     let mut notices = Vec::new();
-    let strip = |text: String| -> String {
-        text.strip_prefix(&format!("pod {pod_ref}: "))
-            .map(str::to_owned)
-            .unwrap_or(text)
-    };
     for resolution in [&plan.pre, &plan.post] {
         for warning in &resolution.warnings {
             problems.push(
-                Finding::new("annotation", "warning", strip(warning.to_string()))
-                    .at(warning_key(warning)),
+                Finding::new("annotation", "warning", warning.without_pod()).at(warning.key()),
             );
         }
         // A warning, as the plugin logs it; it still counts as a problem (exit 1), like every
         // other warning here: an app team's CI should learn that its hook will not run.
         for refusal in &resolution.refused {
             problems.push(
-                Finding::new("policy", "warning", strip(refusal.to_string()))
-                    .at(refusal.key.clone()),
+                Finding::new("policy", "warning", refusal.without_pod()).at(refusal.key.clone()),
             );
         }
         for (order, hook) in resolution.hooks.iter().enumerate() {
@@ -774,8 +763,12 @@ fn pod_report(
     // Pod-wide keys (run-on, run-once-per) are read, and warned about, once per phase.
     dedup(&mut problems);
     if let Some(warning) = &plan.max_freeze_warning {
+        // quiesce::plan words this warning for the log, pod first, and keeps no bare form.
+        let message = warning
+            .strip_prefix(&format!("pod {pod_ref}: "))
+            .unwrap_or(warning);
         problems.push(
-            Finding::new("max-freeze", "warning", strip(warning.clone()))
+            Finding::new("max-freeze", "warning", message)
                 .at(crate::quiesce::plan::MAX_FREEZE_ANNOTATION),
         );
     }
@@ -1057,21 +1050,6 @@ fn hook_location(hook: &ResolvedHook, order: usize) -> String {
             "{} hook {order} (rule {:?}, {}[{}])",
             hook.phase, hook.name, hook.phase, hook.index
         ),
-    }
-}
-
-fn warning_key(warning: &crate::hooks::AnnotationWarning) -> String {
-    use crate::hooks::AnnotationWarning as W;
-    match warning {
-        W::CommandNotJsonArray { key, .. }
-        | W::CommandLeadingWhitespace { key, .. }
-        | W::InvalidOnError { key, .. }
-        | W::InvalidTimeout { key, .. }
-        | W::NegativeTimeout { key, .. }
-        | W::TimeoutClamped { key, .. }
-        | W::IgnoredWithoutCommand { key, .. }
-        | W::InvalidOption { key, .. }
-        | W::OptionNote { key, .. } => key.clone(),
     }
 }
 

@@ -240,36 +240,39 @@ impl PolicyRefusal {
             RefusalCause::Policy(rule) | RefusalCause::OtherPhase { rule, .. } => rule,
         }
     }
-}
 
-impl fmt::Display for PolicyRefusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// Why the hook does not run, without the `pod namespace/name: ` that `Display` starts
+    /// with: for callers that show the pod apart, such as `explain`.
+    pub fn without_pod(&self) -> String {
         let PolicyRefusal {
-            pod,
+            pod: _,
             phase,
             key,
             container,
             cause,
         } = self;
-        write!(
-            f,
-            "pod {pod}: the {phase} hook of annotation {key} (container {container:?}) is \
-             refused by governance: "
-        )?;
-        match cause {
-            RefusalCause::Policy(rule) => write!(f, "{rule}")?,
+        let why = match cause {
+            RefusalCause::Policy(rule) => rule.to_string(),
             RefusalCause::OtherPhase {
                 phase: other,
                 key: other_key,
                 container: other_container,
                 rule,
-            } => write!(
-                f,
+            } => format!(
                 "its {other} hook ({other_key}, container {other_container:?}) is refused \
                  ({rule}), and a pod's annotation pre and post hooks run together or not at all"
-            )?,
-        }
-        f.write_str("; no rule hook runs in its place")
+            ),
+        };
+        format!(
+            "the {phase} hook of annotation {key} (container {container:?}) is refused by \
+             governance: {why}; no rule hook runs in its place"
+        )
+    }
+}
+
+impl fmt::Display for PolicyRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pod {}: {}", self.pod, self.without_pod())
     }
 }
 
