@@ -3,9 +3,10 @@
 //! the freeze and the thaw — and every validation problem, without executing anything.
 //!
 //! Layout: the pure core in `report.rs` ([`explain`]: pods + configuration + backup scope →
-//! [`Report`]), with `report/workload.rs` for what spans pods (which pod runs a run-once
-//! hook, consistency groups); `render.rs` turns a report into the text listing or JSON; the edges are
-//! `cli.rs` (arguments) and `input.rs` (YAML files, or list calls on a cluster).
+//! [`Report`]), with `report/view.rs` for the report's serialized types (the JSON shape below)
+//! and `report/workload.rs` for what spans pods (which pod runs a run-once hook, consistency
+//! groups); `render.rs` turns a report into the text listing or JSON; the edges are `cli.rs`
+//! (arguments) and `input.rs` (YAML files, or list calls on a cluster).
 //!
 //! Must not touch: exec. This module builds no executor and sends no exec request; against
 //! a cluster it only lists pods, ConfigMaps, claims and volumes.

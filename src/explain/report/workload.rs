@@ -5,48 +5,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
-use serde::Serialize;
 
 use crate::hooks::{
     choose_runner, group_of, has_same_run_once_hook, owner_of, resolve, Config, Owner, Phase,
     PodRef, ResolvedHook, RunOnce,
 };
 
+use super::view::{GroupReport, RunOnceView};
 use super::{Finding, Membership};
-
-/// How a run-once hook is decided for one pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunOnceView {
-    /// The pod's owner, e.g. `StatefulSet/db`; `null` when it has none (run-once has no
-    /// effect then, and the hook runs in the pod).
-    pub owner: Option<String>,
-    /// The `run-on` selector as written, if any.
-    pub run_on: Option<String>,
-    /// Whether this pod runs the hook. When false the hook is skipped here. True as well
-    /// when no pod can be chosen: the plugin then runs it in every pod, as Velero does.
-    pub runs_here: bool,
-    /// `namespace/name` of the pod that runs it; `null` when none is chosen (or no owner).
-    pub runner: Option<String>,
-    /// Why, in English: the choice's reason, or why there is no choice.
-    pub reason: String,
-}
-
-/// A consistency group with its members in this backup.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GroupReport {
-    /// The members' namespace (a group never spans namespaces).
-    pub namespace: String,
-    /// `quiesce.dev/group`, or the `group` of the first rule that applies.
-    pub name: String,
-    /// Names of the member pods in the backup, sorted.
-    pub members: Vec<String>,
-    /// When the members' pre hooks run.
-    pub pre: String,
-    /// When the members' post hooks run.
-    pub post: String,
-}
 
 /// The pods of the input as run-once and groups see them.
 pub(super) struct Workloads<'a> {
