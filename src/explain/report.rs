@@ -19,8 +19,8 @@ mod view;
 mod workload;
 
 pub use view::{
-    BackupView, ExecutionView, Finding, GroupReport, HookReport, PhaseReport, Phases, PodReport,
-    Report, RunOnceView, Summary, WaitView, SCHEMA_VERSION,
+    BackupView, ExecutionView, Finding, FindingKind, FindingSeverity, GroupReport, HookReport,
+    PhaseReport, Phases, PodReport, Report, RunOnceView, Summary, WaitView, SCHEMA_VERSION,
 };
 use workload::Workloads;
 
@@ -102,13 +102,13 @@ pub fn explain(inputs: &Inputs, backup: &BackupScope) -> Report {
     );
     if origin.is_none() {
         notices.push(Finding::notice(
-            "no-config-map",
+            FindingKind::NoConfigMap,
             "no plugin ConfigMap found: only annotation hooks apply",
         ));
     }
     if backup.has_spec_hooks {
         notices.push(Finding::notice(
-            "backup-spec-hooks",
+            FindingKind::BackupSpecHooks,
             "the Backup has spec.hooks of its own: Velero runs those itself, they are not \
              shown here",
         ));
@@ -120,8 +120,8 @@ pub fn explain(inputs: &Inputs, backup: &BackupScope) -> Report {
         Ok(filter) => filter,
         Err(error) => {
             problems.push(Finding::new(
-                    "backup",
-                    "error",
+                    FindingKind::Backup,
+                    FindingSeverity::Error,
                     format!("the backup's namespace filters are invalid ({error}); every namespace is assumed"),
                 ));
             NamespaceFilter::default()
@@ -151,7 +151,7 @@ pub fn explain(inputs: &Inputs, backup: &BackupScope) -> Report {
     }
     for variable in &context.placeholders_used {
         notices.push(Finding::notice(
-            "template-value-unknown",
+            FindingKind::TemplateValueUnknown,
             format!(
                 "templated commands use {{{{{variable}}}}}, which explain does not know here \
                  (give --backup-file): it is shown as {}",
@@ -254,10 +254,10 @@ fn config_finding(origin: Option<&str>, problem: &Problem) -> Finding {
         None => location,
     };
     let severity = match problem.severity {
-        Severity::Warning => "warning",
-        Severity::Error => "error",
+        Severity::Warning => FindingSeverity::Warning,
+        Severity::Error => FindingSeverity::Error,
     };
-    Finding::new("config", severity, message).at(location)
+    Finding::new(FindingKind::Config, severity, message).at(location)
 }
 
 /// Whether Velero backs up a pod's item, and why not, or what pulled it in.
@@ -469,7 +469,7 @@ fn pod_report(
             return None;
         }
         let mut notices = vec![Finding::notice(
-            "skipped",
+            FindingKind::Skipped,
             format!(
                 "skipped: {}; quiesce runs none of its hooks",
                 skipped.as_deref().unwrap_or_default()
@@ -506,21 +506,35 @@ fn pod_report(
     for resolution in [&plan.pre, &plan.post] {
         for warning in &resolution.warnings {
             problems.push(
-                Finding::new("annotation", "warning", warning.without_pod()).at(warning.key()),
+                Finding::new(
+                    FindingKind::Annotation,
+                    FindingSeverity::Warning,
+                    warning.without_pod(),
+                )
+                .at(warning.key()),
             );
         }
         // A warning, as the plugin logs it; it still counts as a problem (exit 1), like every
         // other warning here: an app team's CI should learn that its hook will not run.
         for refusal in &resolution.refused {
             problems.push(
-                Finding::new("policy", "warning", refusal.without_pod()).at(refusal.key.clone()),
+                Finding::new(
+                    FindingKind::Policy,
+                    FindingSeverity::Warning,
+                    refusal.without_pod(),
+                )
+                .at(refusal.key.clone()),
             );
         }
         for (order, hook) in resolution.hooks.iter().enumerate() {
             if let Some(defect) = &hook.defect {
                 problems.push(
-                    Finding::new("hook-defect", "error", defect.to_string())
-                        .at(hook_location(hook, order + 1)),
+                    Finding::new(
+                        FindingKind::HookDefect,
+                        FindingSeverity::Error,
+                        defect.to_string(),
+                    )
+                    .at(hook_location(hook, order + 1)),
                 );
             }
         }
@@ -533,13 +547,13 @@ fn pod_report(
             .strip_prefix(&format!("pod {pod_ref}: "))
             .unwrap_or(warning);
         problems.push(
-            Finding::new("max-freeze", "warning", message)
+            Finding::new(FindingKind::MaxFreeze, FindingSeverity::Warning, message)
                 .at(crate::quiesce::plan::MAX_FREEZE_ANNOTATION),
         );
     }
     if let Membership::PulledIn { claim, by } = member {
         notices.push(Finding::notice(
-            "pulled-in",
+            FindingKind::PulledIn,
             format!(
                 "not selected by the backup's label selector, but it mounts claim {claim} of \
                  pod {by}: Velero backs it up with that claim, and quiesce runs its hooks"
@@ -581,7 +595,7 @@ fn pod_report(
         && unseen.len() == plan.claims.len()
     {
         notices.push(Finding::notice(
-            "late-freeze",
+            FindingKind::LateFreeze,
             format!(
                 "its pre hooks run at the pod's own item, after its claims were backed up \
                  ({}): their snapshots may precede the freeze",
@@ -786,7 +800,7 @@ fn run_once_without_annotation_hooks(pod: &Pod, plan: &PodPlan) -> Option<Findin
     }
     Some(
         Finding::notice(
-            "run-once-ignored",
+            FindingKind::RunOnceIgnored,
             format!(
                 "{RUN_ONCE_PER_ANNOTATION} only applies to the pod's annotation hooks, and it \
                  has none: its rule hooks run as their rule says"
@@ -840,8 +854,8 @@ fn double_quiesce(keys: &[String], pre: &[ResolvedHook], post: &[ResolvedHook]) 
         .collect();
     sources.dedup();
     Finding::new(
-        "double-quiesce",
-        "error",
+        FindingKind::DoubleQuiesce,
+        FindingSeverity::Error,
         format!(
             "double quiesce: Velero runs the hooks of {} itself, and quiesce runs those of {}: \
              the pod is frozen twice (a second fsfreeze --freeze fails with EBUSY); keep one set \
@@ -855,7 +869,7 @@ fn double_quiesce(keys: &[String], pre: &[ResolvedHook], post: &[ResolvedHook]) 
 
 fn velero_only_notice(keys: &[String]) -> Finding {
     Finding::notice(
-        "velero-hooks",
+        FindingKind::VeleroHooks,
         format!(
             "has Velero's own hook annotations ({}): Velero runs them, not quiesce; to have \
              quiesce run them just in time, rename the domain to quiesce.dev ({PRE_ANNOTATION_PREFIX}…, \

@@ -190,29 +190,87 @@ impl ExecutionView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// Stable machine-readable class, e.g. `hook-defect`, `double-quiesce`.
-    pub kind: String,
+    pub kind: FindingKind,
     /// `error` or `warning` for problems, `info` for notices.
-    pub severity: String,
+    pub severity: FindingSeverity,
     /// Where: an annotation key, a ConfigMap field path, a hook; `null` when not applicable.
     pub location: Option<String>,
     /// What, in English.
     pub message: String,
 }
 
+/// What a finding is about, serialized as its stable kebab-case name (`hook-defect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// Problem: a hook will fail without running (a missing container, an unknown template
+    /// variable, an empty command).
+    HookDefect,
+    /// Problem: an odd value in the pod's hook annotations.
+    Annotation,
+    /// Problem: an annotation hook refused by the ConfigMap's `governance`.
+    Policy,
+    /// Problem: an unusable `quiesce.dev/max-freeze`.
+    MaxFreeze,
+    /// Problem: Velero's own hook annotations beside quiesce's hooks, so the pod is frozen
+    /// twice.
+    DoubleQuiesce,
+    /// Problem: something wrong in the plugin ConfigMap's `config.yaml`.
+    Config,
+    /// Problem: which plugin ConfigMap is read (several match the label).
+    ConfigMap,
+    /// Problem: the backup's own settings (its namespace filters).
+    Backup,
+    /// Notice: the pod is not in the backup, or not running; none of its hooks run.
+    Skipped,
+    /// Notice: the pod has Velero's own hook annotations, which Velero runs.
+    VeleroHooks,
+    /// Notice: the pod is in the backup through a claim of a selected pod.
+    PulledIn,
+    /// Notice: the pod's claims are backed up before its pre hooks run.
+    LateFreeze,
+    /// Notice: no plugin ConfigMap, so only annotation hooks apply.
+    NoConfigMap,
+    /// Notice: the Backup has `spec.hooks`, which Velero runs itself.
+    BackupSpecHooks,
+    /// Notice: an input object explain does not read.
+    IgnoredObject,
+    /// Notice: claims could not be listed, so they are assumed bound.
+    ClaimsUnknown,
+    /// Notice: a template value explain does not know is shown as a placeholder.
+    TemplateValueUnknown,
+    /// Notice: a consistency group with a single member in the backup.
+    SingleMemberGroup,
+    /// Notice: `quiesce.dev/run-once-per` on a pod without annotation hooks.
+    RunOnceIgnored,
+}
+
+/// How serious a finding is, serialized in lower case (`error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingSeverity {
+    /// A problem that stops a hook or a rule (exit code 1).
+    Error,
+    /// A problem whose hook or rule still applies, adjusted (exit code 1 too).
+    Warning,
+    /// A notice: worth knowing, nothing wrong.
+    Info,
+}
+
 impl Finding {
     /// A finding without location.
-    pub fn new(kind: &str, severity: &str, message: impl Into<String>) -> Self {
+    pub fn new(kind: FindingKind, severity: FindingSeverity, message: impl Into<String>) -> Self {
         Finding {
-            kind: kind.to_owned(),
-            severity: severity.to_owned(),
+            kind,
+            severity,
             location: None,
             message: message.into(),
         }
     }
 
     /// An `info` notice.
-    pub fn notice(kind: &str, message: impl Into<String>) -> Self {
-        Finding::new(kind, "info", message)
+    pub fn notice(kind: FindingKind, message: impl Into<String>) -> Self {
+        Finding::new(kind, FindingSeverity::Info, message)
     }
 
     /// The finding, located at `location`.
@@ -280,4 +338,46 @@ pub struct GroupReport {
     pub pre: String,
     /// When the members' post hooks run.
     pub post: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names explain/mod.rs documents, which scripts match on.
+    #[test]
+    fn finding_kinds_and_severities_serialize_to_their_documented_names() {
+        let kinds = [
+            (FindingKind::HookDefect, "hook-defect"),
+            (FindingKind::Annotation, "annotation"),
+            (FindingKind::Policy, "policy"),
+            (FindingKind::MaxFreeze, "max-freeze"),
+            (FindingKind::DoubleQuiesce, "double-quiesce"),
+            (FindingKind::Config, "config"),
+            (FindingKind::ConfigMap, "config-map"),
+            (FindingKind::Backup, "backup"),
+            (FindingKind::Skipped, "skipped"),
+            (FindingKind::VeleroHooks, "velero-hooks"),
+            (FindingKind::PulledIn, "pulled-in"),
+            (FindingKind::LateFreeze, "late-freeze"),
+            (FindingKind::NoConfigMap, "no-config-map"),
+            (FindingKind::BackupSpecHooks, "backup-spec-hooks"),
+            (FindingKind::IgnoredObject, "ignored-object"),
+            (FindingKind::ClaimsUnknown, "claims-unknown"),
+            (FindingKind::TemplateValueUnknown, "template-value-unknown"),
+            (FindingKind::SingleMemberGroup, "single-member-group"),
+            (FindingKind::RunOnceIgnored, "run-once-ignored"),
+        ];
+        for (kind, name) in kinds {
+            assert_eq!(serde_json::to_value(kind).unwrap(), name);
+        }
+        let severities = [
+            (FindingSeverity::Error, "error"),
+            (FindingSeverity::Warning, "warning"),
+            (FindingSeverity::Info, "info"),
+        ];
+        for (severity, name) in severities {
+            assert_eq!(serde_json::to_value(severity).unwrap(), name);
+        }
+    }
 }

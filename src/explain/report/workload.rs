@@ -12,7 +12,7 @@ use crate::hooks::{
 };
 
 use super::view::{GroupReport, RunOnceView};
-use super::{Finding, Membership};
+use super::{Finding, FindingKind, Membership};
 
 /// The pods of the input as run-once and groups see them.
 pub(super) struct Workloads<'a> {
@@ -128,7 +128,7 @@ impl<'a> Workloads<'a> {
                 if members.len() == 1 {
                     notices.push(
                         Finding::notice(
-                            "single-member-group",
+                            FindingKind::SingleMemberGroup,
                             format!(
                                 "group {namespace}/{name} has a single member in this backup \
                                  ({}): grouping has no effect",
