@@ -431,6 +431,8 @@ impl<'a> ClaimIndex<'a> {
     }
 }
 
+/// One pod's report: for a pod that is skipped, the hooks it would have had; for the others
+/// their problems and notices, and when their hooks run. `None` when there is nothing to show.
 fn pod_report(
     pod: &Pod,
     member: &Membership,
@@ -442,65 +444,111 @@ fn pod_report(
     let pod_ref = PodRef::of(pod);
     let group = context.workloads.group(pod, config);
     let plan = PodPlan::new(pod, &backup.info, config);
-    let skip_text = |reason: &SkipReason| match reason {
-        SkipReason::Terminated { pod_phase, .. } => {
-            format!("in phase {pod_phase}: its containers no longer run")
-        }
-        SkipReason::Deleting { .. } => "being deleted: Velero does not back it up".to_owned(),
-    };
     let skipped = match member {
         Membership::Out(reason) => Some(reason.clone()),
         _ => plan.pre.skipped.as_ref().map(skip_text),
     };
     let velero_keys = velero_hook_keys(pod);
-    let claims: Vec<String> = plan.claims.iter().cloned().collect();
-    let fs_backup_volumes: Vec<String> = plan.fs_backup_volumes.iter().cloned().collect();
-
-    if skipped.is_some() {
-        // Resolve as if it ran, only to say what it would have had.
-        let mut running = pod.clone();
-        running.metadata.deletion_timestamp = None;
-        if let Some(status) = running.status.as_mut() {
-            status.phase = None;
+    let (phases, problems, notices) = match &skipped {
+        Some(reason) => {
+            let (phases, notices) = skipped_pod_phases(pod, reason, &velero_keys, context)?;
+            (phases, Vec::new(), notices)
         }
-        let pre = resolve(&running, Phase::Pre, config).hooks;
-        let post = resolve(&running, Phase::Post, config).hooks;
-        if pre.is_empty() && post.is_empty() && velero_keys.is_empty() {
-            return None;
-        }
-        let mut notices = vec![Finding::notice(
-            FindingKind::Skipped,
-            format!(
-                "skipped: {}; quiesce runs none of its hooks",
-                skipped.as_deref().unwrap_or_default()
-            ),
-        )];
-        if !velero_keys.is_empty() {
-            notices.push(velero_only_notice(&velero_keys));
-        }
-        return Some(PodReport {
-            namespace: pod_ref.namespace,
-            name: pod_ref.name,
-            skipped,
-            max_freeze: format_go_duration(plan.max_freeze),
-            claims,
-            fs_backup_volumes,
-            group: group.map(|(name, _)| name),
-            phases: Phases {
+        None => {
+            let (problems, mut notices) = pod_findings(pod, member, &plan, &velero_keys);
+            if !plan.has_hooks() && problems.is_empty() && notices.is_empty() {
+                return None;
+            }
+            let mut phases = Phases {
                 pre: PhaseReport {
                     moment: None,
-                    hooks: hook_reports(pod, &pre, context),
+                    hooks: hook_reports(pod, &plan.pre.hooks, context),
                 },
                 post: PhaseReport {
                     moment: None,
-                    hooks: hook_reports(pod, &post, context),
+                    hooks: hook_reports(pod, &plan.post.hooks, context),
                 },
-            },
-            problems: Vec::new(),
-            notices,
-        });
-    }
+            };
+            let moments = PhaseMoments::of(&plan, &phases, group.as_ref(), claim_index, backup);
+            phases.pre.moment = Some(moments.pre);
+            phases.post.moment = Some(moments.post);
+            notices.extend(moments.late_freeze);
+            (phases, problems, notices)
+        }
+    };
+    Some(PodReport {
+        namespace: pod_ref.namespace,
+        name: pod_ref.name,
+        skipped,
+        max_freeze: format_go_duration(plan.max_freeze),
+        claims: plan.claims.iter().cloned().collect(),
+        fs_backup_volumes: plan.fs_backup_volumes.iter().cloned().collect(),
+        group: group.map(|(name, _)| name),
+        phases,
+        problems,
+        notices,
+    })
+}
 
+/// Why a pod in the backup gets no hooks, as shown after "skipped: ".
+fn skip_text(reason: &SkipReason) -> String {
+    match reason {
+        SkipReason::Terminated { pod_phase, .. } => {
+            format!("in phase {pod_phase}: its containers no longer run")
+        }
+        SkipReason::Deleting { .. } => "being deleted: Velero does not back it up".to_owned(),
+    }
+}
+
+/// A skipped pod's phases: the hooks it would have had if it ran (no moments, nothing runs),
+/// with the notice saying why it is skipped. `None` when it would have had no hook and has no
+/// Velero hook keys either: nothing worth showing.
+fn skipped_pod_phases(
+    pod: &Pod,
+    reason: &str,
+    velero_keys: &[String],
+    context: &mut HookContext,
+) -> Option<(Phases, Vec<Finding>)> {
+    // Resolve as if it ran, only to say what it would have had.
+    let mut running = pod.clone();
+    running.metadata.deletion_timestamp = None;
+    if let Some(status) = running.status.as_mut() {
+        status.phase = None;
+    }
+    let pre = resolve(&running, Phase::Pre, context.config).hooks;
+    let post = resolve(&running, Phase::Post, context.config).hooks;
+    if pre.is_empty() && post.is_empty() && velero_keys.is_empty() {
+        return None;
+    }
+    let mut notices = vec![Finding::notice(
+        FindingKind::Skipped,
+        format!("skipped: {reason}; quiesce runs none of its hooks"),
+    )];
+    if !velero_keys.is_empty() {
+        notices.push(velero_only_notice(velero_keys));
+    }
+    let phases = Phases {
+        pre: PhaseReport {
+            moment: None,
+            hooks: hook_reports(pod, &pre, context),
+        },
+        post: PhaseReport {
+            moment: None,
+            hooks: hook_reports(pod, &post, context),
+        },
+    };
+    Some((phases, notices))
+}
+
+/// The problems and the notices of a pod in the backup: what its annotations, the
+/// governance policy and its hooks' defects say, its max-freeze, how it got into the backup,
+/// and Velero's own hook keys on it.
+fn pod_findings(
+    pod: &Pod,
+    member: &Membership,
+    plan: &PodPlan,
+    velero_keys: &[String],
+) -> (Vec<Finding>, Vec<Finding>) {
     let mut problems = Vec::new();
     let mut notices = Vec::new();
     for resolution in [&plan.pre, &plan.post] {
@@ -544,7 +592,7 @@ fn pod_report(
     if let Some(warning) = &plan.max_freeze_warning {
         // quiesce::plan words this warning for the log, pod first, and keeps no bare form.
         let message = warning
-            .strip_prefix(&format!("pod {pod_ref}: "))
+            .strip_prefix(&format!("pod {}: ", plan.pod))
             .unwrap_or(warning);
         problems.push(
             Finding::new(FindingKind::MaxFreeze, FindingSeverity::Warning, message)
@@ -560,105 +608,105 @@ fn pod_report(
             ),
         ));
     }
-    if let Some(notice) = run_once_without_annotation_hooks(pod, &plan) {
+    if let Some(notice) = run_once_without_annotation_hooks(pod, plan) {
         notices.push(notice);
     }
-    let has_hooks = plan.has_hooks();
     if !velero_keys.is_empty() {
-        if has_hooks {
+        if plan.has_hooks() {
             problems.push(double_quiesce(
-                &velero_keys,
+                velero_keys,
                 &plan.pre.hooks,
                 &plan.post.hooks,
             ));
         } else {
-            notices.push(velero_only_notice(&velero_keys));
+            notices.push(velero_only_notice(velero_keys));
         }
     }
-    if !has_hooks && problems.is_empty() && notices.is_empty() {
-        return None;
-    }
+    (problems, notices)
+}
 
-    let unseen: BTreeMap<&str, String> = plan
-        .claims
-        .iter()
-        .filter_map(|c| {
-            let reason = claim_index.not_seen_first(&pod_ref.namespace, c, backup)?;
-            Some((c.as_str(), reason))
-        })
-        .collect();
-    let pre_hooks = hook_reports(pod, &plan.pre.hooks, context);
-    let post_hooks = hook_reports(pod, &plan.post.hooks, context);
-    let mut pre_moment = pre_moment(&plan.claims, &unseen);
-    if pre_hooks.iter().any(HookReport::runs_here)
-        && !plan.claims.is_empty()
-        && unseen.len() == plan.claims.len()
-    {
-        notices.push(Finding::notice(
-            FindingKind::LateFreeze,
-            format!(
-                "its pre hooks run at the pod's own item, after its claims were backed up \
-                 ({}): their snapshots may precede the freeze",
-                describe_unseen(&unseen)
-            ),
-        ));
-    }
-    let mut post_moment = if plan.fs_backup_volumes.is_empty() {
-        "after the pod's volumes are backed up".to_owned()
-    } else {
-        format!(
-            "after its PodVolumeBackups finish (fs-backup volumes: {})",
-            fs_backup_volumes.join(", ")
-        )
-    };
-    if let Some((name, members)) = &group {
-        if members.len() > 1 {
-            let others = members.len() - 1;
-            let with = format!(
-                "with group {name} ({others} other {})",
-                if others == 1 { "member" } else { "members" }
-            );
-            pre_moment = format!("{with}: before the first member's volume snapshot");
-            post_moment = if plan.fs_backup_volumes.is_empty() {
-                format!("{with}: after the last member is backed up")
-            } else {
+/// When a pod's pre and post hooks run, in words, and a notice when its claims are all
+/// backed up before its pre hooks run (their snapshots may precede the freeze).
+struct PhaseMoments {
+    pre: String,
+    post: String,
+    late_freeze: Option<Finding>,
+}
+
+impl PhaseMoments {
+    /// The moments of a pod in the backup with `phases` (their hooks): at its claims' first
+    /// snapshot or its own item, after its volumes or PodVolumeBackups, with its group's
+    /// members when it has more than one, or nowhere when another pod runs all its hooks.
+    fn of(
+        plan: &PodPlan,
+        phases: &Phases,
+        group: Option<&(String, &[String])>,
+        claim_index: &ClaimIndex,
+        backup: &BackupScope,
+    ) -> PhaseMoments {
+        let (pre_hooks, post_hooks) = (&phases.pre.hooks, &phases.post.hooks);
+        let unseen: BTreeMap<&str, String> = plan
+            .claims
+            .iter()
+            .filter_map(|c| {
+                let reason = claim_index.not_seen_first(&plan.pod.namespace, c, backup)?;
+                Some((c.as_str(), reason))
+            })
+            .collect();
+        let mut pre = pre_moment(&plan.claims, &unseen);
+        let late_freeze = (pre_hooks.iter().any(HookReport::runs_here)
+            && !plan.claims.is_empty()
+            && unseen.len() == plan.claims.len())
+        .then(|| {
+            Finding::notice(
+                FindingKind::LateFreeze,
                 format!(
-                    "{with}: after the last member is backed up, its PodVolumeBackups included \
-                     (fs-backup volumes: {})",
-                    fs_backup_volumes.join(", ")
-                )
-            };
+                    "its pre hooks run at the pod's own item, after its claims were backed up \
+                     ({}): their snapshots may precede the freeze",
+                    describe_unseen(&unseen)
+                ),
+            )
+        });
+        let fs_backup_volumes: Vec<&str> =
+            plan.fs_backup_volumes.iter().map(String::as_str).collect();
+        let mut post = if fs_backup_volumes.is_empty() {
+            "after the pod's volumes are backed up".to_owned()
+        } else {
+            format!(
+                "after its PodVolumeBackups finish (fs-backup volumes: {})",
+                fs_backup_volumes.join(", ")
+            )
+        };
+        if let Some((name, members)) = group {
+            if members.len() > 1 {
+                let others = members.len() - 1;
+                let with = format!(
+                    "with group {name} ({others} other {})",
+                    if others == 1 { "member" } else { "members" }
+                );
+                pre = format!("{with}: before the first member's volume snapshot");
+                post = if fs_backup_volumes.is_empty() {
+                    format!("{with}: after the last member is backed up")
+                } else {
+                    format!(
+                        "{with}: after the last member is backed up, its PodVolumeBackups \
+                         included (fs-backup volumes: {})",
+                        fs_backup_volumes.join(", ")
+                    )
+                };
+            }
+        }
+        for (moment, hooks) in [(&mut pre, pre_hooks), (&mut post, post_hooks)] {
+            if !hooks.is_empty() && !hooks.iter().any(HookReport::runs_here) {
+                *moment = "none of its hooks run here (run once per owner)".to_owned();
+            }
+        }
+        PhaseMoments {
+            pre,
+            post,
+            late_freeze,
         }
     }
-    for (moment, hooks) in [
-        (&mut pre_moment, &pre_hooks),
-        (&mut post_moment, &post_hooks),
-    ] {
-        if !hooks.is_empty() && !hooks.iter().any(HookReport::runs_here) {
-            *moment = "none of its hooks run here (run once per owner)".to_owned();
-        }
-    }
-    Some(PodReport {
-        namespace: pod_ref.namespace.clone(),
-        name: pod_ref.name.clone(),
-        skipped: None,
-        max_freeze: format_go_duration(plan.max_freeze),
-        claims,
-        fs_backup_volumes,
-        group: group.map(|(name, _)| name),
-        phases: Phases {
-            pre: PhaseReport {
-                moment: Some(pre_moment),
-                hooks: pre_hooks,
-            },
-            post: PhaseReport {
-                moment: Some(post_moment),
-                hooks: post_hooks,
-            },
-        },
-        problems,
-        notices,
-    })
 }
 
 fn pre_moment(claims: &BTreeSet<String>, unseen: &BTreeMap<&str, String>) -> String {
