@@ -22,7 +22,7 @@ pub use view::{
     BackupView, ExecutionView, Finding, FindingKind, FindingSeverity, GroupReport, HookReport,
     PhaseReport, Phases, PodReport, Report, RunOnceView, Summary, WaitView, SCHEMA_VERSION,
 };
-use workload::Workloads;
+use workload::{PodGroup, Workloads};
 
 /// Annotation prefixes Velero itself acts on: pre, post and the legacy un-prefixed pre keys.
 pub const VELERO_HOOK_PREFIXES: [&str; 3] = [
@@ -260,6 +260,23 @@ fn config_finding(origin: Option<&str>, problem: &Problem) -> Finding {
     Finding::new(FindingKind::Config, severity, message).at(location)
 }
 
+/// A namespaced object's namespace and name, as a map key: a claim, a consistency group.
+/// Ordered by namespace, then name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct NamespacedName {
+    namespace: String,
+    name: String,
+}
+
+impl NamespacedName {
+    fn new(namespace: &str, name: &str) -> Self {
+        NamespacedName {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
+
 /// Whether Velero backs up a pod's item, and why not, or what pulled it in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Membership {
@@ -316,13 +333,13 @@ fn membership(
         .collect::<Vec<_>>();
 
     // Claims of selected running pods, to find the unselected pods that share them.
-    let mut selected_claims: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut selected_claims: BTreeMap<NamespacedName, String> = BTreeMap::new();
     for (pod, member) in pods.iter().zip(&first) {
         if *member == Membership::In && is_running(pod) {
             let pod_ref = PodRef::of(pod);
             for claim in claims_of(pod) {
                 selected_claims
-                    .entry((pod_ref.namespace.clone(), claim))
+                    .entry(NamespacedName::new(&pod_ref.namespace, &claim))
                     .or_insert_with(|| pod_ref.to_string());
             }
         }
@@ -340,7 +357,7 @@ fn membership(
             claims_of(pod)
                 .into_iter()
                 .find_map(|claim| {
-                    let by = selected_claims.get(&(namespace.clone(), claim.clone()))?;
+                    let by = selected_claims.get(&NamespacedName::new(&namespace, &claim))?;
                     Some(Membership::PulledIn {
                         claim,
                         by: by.clone(),
@@ -375,7 +392,7 @@ fn claims_of(pod: &Pod) -> Vec<String> {
 /// What is known of claims and volumes, to tell whether Velero reaches a claim's volume
 /// before the pod's own item.
 struct ClaimIndex<'a> {
-    claims: BTreeMap<(String, String), &'a PersistentVolumeClaim>,
+    claims: BTreeMap<NamespacedName, &'a PersistentVolumeClaim>,
     volumes: BTreeMap<String, &'a PersistentVolume>,
 }
 
@@ -386,10 +403,10 @@ impl<'a> ClaimIndex<'a> {
                 .claims
                 .iter()
                 .map(|c| {
-                    let key = (
-                        c.metadata.namespace.clone().unwrap_or_default(),
-                        c.metadata.name.clone().unwrap_or_default(),
-                    );
+                    let key = NamespacedName {
+                        namespace: c.metadata.namespace.clone().unwrap_or_default(),
+                        name: c.metadata.name.clone().unwrap_or_default(),
+                    };
                     (key, c)
                 })
                 .collect(),
@@ -404,8 +421,7 @@ impl<'a> ClaimIndex<'a> {
     /// Why quiesce does not see `claim`'s volume before the pod's item, if it does not.
     /// Unknown claims and volumes are assumed bound and backed up.
     fn not_seen_first(&self, namespace: &str, claim: &str, backup: &BackupScope) -> Option<String> {
-        let key = (namespace.to_owned(), claim.to_owned());
-        let volume_name = match self.claims.get(&key) {
+        let volume_name = match self.claims.get(&NamespacedName::new(namespace, claim)) {
             None => None,
             Some(pvc) => match pvc.spec.as_ref().and_then(|s| s.volume_name.as_deref()) {
                 Some(name) if !name.is_empty() => Some(name),
@@ -483,7 +499,7 @@ fn pod_report(
         max_freeze: format_go_duration(plan.max_freeze),
         claims: plan.claims.iter().cloned().collect(),
         fs_backup_volumes: plan.fs_backup_volumes.iter().cloned().collect(),
-        group: group.map(|(name, _)| name),
+        group: group.map(|group| group.name),
         phases,
         problems,
         notices,
@@ -640,7 +656,7 @@ impl PhaseMoments {
     fn of(
         plan: &PodPlan,
         phases: &Phases,
-        group: Option<&(String, &[String])>,
+        group: Option<&PodGroup>,
         claim_index: &ClaimIndex,
         backup: &BackupScope,
     ) -> PhaseMoments {
@@ -677,7 +693,7 @@ impl PhaseMoments {
                 fs_backup_volumes.join(", ")
             )
         };
-        if let Some((name, members)) = group {
+        if let Some(PodGroup { name, members }) = group {
             if members.len() > 1 {
                 let others = members.len() - 1;
                 let with = format!(

@@ -12,23 +12,31 @@ use crate::hooks::{
 };
 
 use super::view::{GroupReport, RunOnceView};
-use super::{Finding, FindingKind, Membership};
+use super::{Finding, FindingKind, Membership, NamespacedName};
+
+/// A pod's consistency group, with its members in the backup.
+pub(super) struct PodGroup<'a> {
+    /// `quiesce.dev/group`, or the `group` of the first rule that applies.
+    pub(super) name: String,
+    /// Names of its members in the backup (running pods with hooks), sorted.
+    pub(super) members: &'a [String],
+}
 
 /// The pods of the input as run-once and groups see them.
 pub(super) struct Workloads<'a> {
     /// Candidates to run a run-once hook, by [`owner_key`]: pods in the backup, in phase
     /// Running and not being deleted.
     candidates: BTreeMap<String, Vec<&'a Pod>>,
-    /// Members in the backup by (namespace, group), pod names sorted: running pods with
+    /// Members in the backup by namespace and group name, pod names sorted: running pods with
     /// hooks, as the plugin forms groups.
-    groups: BTreeMap<(String, String), Vec<String>>,
+    groups: BTreeMap<NamespacedName, Vec<String>>,
 }
 
 impl<'a> Workloads<'a> {
     /// Indexes `pods` (sorted by namespace and name) with their backup membership.
     pub(super) fn new(pods: &[&'a Pod], membership: &[Membership], config: &Config) -> Self {
         let mut candidates: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
-        let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        let mut groups: BTreeMap<NamespacedName, Vec<String>> = BTreeMap::new();
         for (pod, member) in pods.iter().zip(membership) {
             if matches!(member, Membership::Out(_)) {
                 continue;
@@ -47,7 +55,10 @@ impl<'a> Workloads<'a> {
                 if let Some(group) = group_of(pod, config) {
                     let pod_ref = PodRef::of(pod);
                     groups
-                        .entry((pod_ref.namespace, group))
+                        .entry(NamespacedName {
+                            namespace: pod_ref.namespace,
+                            name: group,
+                        })
                         .or_default()
                         .push(pod_ref.name);
                 }
@@ -107,15 +118,14 @@ impl<'a> Workloads<'a> {
     }
 
     /// The pod's group and its members in the backup, if it is in one.
-    pub(super) fn group(&self, pod: &Pod, config: &Config) -> Option<(String, &[String])> {
+    pub(super) fn group(&self, pod: &Pod, config: &Config) -> Option<PodGroup<'_>> {
         let name = group_of(pod, config)?;
-        let namespace = PodRef::of(pod).namespace;
         let members = self
             .groups
-            .get(&(namespace, name.clone()))
+            .get(&NamespacedName::new(&PodRef::of(pod).namespace, &name))
             .map(Vec::as_slice)
             .unwrap_or_default();
-        Some((name, members))
+        Some(PodGroup { name, members })
     }
 
     /// Every group with a member in the backup, and a notice for each group of one.
@@ -124,7 +134,7 @@ impl<'a> Workloads<'a> {
         let reports = self
             .groups
             .iter()
-            .map(|((namespace, name), members)| {
+            .map(|(NamespacedName { namespace, name }, members)| {
                 if members.len() == 1 {
                     notices.push(
                         Finding::notice(
