@@ -228,7 +228,7 @@ pub struct PodPlan {
     /// How long the pod may stay frozen.
     pub max_freeze: Duration,
     /// A problem with `quiesce.dev/max-freeze`, to log at warning level.
-    pub max_freeze_warning: Option<String>,
+    pub max_freeze_warning: Option<MaxFreezeWarning>,
     /// The consistency group (`quiesce.dev/group` or a rule's `group`).
     pub group: Option<String>,
     /// The pod's controlling owner, for run-once hooks.
@@ -346,9 +346,46 @@ fn fs_backup_volumes(pod: &Pod, default_volumes_to_fs_backup: bool) -> BTreeSet<
         .collect()
 }
 
+/// A `quiesce.dev/max-freeze` annotation that could not be used, and the default that applies
+/// instead. `Display` names the pod first, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaxFreezeWarning {
+    /// The pod.
+    pub pod: PodRef,
+    /// The annotation's value, verbatim.
+    pub value: String,
+    /// What is wrong with it (`is not positive`, `is not a duration (…)`).
+    pub problem: String,
+    /// The max-freeze used instead.
+    pub instead: Duration,
+}
+
+impl MaxFreezeWarning {
+    /// What is wrong, without the `pod namespace/name: ` that `Display` starts with: for
+    /// callers that show the pod apart, such as `explain`.
+    pub fn without_pod(&self) -> String {
+        format!(
+            "annotation {MAX_FREEZE_ANNOTATION} = {:?} {}; using {}",
+            self.value,
+            self.problem,
+            format_go_duration(self.instead)
+        )
+    }
+}
+
+impl std::fmt::Display for MaxFreezeWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pod {}: {}", self.pod, self.without_pod())
+    }
+}
+
 /// The pod's max-freeze: its annotation, else `default` (the ConfigMap's `maxFreeze`, else the
 /// fs-backup timeout for a pod with file-system-backup volumes, else 10m).
-fn max_freeze(pod: &Pod, pod_ref: &PodRef, default: Duration) -> (Duration, Option<String>) {
+fn max_freeze(
+    pod: &Pod,
+    pod_ref: &PodRef,
+    default: Duration,
+) -> (Duration, Option<MaxFreezeWarning>) {
     let Some(value) = pod
         .metadata
         .annotations
@@ -364,10 +401,12 @@ fn max_freeze(pod: &Pod, pod_ref: &PodRef, default: Duration) -> (Duration, Opti
     };
     (
         default,
-        Some(format!(
-            "pod {pod_ref}: annotation {MAX_FREEZE_ANNOTATION} = {value:?} {problem}; using {}",
-            format_go_duration(default)
-        )),
+        Some(MaxFreezeWarning {
+            pod: pod_ref.clone(),
+            value: value.clone(),
+            problem,
+            instead: default,
+        }),
     )
 }
 
@@ -458,12 +497,13 @@ mod tests {
         );
         let (d, warning) = max_freeze(&with("soon"), &r, DEFAULT_MAX_FREEZE);
         assert_eq!(d, DEFAULT_MAX_FREEZE);
-        let warning = warning.unwrap();
+        let warning = warning.unwrap().to_string();
+        assert!(warning.starts_with("pod ns/p: annotation"), "{warning}");
         assert!(warning.contains("\"soon\" is not a duration"), "{warning}");
         assert!(warning.ends_with("using 10m0s"), "{warning}");
         let (d, warning) = max_freeze(&with("-5m"), &r, DEFAULT_MAX_FREEZE);
         assert_eq!(d, DEFAULT_MAX_FREEZE);
-        assert!(warning.unwrap().contains("not positive"));
+        assert!(warning.unwrap().to_string().contains("not positive"));
     }
 
     #[test]
@@ -489,7 +529,7 @@ mod tests {
         );
         let (d, warning) = max_freeze(&with("bad"), &r, five);
         assert_eq!(d, Duration::from_secs(300));
-        assert!(warning.unwrap().ends_with("using 5m0s"));
+        assert!(warning.unwrap().without_pod().ends_with("using 5m0s"));
     }
 
     #[test]

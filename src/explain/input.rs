@@ -16,7 +16,7 @@ use crate::hooks::{LabelSelector, Operator, Requirement};
 use crate::kube_api::{self, Kube, CONFIG_LABEL_SELECTOR};
 
 use super::cli::{parse_selector, Options};
-use super::report::{BackupScope, Finding, Inputs, PluginConfig};
+use super::report::{BackupScope, Finding, FindingKind, FindingSeverity, Inputs, PluginConfig};
 use super::ExplainError;
 
 /// The backup scope from `--backup-file` or the filter flags. The Backup's namespace, when
@@ -185,7 +185,7 @@ pub fn read_files(
             let labelled = is_plugin_config_map(cm);
             if !labelled && has_config_key(cm) {
                 inputs.notices.push(Finding::notice(
-                    "ignored-object",
+                    FindingKind::IgnoredObject,
                     format!(
                         "ConfigMap {} has a config.yaml but not the labels {CONFIG_LABEL_SELECTOR}: \
                          quiesce would not read it",
@@ -194,7 +194,7 @@ pub fn read_files(
                 ));
             } else if labelled && namespace != velero_namespace {
                 inputs.notices.push(Finding::notice(
-                    "ignored-object",
+                    FindingKind::IgnoredObject,
                     format!(
                         "ConfigMap {namespace}/{} is not in Velero's namespace {velero_namespace}: \
                          quiesce would not read it",
@@ -288,7 +288,7 @@ fn collect(
                         "; explain reads Pods (the pods it creates carry the hooks)"
                     };
                     inputs.notices.push(Finding::notice(
-                        "ignored-object",
+                        FindingKind::IgnoredObject,
                         format!(
                             "{}: {api_version} {kind} {name} ignored{hint}",
                             path.display()
@@ -334,8 +334,8 @@ fn choose_config_map(inputs: &mut Inputs, mut config_maps: Vec<ConfigMap>, names
     };
     if names.len() > 1 {
         inputs.problems.push(Finding::new(
-            "config-map",
-            "warning",
+            FindingKind::ConfigMap,
+            FindingSeverity::Warning,
             format!(
                 "several ConfigMaps match {CONFIG_LABEL_SELECTOR:?} ({}); quiesce uses the first \
                  by name, {}",
@@ -433,7 +433,7 @@ fn optional_list_failed(inputs: &mut Inputs, error: ListError) {
         return;
     }
     inputs.notices.push(Finding::notice(
-        "claims-unknown",
+        FindingKind::ClaimsUnknown,
         format!(
             "{}; claims are assumed bound and their volumes backed up",
             error.message
