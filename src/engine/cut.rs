@@ -93,9 +93,17 @@ fn of_this_backup(snapshot: &VolumeSnapshotState, backup: &BackupInfo) -> bool {
 }
 
 impl Engine {
-    /// Whether `entry` thaws at the cut of its snapshots rather than at its item.
+    /// Whether `entry` thaws at the cut of its snapshots rather than at its item: on unless
+    /// the environment (`QUIESCE_THAW_AT_CUT`) or the ConfigMap (`thawAtSnapshotCut`) turned
+    /// it off. The configuration is read by the time a pod is indexed.
     fn thaws_at_cut(&self, entry: &PodEntry) -> bool {
+        let configured = self
+            .inner
+            .config
+            .get()
+            .and_then(|config| config.thaw_at_snapshot_cut());
         self.inner.options.thaw_at_cut
+            && configured != Some(false)
             && !entry.plan.claims.is_empty()
             && entry.plan.fs_backup_volumes.is_empty()
             && !entry.plan.pre.hooks.is_empty()

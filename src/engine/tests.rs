@@ -750,16 +750,32 @@ async fn a_snapshot_watch_that_cannot_start_leaves_pods_to_their_item() {
 
 #[tokio::test]
 async fn with_thaw_at_cut_switched_off_no_snapshot_is_watched() {
-    let h = harness_with_engine_options(Options {
+    let by_environment = harness_with_engine_options(Options {
         thaw_at_cut: false,
         ..test_options()
     });
-    let db = pod("db", &["data"], json!({}));
-    h.engine.index_pod(&db, &backup()).await.unwrap();
-    h.volume("pv-1", "data").await;
-    assert!(h.cluster.snapshot_watches.lock().unwrap().is_empty());
-    h.engine.back_up_pod(&db, &backup()).await.unwrap();
-    assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
+    let (config, problems) = Config::from_configmap_data(&std::collections::BTreeMap::from([(
+        crate::hooks::CONFIG_KEY.to_owned(),
+        "thawAtSnapshotCut: false\n".to_owned(),
+    )]));
+    assert!(problems.is_empty());
+    let by_config_map = harness_with_everything(
+        &[],
+        Duration::ZERO,
+        FakeCluster {
+            config,
+            ..FakeCluster::default()
+        },
+        test_options(),
+    );
+    for h in [by_environment, by_config_map] {
+        let db = pod("db", &["data"], json!({}));
+        h.engine.index_pod(&db, &backup()).await.unwrap();
+        h.volume("pv-1", "data").await;
+        assert!(h.cluster.snapshot_watches.lock().unwrap().is_empty());
+        h.engine.back_up_pod(&db, &backup()).await.unwrap();
+        assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
+    }
 }
 
 #[tokio::test]

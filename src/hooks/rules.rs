@@ -29,6 +29,7 @@ use super::{Execution, OnError, Phase, DEFAULT_TIMEOUT};
 pub struct Config {
     rules: Vec<Rule>,
     max_freeze: Option<Duration>,
+    thaw_at_snapshot_cut: Option<bool>,
     governance: Governance,
 }
 
@@ -136,6 +137,12 @@ impl Config {
         self.max_freeze
     }
 
+    /// The top-level `thawAtSnapshotCut` (`true`/`false`), when set: whether a pod frozen for
+    /// CSI snapshots thaws as soon as they are cut.
+    pub fn thaw_at_snapshot_cut(&self) -> Option<bool> {
+        self.thaw_at_snapshot_cut
+    }
+
     /// The valid rules, in the order they were written.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
@@ -223,6 +230,17 @@ fn parse_top_level(top: &Mapping, problems: &mut Vec<Problem>) -> Config {
         match key.as_str() {
             Some("hooks") => config.rules = parse_hooks(value, problems),
             Some("maxFreeze") => config.max_freeze = parse_max_freeze(value, problems),
+            Some("thawAtSnapshotCut") => match value {
+                Value::Bool(on) => config.thaw_at_snapshot_cut = Some(*on),
+                other => problems.push(Problem::error(
+                    Location::at("thawAtSnapshotCut"),
+                    format!(
+                        "thawAtSnapshotCut must be true or false, found {}; the default (true) \
+                         applies",
+                        kind_of(other)
+                    ),
+                )),
+            },
             Some("governance") => config.governance = parse_governance(value, problems),
             Some(other) => problems.push(Problem::warning(
                 Location::at(other),
