@@ -6,7 +6,10 @@
 //! groups' windows and what the group bookkeeping (one pod list per group) costs the backup.
 //! Prints numbers only.
 
-#[path = "../tests/util/mod.rs"]
+// The integration tests' shared helpers; this target uses only part of them, and the rest
+// would be dead code here (the integration binary itself uses every one).
+#[allow(dead_code)]
+#[path = "../tests/integration/util/mod.rs"]
 mod util;
 
 use std::sync::Arc;

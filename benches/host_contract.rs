@@ -7,7 +7,10 @@
 //! - Shutdown → process exit (median of 25)
 //! - binary size
 
-#[path = "../tests/util/mod.rs"]
+// The integration tests' shared helpers; this target uses only part of them, and the rest
+// would be dead code here (the integration binary itself uses every one).
+#[allow(dead_code)]
+#[path = "../tests/integration/util/mod.rs"]
 mod util;
 
 use std::time::{Duration, Instant};

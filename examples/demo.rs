@@ -5,7 +5,10 @@
 //! frozen just before its volume snapshot and thawed right after, every hook is logged with
 //! Velero's fields, and Velero's stop leaves nothing frozen.
 
-#[path = "../tests/util/mod.rs"]
+// The integration tests' shared helpers; this target uses only part of them, and the rest
+// would be dead code here (the integration binary itself uses every one).
+#[allow(dead_code)]
+#[path = "../tests/integration/util/mod.rs"]
 mod util;
 
 use std::time::{Duration, Instant};

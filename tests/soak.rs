@@ -25,6 +25,10 @@
 //! Numbers (pods, execs, faults, peak RSS, duration) are printed with `eprintln!` for the
 //! README (`cargo test --test soak -- --nocapture`); nothing here asserts on wall-clock time.
 
+// The integration tests' shared helpers; this target uses only part of them, and the rest
+// would be dead code here (the integration binary itself uses every one).
+#[allow(dead_code)]
+#[path = "integration/util/mod.rs"]
 mod util;
 
 use std::collections::BTreeMap;

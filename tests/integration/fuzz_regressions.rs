@@ -2,7 +2,7 @@
 //! found interesting: every crash a fuzzer finds lands here, next to the edge cases each
 //! target was seeded with. See `fuzz/README.md` for running the fuzzers themselves.
 
-#[path = "../fuzz/src/invariants.rs"]
+#[path = "../../fuzz/src/invariants.rs"]
 mod invariants;
 
 use std::ffi::OsString;

@@ -2,8 +2,6 @@
 //! go-plugin client does (cookie in the environment, all of `velero server`'s flags, read
 //! the first stdout line, dial the socket it names) and watch what it writes.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -2,13 +2,12 @@
 //! listener), removed on every orderly exit path; hostile annotation values give bounded, clean
 //! log lines; secrets from the environment and the kubeconfig never reach the log.
 
-mod util;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use util::{execute_request, launch_with_cluster_env, Plugin};
+
+use crate::util::{execute_request, launch_with_cluster_env, Plugin};
 
 /// Velero's host gives the plugin 2 s after Shutdown before it SIGKILLs it.
 const HOST_GRACE: Duration = Duration::from_secs(2);

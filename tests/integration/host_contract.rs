@@ -1,8 +1,6 @@
 //! The host contract, end to end: the real binary launched as Velero launches it, called over
 //! its socket as Velero calls it, stopped as Velero stops it.
 
-mod util;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -18,7 +16,8 @@ use quiesce::proto::v2::{
 };
 use serde_json::Value;
 use tonic::Code;
-use util::{backup_json, bin, launch_with_cluster, pod_json, Plugin};
+
+use crate::util::{backup_json, bin, launch_with_cluster, pod_json, Plugin};
 
 const NAME: &str = "quiesce.dev/pod-hooks";
 /// What go-plugin's `Kill` waits for a graceful exit before it SIGKILLs.

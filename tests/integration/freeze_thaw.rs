@@ -2,8 +2,6 @@
 //! order by a replaying host, running real commands through the fake API server. Every
 //! scenario asserts on the fake server's timeline: freeze < snapshot < thaw.
 
-mod util;
-
 use std::time::Duration;
 
 use fake_kube::{ExecOutcome, FakeKube, TimelineEvent, TimelineEventKind};
@@ -14,7 +12,10 @@ use quiesce::proto::v1::{
 use quiesce::proto::v2::backup_item_action_client::BackupItemActionClient;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
-use util::{backup_json, execute_request, launch_with_cluster, launch_with_cluster_env, Plugin};
+
+use crate::util::{
+    backup_json, execute_request, launch_with_cluster, launch_with_cluster_env, Plugin,
+};
 
 const NAME: &str = "quiesce.dev/pod-hooks";
 /// Generous bound for "it happens at all" waits; never a performance assertion.

@@ -2,14 +2,12 @@
 //! plugin cookie, one directory argument, nothing else. The copy must be byte-identical, 0755,
 //! and itself a working plugin binary.
 
-mod util;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use util::{bin, Plugin};
+use crate::util::{bin, Plugin};
 
 const INSTALLED_NAME: &str = "velero-plugin-quiesce";
 

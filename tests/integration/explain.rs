@@ -48,7 +48,7 @@ fn assert_golden(name: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e}; create it with UPDATE_GOLDEN=1 cargo test --test explain",
+            "{}: {e}; create it with UPDATE_GOLDEN=1 cargo test --test integration explain::",
             path.display()
         )
     });
