@@ -30,6 +30,7 @@
 //! - `http` (private): response body type, JSON/Status/text responses, query decoding; used
 //!   by `server` and `exec`. Imports point one way: `server` → `exec` → `state`, `http`;
 //!   only the crate root imports `server`.
+//! - [`objects`]: builders of the pods and persistent volumes tests add and send.
 //! - [`store`]: objects as JSON, resource table, change history for watches.
 //! - [`selector`]: label and field selectors.
 //! - `faults`: injected failures ([`FaultRule`], [`Fault`]).
@@ -73,6 +74,7 @@ mod exec;
 mod faults;
 mod http;
 mod kubeconfig;
+pub mod objects;
 pub mod selector;
 mod server;
 mod state;
