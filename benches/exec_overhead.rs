@@ -11,6 +11,7 @@
 
 use std::time::{Duration, Instant};
 
+use fake_kube::objects::pod;
 use fake_kube::FakeKube;
 use quiesce::exec::{ClusterClient, ExecRequest, Executor, KubeExecutor};
 
@@ -58,12 +59,8 @@ fn main() {
     let kube = server_runtime
         .block_on(FakeKube::start())
         .expect("fake API server");
-    kube.add_pod(serde_json::json!({
-        "metadata": {"name": "bench", "namespace": "default"},
-        "spec": {"containers": [{"name": "main"}]},
-        "status": {"phase": "Running"},
-    }))
-    .expect("pod");
+    kube.add_pod(pod("default", "bench").container("main").build())
+        .expect("pod");
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = dir.path().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig).expect("kubeconfig");

@@ -15,8 +15,7 @@ mod util;
 
 use std::time::{Duration, Instant};
 
-use quiesce::proto::v2::ExecuteRequest;
-use util::{backup_json, bin, pod_json, Plugin};
+use util::{bin, execute_request, pod_json, Plugin};
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();
@@ -67,11 +66,7 @@ async fn main() {
     let plugin = Plugin::launch(&[]);
     let mut action = plugin.backup_action().await;
     let item = pod_json("shop", "db-0");
-    let request = ExecuteRequest {
-        plugin: "quiesce.dev/pod-hooks".into(),
-        item: item.clone(),
-        backup: backup_json(),
-    };
+    let request = execute_request(item.clone());
     for _ in 0..200 {
         action.execute(request.clone()).await.unwrap();
     }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fake_kube::objects::{container, pod};
 use fake_kube::{ExecOutcome, FakeKube, Fault, FaultRule};
 use quiesce::exec::{
     load_hook_config, run_hook, ClusterClient, ExecError, ExecOutput, ExecRequest, Executor,
@@ -35,12 +36,8 @@ struct Cluster {
 }
 
 async fn cluster_with(kube: FakeKube) -> Cluster {
-    kube.add_pod(json!({
-        "metadata": {"name": POD, "namespace": NS},
-        "spec": {"containers": [{"name": "main"}, {"name": "sidecar"}]},
-        "status": {"phase": "Running"},
-    }))
-    .unwrap();
+    kube.add_pod(pod(NS, POD).container("main").container("sidecar").build())
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig).unwrap();
@@ -857,14 +854,12 @@ async fn a_native_sidecar_is_waited_for_through_init_container_statuses() {
     let cluster = cluster().await;
     cluster
         .kube
-        .add_pod(json!({
-            "metadata": {"name": "web-0", "namespace": NS},
-            "spec": {
-                "initContainers": [{"name": "proxy", "restartPolicy": "Always"}],
-                "containers": [{"name": "web"}],
-            },
-            "status": {"phase": "Running"},
-        }))
+        .add_pod(
+            pod(NS, "web-0")
+                .init_container(container("proxy").restart_policy("Always"))
+                .container("web")
+                .build(),
+        )
         .unwrap();
     let web = PodRef {
         namespace: NS.into(),

@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fake_kube::FakeKube;
+use fake_kube::{objects, FakeKube};
 use quiesce::explain::{self, EXIT_CLEAN, EXIT_PROBLEMS, EXIT_USAGE};
 use serde_json::{json, Value};
 
@@ -726,14 +726,13 @@ async fn the_cluster_gives_the_same_report_as_the_files_and_no_exec_is_sent() {
 #[tokio::test]
 async fn a_problem_in_the_cluster_exits_1_and_still_no_exec_is_sent() {
     let (kube, kubeconfig, _dir) = cluster_with_clean_fixture().await;
-    kube.add_pod(json!({
-        "metadata": {"name": "broken-0", "namespace": "shop", "annotations": {
-            "pre.hook.backup.quiesce.dev/command": "[\"sync\"]",
-            "pre.hook.backup.quiesce.dev/container": "nosuch",
-        }},
-        "spec": {"containers": [{"name": "main"}]},
-        "status": {"phase": "Running"},
-    }))
+    kube.add_pod(
+        objects::pod("shop", "broken-0")
+            .annotation("pre.hook.backup.quiesce.dev/command", "[\"sync\"]")
+            .annotation("pre.hook.backup.quiesce.dev/container", "nosuch")
+            .container("main")
+            .build(),
+    )
     .unwrap();
     let (code, out, err) = run(&[
         "--kubeconfig",

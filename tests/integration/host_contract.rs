@@ -17,19 +17,12 @@ use quiesce::proto::v2::{
 use serde_json::Value;
 use tonic::Code;
 
-use crate::util::{backup_json, bin, launch_with_cluster, pod_json, Plugin};
+use crate::util::{
+    backup_json, bin, execute_request, launch_with_cluster, pod_json, Plugin, PLUGIN_NAME,
+};
 
-const NAME: &str = "quiesce.dev/pod-hooks";
 /// What go-plugin's `Kill` waits for a graceful exit before it SIGKILLs.
 const HOST_GRACE: Duration = Duration::from_secs(2);
-
-fn execute(item: Vec<u8>) -> ExecuteRequest {
-    ExecuteRequest {
-        plugin: NAME.into(),
-        item,
-        backup: backup_json(),
-    }
-}
 
 #[test]
 fn without_the_cookie_it_explains_itself_and_exits_1() {
@@ -94,8 +87,8 @@ async fn list_plugins_reports_argv0_and_both_kinds_in_velero_order() {
     assert_eq!(
         listed,
         [
-            (command, "BackupItemActionV2", NAME),
-            (command, "ItemBlockAction", NAME),
+            (command, "BackupItemActionV2", PLUGIN_NAME),
+            (command, "ItemBlockAction", PLUGIN_NAME),
         ]
     );
 }
@@ -126,7 +119,7 @@ async fn backup_action_applies_to_pods_and_persistent_volumes() {
         .backup_action()
         .await
         .applies_to(BackupItemActionAppliesToRequest {
-            plugin: NAME.into(),
+            plugin: PLUGIN_NAME.into(),
         })
         .await
         .unwrap()
@@ -147,7 +140,7 @@ async fn execute_returns_the_item_byte_for_byte() {
     let pv = br#"{"apiVersion":"v1","kind":"PersistentVolume","metadata":{"name":"pv-1"},"spec":{"claimRef":{"name":"data-db-0","namespace":"shop"}}}"#.to_vec();
     for item in [pod, pv] {
         let response = action
-            .execute(execute(item.clone()))
+            .execute(execute_request(item.clone()))
             .await
             .unwrap()
             .into_inner();
@@ -164,7 +157,7 @@ async fn progress_always_answers_with_a_progress_and_cancel_succeeds() {
     let mut action = plugin.backup_action().await;
     let progress = action
         .progress(BackupItemActionProgressRequest {
-            plugin: NAME.into(),
+            plugin: PLUGIN_NAME.into(),
             operation_id: "op-1".into(),
             backup: backup_json(),
         })
@@ -178,7 +171,7 @@ async fn progress_always_answers_with_a_progress_and_cancel_succeeds() {
     assert_eq!(progress.started.unwrap().seconds, -62_135_596_800);
     action
         .cancel(BackupItemActionCancelRequest {
-            plugin: NAME.into(),
+            plugin: PLUGIN_NAME.into(),
             operation_id: "op-1".into(),
             backup: backup_json(),
         })
@@ -192,7 +185,7 @@ async fn item_block_action_applies_to_pods_and_relates_nothing() {
     let mut action = plugin.item_block_action().await;
     let selector = action
         .applies_to(ItemBlockActionAppliesToRequest {
-            plugin: NAME.into(),
+            plugin: PLUGIN_NAME.into(),
         })
         .await
         .unwrap()
@@ -202,7 +195,7 @@ async fn item_block_action_applies_to_pods_and_relates_nothing() {
     assert_eq!(selector.included_resources, ["pods"]);
     let related = action
         .get_related_items(ItemBlockActionGetRelatedItemsRequest {
-            plugin: NAME.into(),
+            plugin: PLUGIN_NAME.into(),
             item: pod_json("shop", "db-0"),
             backup: backup_json(),
         })
@@ -221,7 +214,7 @@ async fn a_wrong_plugin_name_is_an_unknown_error_with_a_matching_stack_detail() 
         .await
         .execute(ExecuteRequest {
             plugin: "velero.io/pod".into(),
-            ..execute(pod_json("shop", "db-0"))
+            ..execute_request(pod_json("shop", "db-0"))
         })
         .await
         .unwrap_err();
@@ -274,7 +267,10 @@ async fn bad_items_get_clear_errors() {
         (b"[]", "the item is not a Kubernetes object"),
     ];
     for (item, expected) in cases {
-        let status = action.execute(execute(item.to_vec())).await.unwrap_err();
+        let status = action
+            .execute(execute_request(item.to_vec()))
+            .await
+            .unwrap_err();
         assert_eq!(status.code(), Code::Unknown);
         assert!(
             status
@@ -287,7 +283,7 @@ async fn bad_items_get_clear_errors() {
     }
     // The process is still serving.
     action
-        .execute(execute(pod_json("shop", "db-0")))
+        .execute(execute_request(pod_json("shop", "db-0")))
         .await
         .unwrap();
 }
@@ -303,7 +299,7 @@ async fn a_32_mib_item_comes_back_unchanged() {
     let response = plugin
         .backup_action()
         .await
-        .execute(execute(item.clone()))
+        .execute(execute_request(item.clone()))
         .await
         .unwrap()
         .into_inner();
@@ -320,7 +316,7 @@ async fn sixty_four_concurrent_executes_on_one_connection() {
         async move {
             let item = pod_json("shop", &format!("db-{i}"));
             let response = action
-                .execute(execute(item.clone()))
+                .execute(execute_request(item.clone()))
                 .await
                 .unwrap()
                 .into_inner();
@@ -349,7 +345,7 @@ async fn a_client_may_disconnect_and_reconnect_any_number_of_times() {
     }
     let mut action = plugin.backup_action().await;
     action
-        .execute(execute(pod_json("shop", "db-0")))
+        .execute(execute_request(pod_json("shop", "db-0")))
         .await
         .unwrap();
 }
@@ -404,7 +400,7 @@ async fn shutdown_while_calls_are_in_flight_still_exits_cleanly() {
             let mut action = action.clone();
             tokio::spawn(async move {
                 let _ = action
-                    .execute(execute(pod_json("shop", &format!("p{i}"))))
+                    .execute(execute_request(pod_json("shop", &format!("p{i}"))))
                     .await;
             })
         })
@@ -448,7 +444,7 @@ async fn stderr_carries_only_velero_log_lines_at_the_requested_level() {
     plugin
         .backup_action()
         .await
-        .execute(execute(pod_json("shop", "db-0")))
+        .execute(execute_request(pod_json("shop", "db-0")))
         .await
         .unwrap();
     plugin.shutdown().await;
@@ -482,7 +478,7 @@ async fn a_backup_without_hooks_adds_no_warnings_or_errors_to_velero() {
     plugin
         .backup_action()
         .await
-        .execute(execute(pod_json("shop", "db-0")))
+        .execute(execute_request(pod_json("shop", "db-0")))
         .await
         .unwrap();
     plugin.shutdown().await;
