@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use fake_kube::objects::{container, pod};
 use fake_kube::TimelineEventKind;
-use quiesce::proto::generated::Empty;
 use serde_json::Value;
 use util::velero::{Velero, NAMESPACE};
 use util::Plugin;
@@ -96,14 +95,7 @@ async fn main() {
         started.elapsed().as_secs_f64() * 1e3,
         plugin.handshake.trim_end()
     );
-    let listed = plugin
-        .lister()
-        .await
-        .list_plugins(Empty {})
-        .await
-        .unwrap()
-        .into_inner();
-    for p in &listed.plugins {
+    for p in &plugin.list_plugins().await {
         println!("    {:<20} {}", p.kind, p.name);
     }
     plugin.shutdown().await;

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use fake_kube::objects::PodBuilder;
 use fake_kube::{ExecOutcome, TimelineEventKind};
-use quiesce::proto::generated::Empty;
 use serde_json::Value;
 
 use crate::util::backup_json;
@@ -393,13 +392,8 @@ async fn for_velero_before_1_15_the_item_block_action_can_be_switched_off() {
     let mut velero = Velero::start_with_env(&[("QUIESCE_ITEM_BLOCK_ACTION", "false")]).await;
     let kinds: Vec<String> = velero
         .plugin
-        .lister()
+        .list_plugins()
         .await
-        .list_plugins(Empty {})
-        .await
-        .unwrap()
-        .into_inner()
-        .plugins
         .into_iter()
         .map(|p| p.kind)
         .collect();

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use prost::Message;
-use quiesce::proto::generated::{Empty, Stack};
+use quiesce::proto::generated::Stack;
 use quiesce::proto::plugin::grpc_broker_client::GrpcBrokerClient;
 use quiesce::proto::plugin::grpc_stdio_client::GrpcStdioClient;
 use quiesce::proto::plugin::ConnInfo;
@@ -72,14 +72,7 @@ async fn list_plugins_reports_argv0_and_both_kinds_in_velero_order() {
     std::os::unix::fs::symlink(bin(), &link).unwrap();
     let command = link.to_str().unwrap();
     let plugin = Plugin::launch_as(command, &[]);
-    let plugins = plugin
-        .lister()
-        .await
-        .list_plugins(Empty {})
-        .await
-        .unwrap()
-        .into_inner()
-        .plugins;
+    let plugins = plugin.list_plugins().await;
     let listed: Vec<_> = plugins
         .iter()
         .map(|p| (p.command.as_str(), p.kind.as_str(), p.name.as_str()))
@@ -330,18 +323,8 @@ async fn sixty_four_concurrent_executes_on_one_connection() {
 async fn a_client_may_disconnect_and_reconnect_any_number_of_times() {
     let (plugin, _cluster) = launch_with_cluster(&[]).await;
     for _ in 0..5 {
-        let mut lister = plugin.lister().await;
-        assert_eq!(
-            lister
-                .list_plugins(Empty {})
-                .await
-                .unwrap()
-                .into_inner()
-                .plugins
-                .len(),
-            2
-        );
-        drop(lister); // closes the connection
+        // Each call dials a connection of its own and closes it when it returns.
+        assert_eq!(plugin.list_plugins().await.len(), 2);
     }
     let mut action = plugin.backup_action().await;
     action
@@ -425,7 +408,7 @@ async fn sigterm_takes_the_orderly_path_and_sigint_is_ignored() {
         plugin.child.try_wait().unwrap().is_none(),
         "SIGINT must not stop the plugin"
     );
-    plugin.lister().await.list_plugins(Empty {}).await.unwrap();
+    plugin.list_plugins().await;
 
     plugin.signal(15); // SIGTERM
     let status = plugin.wait_exit(HOST_GRACE).expect("exited after SIGTERM");
@@ -494,7 +477,7 @@ async fn a_backup_without_hooks_adds_no_warnings_or_errors_to_velero() {
 #[tokio::test]
 async fn an_unknown_log_level_is_a_warning_not_a_failure() {
     let plugin = Plugin::launch(&["--log-level=chatty"]);
-    plugin.lister().await.list_plugins(Empty {}).await.unwrap();
+    plugin.list_plugins().await;
     std::thread::sleep(Duration::from_millis(50));
     let lines = plugin.stderr_lines();
     assert!(

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use hyper_util::rt::TokioIo;
 use quiesce::proto::generated::plugin_lister_client::PluginListerClient;
+use quiesce::proto::generated::{Empty, PluginIdentifier};
 use quiesce::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use quiesce::proto::v1::item_block_action_client::ItemBlockActionClient;
 use quiesce::proto::v1::ItemBlockActionGetRelatedItemsRequest;
@@ -154,8 +155,20 @@ impl Plugin {
     }
 
     /// A `PluginLister` client, as Velero asks what the binary serves.
-    pub async fn lister(&self) -> PluginListerClient<Channel> {
+    async fn lister(&self) -> PluginListerClient<Channel> {
         PluginListerClient::new(self.connect().await)
+    }
+
+    /// What the binary serves, as Velero's `ListPlugins` asks at start, on a connection of its
+    /// own that is closed before this returns.
+    pub async fn list_plugins(&self) -> Vec<PluginIdentifier> {
+        let mut lister = self.lister().await;
+        lister
+            .list_plugins(Empty {})
+            .await
+            .unwrap()
+            .into_inner()
+            .plugins
     }
 
     /// A BackupItemAction v2 client with message size limits lifted, for large items.
