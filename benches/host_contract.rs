@@ -17,20 +17,24 @@ use std::time::{Duration, Instant};
 
 use util::{bin, execute_request, pod_json, Plugin};
 
+/// The `p` quantile (0 to 1) of the samples, nearest rank (sorts them).
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();
     let rank = ((samples.len() as f64 - 1.0) * p).round() as usize;
     samples[rank]
 }
 
+/// A duration in milliseconds, two decimals.
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
+/// A duration in whole microseconds.
 fn us(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
 
+/// The process's resident set (VmRSS) in KiB, from /proc.
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status

@@ -61,6 +61,7 @@ const LOUD_BYTES: usize = 1 << 20;
 struct SplitMix64(u64);
 
 impl SplitMix64 {
+    /// The next 64 random bits.
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -92,6 +93,7 @@ enum OnErrorKey {
 }
 
 impl OnErrorKey {
+    /// Whether a failure stops the chain (`Fail`, also when unset).
     fn is_fail(self) -> bool {
         self != OnErrorKey::Continue
     }
@@ -115,6 +117,7 @@ enum ExecFault {
 }
 
 impl ExecFault {
+    /// The fault rule to install for this exec, if any.
     fn fault(self) -> Option<Fault> {
         match self {
             ExecFault::None => None,
@@ -126,6 +129,7 @@ impl ExecFault {
         }
     }
 
+    /// How the README tally names this fault.
     fn label(self) -> &'static str {
         match self {
             ExecFault::None => "none",
@@ -192,6 +196,7 @@ enum ServerEnd {
 }
 
 impl ServerEnd {
+    /// Whether the server recorded this end.
     fn matches(self, outcome: &ExecOutcome) -> bool {
         match (self, outcome) {
             (ServerEnd::Exited(want), ExecOutcome::Exited { code }) => want == *code,
@@ -215,6 +220,7 @@ struct HookExpectation {
 }
 
 impl HookExpectation {
+    /// An expectation from its three facts.
     fn new(fails: bool, may_have_run: bool, end: ServerEnd) -> Self {
         HookExpectation {
             fails,
@@ -225,6 +231,7 @@ impl HookExpectation {
 }
 
 impl HookCase {
+    /// What this hook must come to, given whether its pod is gone by then.
     fn expect(&self, pod_deleted: bool) -> HookExpectation {
         if pod_deleted {
             // The API server answers 404 before any fault rule is consulted.
@@ -273,6 +280,7 @@ struct PodExpectation {
 }
 
 impl PodCase {
+    /// The claims of the pod's volumes.
     fn claims(&self) -> Vec<String> {
         match self.volumes {
             Volumes::None => vec![],
@@ -281,6 +289,7 @@ impl PodCase {
         }
     }
 
+    /// The hook's command annotation: `true`/`false` with the verb, or a loud `sh -c`.
     fn command(&self, hook: &HookCase, phase: &str) -> Value {
         let argv: Vec<String> = match (self.loud, hook.exits_one) {
             (false, false) => vec!["true".into(), phase.into()],
@@ -298,6 +307,7 @@ impl PodCase {
         json!(serde_json::to_string(&argv).unwrap())
     }
 
+    /// The pod as the API server holds it and Velero sends it.
     fn json(&self) -> Value {
         let mut annotations = serde_json::Map::new();
         if self.hooks {
@@ -538,6 +548,7 @@ struct Soak {
 }
 
 impl Soak {
+    /// Launches the plugin and fake cluster, adds every pod, then every fault.
     async fn start(cases: Vec<PodCase>) -> Soak {
         let velero = Velero::start().await;
         let rss = PeakRss::watch(velero.plugin.child.id());
@@ -606,6 +617,7 @@ impl Soak {
         assert_eq!(status.code(), Some(0), "the plugin exits 0");
     }
 
+    /// The plugin's stderr, every line parsed as JSON (a line that is not fails the test).
     fn stderr(&self) -> Vec<Value> {
         let lines = self.velero.plugin.stderr_lines();
         lines
@@ -637,6 +649,7 @@ fn records_by_hook(records: &[ExecRecord]) -> BTreeMap<(String, String), Vec<&Ex
     by_hook
 }
 
+/// The timeline position of the marker `label`, if it was set.
 fn marker_seq(events: &[fake_kube::TimelineEvent], label: &str) -> Option<u64> {
     events.iter().find_map(|e| match &e.kind {
         fake_kube::TimelineEventKind::Marker { label: l } if l == label => Some(e.seq),
@@ -885,6 +898,7 @@ impl Memory {
         }
     }
 
+    /// Asserts that the bounded peak stays under [`PEAK_RSS_BOUND_KIB`].
     fn assert_bounded(&self) {
         assert!(
             self.bounded_kib() < PEAK_RSS_BOUND_KIB,
@@ -916,6 +930,7 @@ struct PeakRss {
 }
 
 impl PeakRss {
+    /// Starts following the process's memory on a thread of its own.
     fn watch(pid: u32) -> PeakRss {
         let memory = Arc::new(std::sync::Mutex::new(Memory::default()));
         let done = Arc::new(AtomicBool::new(false));
@@ -951,6 +966,7 @@ impl PeakRss {
     }
 }
 
+/// VmHWM, RssAnon and RssFile of the process, from /proc; `None` once it is gone.
 fn read_memory(pid: u32) -> Option<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {

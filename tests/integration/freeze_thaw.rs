@@ -255,6 +255,8 @@ async fn a_thaw_that_hangs_is_cancelled_at_its_timeout() {
     assert!(error.to_string().contains("timed out after 1s"), "{error}");
 }
 
+/// Three pods, each with one claim, frozen at their volumes and never sent their own Execute;
+/// returns their names.
 async fn frozen_pods(velero: &mut Velero) -> Vec<String> {
     let names: Vec<String> = (1..=3).map(|i| format!("db-{i}")).collect();
     for name in &names {
@@ -269,6 +271,7 @@ async fn frozen_pods(velero: &mut Velero) -> Vec<String> {
     names
 }
 
+/// Asserts that each pod was thawed exactly once.
 fn assert_thawed_once(velero: &Velero, names: &[String]) {
     let timeline = velero.timeline();
     for name in names {

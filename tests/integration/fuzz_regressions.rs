@@ -30,6 +30,7 @@ fn typed(pod: PodBuilder) -> Pod {
     serde_json::from_value(pod.build()).expect("test pod JSON")
 }
 
+/// [`RULES_YAML`] loaded, with no problem.
 fn rules() -> Config {
     let (config, problems) = Config::from_yaml(RULES_YAML);
     assert!(problems.is_empty(), "{problems:?}");
@@ -153,10 +154,12 @@ fn config_yaml_edge_documents_keep_rules_valid() {
 
 // 4. Execute / GetRelatedItems
 
+/// The Backup the Velero calls carry.
 fn backup() -> Vec<u8> {
     br#"{"kind":"Backup","metadata":{"name":"b","namespace":"velero","uid":"uid-1"},"status":{"phase":"InProgress"}}"#.to_vec()
 }
 
+/// A Velero call of `method` on `item` for this plugin.
 fn call(method: Method, item: &[u8]) -> VeleroCall {
     VeleroCall {
         method,

@@ -20,10 +20,12 @@ fn copy_to(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The command's stderr as text.
 fn stderr_of(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
+/// The names in a directory, sorted.
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()

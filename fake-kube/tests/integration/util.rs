@@ -47,9 +47,11 @@ pub struct ExecResult {
 }
 
 impl ExecResult {
+    /// Stdout as text (lossy UTF-8).
     pub fn stdout_text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
+    /// Stderr as text (lossy UTF-8).
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
