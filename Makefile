@@ -83,4 +83,4 @@ image-smoke: image
 ## plugin's own parser
 manifests:
 	scripts/check-manifests.sh
-	$(CARGO) test --locked --test manifests
+	$(CARGO) test --locked --test integration manifests::

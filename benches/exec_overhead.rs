@@ -11,6 +11,7 @@
 
 use std::time::{Duration, Instant};
 
+use fake_kube::objects::pod;
 use fake_kube::FakeKube;
 use quiesce::exec::{ExecRequest, Executor};
 use quiesce::kube_api::Kube;
@@ -19,6 +20,7 @@ const DEFAULT_EXECS: usize = 300;
 const WARMUP: usize = 10;
 const TARGET: Duration = Duration::from_millis(2);
 
+/// The `p`th percentile (0 to 100) of sorted samples, nearest rank.
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -27,10 +29,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// A duration in milliseconds, three decimals.
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// Prints one line of median, p99, min and max; returns the median and p99.
 fn row(label: &str, mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
     let (median, p99) = (percentile(&samples, 50.0), percentile(&samples, 99.0));
@@ -59,12 +63,8 @@ fn main() {
     let kube = server_runtime
         .block_on(FakeKube::start())
         .expect("fake API server");
-    kube.add_pod(serde_json::json!({
-        "metadata": {"name": "bench", "namespace": "default"},
-        "spec": {"containers": [{"name": "main"}]},
-        "status": {"phase": "Running"},
-    }))
-    .expect("pod");
+    kube.add_pod(pod("default", "bench").container("main").build())
+        .expect("pod");
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = dir.path().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig).expect("kubeconfig");

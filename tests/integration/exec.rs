@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fake_kube::objects::{container, pod};
 use fake_kube::{ExecOutcome, FakeKube, Fault, FaultRule};
 use quiesce::exec::{
     run_hook, ExecError, ExecOutput, ExecRequest, Executor, HookFailure, OUTPUT_LIMIT,
@@ -34,13 +35,10 @@ struct Cluster {
     _dir: tempfile::TempDir,
 }
 
+/// Puts pod `shop/db-0` into `kube` and builds an executor from its kubeconfig.
 async fn cluster_with(kube: FakeKube) -> Cluster {
-    kube.add_pod(json!({
-        "metadata": {"name": POD, "namespace": NS},
-        "spec": {"containers": [{"name": "main"}, {"name": "sidecar"}]},
-        "status": {"phase": "Running"},
-    }))
-    .unwrap();
+    kube.add_pod(pod(NS, POD).container("main").container("sidecar").build())
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig).unwrap();
@@ -53,10 +51,12 @@ async fn cluster_with(kube: FakeKube) -> Cluster {
     }
 }
 
+/// A [`Cluster`] on a default fake API server.
 async fn cluster() -> Cluster {
     cluster_with(FakeKube::start().await.unwrap()).await
 }
 
+/// An exec of `command` in container `main` of `shop/db-0`.
 fn request(command: &[&str], timeout: Duration) -> ExecRequest {
     ExecRequest {
         namespace: NS.into(),
@@ -67,10 +67,12 @@ fn request(command: &[&str], timeout: Duration) -> ExecRequest {
     }
 }
 
+/// `sh -c SCRIPT` in `main`, with a 10 s timeout.
 fn sh(script: &str) -> ExecRequest {
     request(&["sh", "-c", script], Duration::from_secs(10))
 }
 
+/// A pre hook from the annotations running `command` in `main`, 10 s timeout.
 fn hook(command: &[&str], on_error: OnError) -> ResolvedHook {
     ResolvedHook {
         phase: Phase::Pre,
@@ -87,6 +89,7 @@ fn hook(command: &[&str], on_error: OnError) -> ResolvedHook {
     }
 }
 
+/// The test pod, `shop/db-0`.
 fn pod_ref() -> PodRef {
     PodRef {
         namespace: NS.into(),
@@ -94,6 +97,7 @@ fn pod_ref() -> PodRef {
     }
 }
 
+/// Runs `request` through the cluster's executor.
 async fn exec(cluster: &Cluster, request: &ExecRequest) -> Result<ExecOutput, ExecError> {
     cluster.executor.exec(request).await
 }
@@ -123,6 +127,7 @@ fn point_kubeconfig_at_a_closed_port(cluster: &Cluster) {
     std::fs::write(&cluster.kubeconfig, yaml).unwrap();
 }
 
+/// The `@message` of each log line.
 fn messages(lines: &[Value]) -> Vec<String> {
     lines
         .iter()
@@ -656,6 +661,7 @@ async fn huge_hook_output_is_logged_cut_and_marked() {
 
 // ----- run_hook: waiting for the container -----
 
+/// [`hook`] that first waits up to `timeout` for its container to run (and be ready).
 fn waiting_hook(command: &[&str], timeout: Duration, ready: bool) -> ResolvedHook {
     ResolvedHook {
         execution: Execution {
@@ -666,6 +672,7 @@ fn waiting_hook(command: &[&str], timeout: Duration, ready: bool) -> ResolvedHoo
     }
 }
 
+/// Sets the state and readiness of container `main` in the pod's status.
 fn set_main(cluster: &Cluster, state: Value, ready: bool) {
     cluster
         .kube
@@ -857,14 +864,12 @@ async fn a_native_sidecar_is_waited_for_through_init_container_statuses() {
     let cluster = cluster().await;
     cluster
         .kube
-        .add_pod(json!({
-            "metadata": {"name": "web-0", "namespace": NS},
-            "spec": {
-                "initContainers": [{"name": "proxy", "restartPolicy": "Always"}],
-                "containers": [{"name": "web"}],
-            },
-            "status": {"phase": "Running"},
-        }))
+        .add_pod(
+            pod(NS, "web-0")
+                .init_container(container("proxy").restart_policy("Always"))
+                .container("web")
+                .build(),
+        )
         .unwrap();
     let web = PodRef {
         namespace: NS.into(),
@@ -925,6 +930,7 @@ async fn a_pod_that_is_gone_fails_the_wait_as_pod_not_found() {
 
 // ----- run_hook: retries -----
 
+/// [`hook`] retried up to `retries` times, also on the given exit codes.
 fn retrying_hook(command: &[&str], retries: u32, exit_codes: &[i32]) -> ResolvedHook {
     ResolvedHook {
         execution: Execution {
@@ -1088,6 +1094,7 @@ async fn a_listed_exit_code_is_retried_until_the_command_succeeds() {
 const HANGS_UNTIL_TERM: &str =
     "trap 'echo bye > terminated; exit 143' TERM; echo $$ > pid; while true; do sleep 0.1; done";
 
+/// [`hook`] whose command hangs until SIGTERM, with a 2 s timeout.
 fn hung_hook(kill_on_timeout: bool) -> ResolvedHook {
     ResolvedHook {
         timeout: Duration::from_secs(2),
@@ -1099,6 +1106,8 @@ fn hung_hook(kill_on_timeout: bool) -> ResolvedHook {
     }
 }
 
+/// A [`Cluster`] whose fake API server leaves commands running when their client goes away, as a
+/// kubelet does.
 async fn kubelet_like_cluster() -> Cluster {
     cluster_with(
         FakeKube::builder()
@@ -1110,6 +1119,7 @@ async fn kubelet_like_cluster() -> Cluster {
     .await
 }
 
+/// Whether a process with this PID exists.
 fn is_alive(pid: u32) -> bool {
     // SAFETY: kill(2) with signal 0 only checks that the process exists.
     unsafe { libc::kill(pid as i32, 0) == 0 }
@@ -1281,6 +1291,7 @@ async fn a_timed_out_exec_keeps_the_stderr_that_arrived() {
 
 const VELERO_NS: &str = "velero";
 
+/// A ConfigMap in Velero's namespace with the plugin-config labels and `yaml` as its rules.
 fn plugin_config_map(name: &str, yaml: &str) -> Value {
     json!({
         "metadata": {
