@@ -114,7 +114,7 @@ async fn main() {
     print_logs(&velero.plugin, &mut seen);
 
     step("The pod's claim is backed up; its volume comes next: Execute(persistentvolume pv-data) → freeze");
-    velero.volume("pv-data", "data-postgres-0").await;
+    velero.volume("pv-data", "data-postgres-0").await.unwrap();
     print_logs(&velero.plugin, &mut seen);
     println!("    (Velero cuts the volume snapshot now)");
 

@@ -352,11 +352,12 @@ impl PodCase {
             .build()
     }
 
-    /// Applies the rule of `src/quiesce/mod.rs` to the story: pre hooks run at the first of
-    /// Execute(PV)/Execute(pod); a failed `Fail` pre hook stops the chain and answers the pod's
-    /// Execute with an error, and post hooks run then only if the pre hook may have run; a
-    /// failed `Continue` pre hook goes on to a normal freeze, so post hooks run. Failures of
-    /// `Fail` hooks are error lines, of `Continue` hooks warnings.
+    /// Applies the rule of `src/engine/` to the story: pre hooks run at the first of
+    /// Execute(PV)/Execute(pod); a failed `Fail` pre hook stops the chain — at the pod's first
+    /// volume, which is refused (a warning) and the pod thawed right there, or at the pod's
+    /// Execute — and the chain's answer is an error; post hooks run then only if the pre hook
+    /// may have run; a failed `Continue` pre hook goes on to a normal freeze, so post hooks
+    /// run. Failures of `Fail` hooks are error lines, of `Continue` hooks warnings.
     fn expect(&self, stage: Stage) -> PodExpectation {
         let mut expected = PodExpectation::default();
         let pre_attempted = self.hooks
@@ -379,11 +380,18 @@ impl PodCase {
             }
         }
         expected.execute_fails = pre_stopped_the_chain && stage == Stage::Full;
+        // Refused at its first volume: thawed there, before a deletion "before the thaw".
+        let refused = pre_stopped_the_chain && !self.claims().is_empty();
         let post_runs = !pre_stopped_the_chain || pre.may_have_run;
         if !post_runs {
             return expected;
         }
-        let post = self.post.expect(self.deletion != Deletion::None);
+        let deleted_before_thaw = match self.deletion {
+            Deletion::None => false,
+            Deletion::BeforeFreeze => true,
+            Deletion::BeforeThaw => !refused,
+        };
+        let post = self.post.expect(deleted_before_thaw);
         expected.post = Some(post);
         if post.fails {
             if self.post.on_error.is_fail() {
@@ -504,8 +512,13 @@ async fn replay(
         if case.deletion == Deletion::BeforeFreeze {
             cluster.remove_pod(NAMESPACE, &case.name).unwrap();
         }
+        // A refused volume ends the pod's chain in Velero: no further volume, no Execute(pod).
+        let mut refused = None;
         for claim in case.claims() {
-            worker.volume(&format!("pv-{claim}"), &claim).await;
+            if let Err(status) = worker.volume(&format!("pv-{claim}"), &claim).await {
+                refused = Some(status.message().to_owned());
+                break;
+            }
         }
         if case.deletion == Deletion::BeforeThaw {
             cluster.remove_pod(NAMESPACE, &case.name).unwrap();
@@ -515,6 +528,10 @@ async fn replay(
             complete_pod_volume_backup(&cluster, done);
         }
         if case.held {
+            continue;
+        }
+        if let Some(error) = refused {
+            answers.push((case.index, Err(error)));
             continue;
         }
         let answer = worker

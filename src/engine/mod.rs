@@ -334,6 +334,8 @@ impl Engine {
         let Some((namespace, claim)) = claim_of_volume(&pv) else {
             return Ok(());
         };
+        // Only a CSI volume gets a VolumeSnapshot whose cut a thaw can follow.
+        let csi = pv.spec.as_ref().is_some_and(|spec| spec.csi.is_some());
         let volume = pv.metadata.name.unwrap_or_default();
         let volume_key = VolumeKey {
             backup_uid: backup.uid.clone(),
@@ -375,7 +377,9 @@ impl Engine {
             }
         }
         if failures.is_empty() {
-            self.watch_for_cut(&backup, &namespace, &pods).await;
+            if csi {
+                self.watch_for_cut(&backup, &namespace, &pods).await;
+            }
             return Ok(());
         }
         let refusal = Error::VolumeRefused {

@@ -229,11 +229,25 @@ fn pod_value(name: &str, claims: &[&str], annotations: Value) -> Value {
     })
 }
 
+/// A CSI PersistentVolume bound to `claim`.
 fn pv(name: &str, claim: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "apiVersion": "v1", "kind": "PersistentVolume",
         "metadata": {"name": name},
-        "spec": {"claimRef": {"namespace": "shop", "name": claim}}
+        "spec": {
+            "claimRef": {"namespace": "shop", "name": claim},
+            "csi": {"driver": "hostpath.csi.k8s.io", "volumeHandle": name}
+        }
+    }))
+    .unwrap()
+}
+
+/// A PersistentVolume without CSI (native snapshots, or none), bound to `claim`.
+fn native_pv(name: &str, claim: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": name},
+        "spec": {"claimRef": {"namespace": "shop", "name": claim}, "awsElasticBlockStore": {"volumeID": "vol-1"}}
     }))
     .unwrap()
 }
@@ -730,6 +744,18 @@ async fn pods_whose_snapshots_are_not_all_cut_thaw_at_their_item() {
         h.timeline.count("post failed") + h.timeline.count("post stale"),
         2
     );
+}
+
+#[tokio::test]
+async fn a_volume_without_csi_starts_no_snapshot_watch() {
+    let h = harness(&[]);
+    let db = pod("db", &["data"], json!({}));
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.engine
+        .freeze_pods_of_volume(&native_pv("pv-1", "data"), &backup())
+        .await
+        .unwrap();
+    assert!(h.cluster.snapshot_watches.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -94,7 +94,7 @@ async fn pods_sharing_a_claim_are_all_frozen_before_its_snapshot() {
     );
     velero.index(&a).await;
     velero.index(&b).await;
-    velero.volume("pv-shared", "shared").await;
+    velero.volume("pv-shared", "shared").await.unwrap();
     velero.pod(&a).await.unwrap();
     velero.pod(&b).await.unwrap();
     let timeline = velero.timeline();
@@ -263,7 +263,7 @@ async fn frozen_pods(velero: &mut Velero) -> Vec<String> {
         let claim = format!("data-{name}");
         let p = hooked(name, &[&claim]).build();
         velero.index(&p).await;
-        velero.volume(&format!("pv-{name}"), &claim).await;
+        velero.volume(&format!("pv-{name}"), &claim).await.unwrap();
     }
     for name in &names {
         assert_eq!(velero.timeline().finished("thaw", name), 0);
@@ -312,7 +312,7 @@ async fn the_watchdog_thaws_a_pod_frozen_past_its_max_freeze() {
         .annotation("quiesce.dev/max-freeze", "1s")
         .build();
     velero.index(&db).await;
-    velero.volume("pv-data", "data").await;
+    velero.volume("pv-data", "data").await.unwrap();
     // Velero never gets to the pod's Execute (say, a slow snapshot): the watchdog steps in.
     assert!(
         velero.wait_for("thaw", "db", 1).await,
@@ -408,7 +408,7 @@ async fn for_velero_before_1_15_the_item_block_action_can_be_switched_off() {
     // No GetRelatedItems: the pods of the volume are found through the API.
     let db = hooked("db", &["data"]).build();
     velero.cluster.add_pod(db.clone()).unwrap();
-    velero.volume("pv-data", "data").await;
+    velero.volume("pv-data", "data").await.unwrap();
     velero.pod(&db).await.unwrap();
     let timeline = velero.timeline();
     timeline.assert_frozen_around("db", "snapshot pv-data");
@@ -436,7 +436,7 @@ async fn a_group_of_three_pods_across_two_blocks_freezes_and_thaws_together() {
     velero.back_up(&a, &[("pv-a", "data-a")]).await.unwrap();
     velero.index(&b).await;
     velero.index(&c).await;
-    velero.volume("pv-b", "data-b").await;
+    velero.volume("pv-b", "data-b").await.unwrap();
     velero.pod(&b).await.unwrap();
     velero.pod(&c).await.unwrap();
 

@@ -185,7 +185,10 @@ async fn item_block_action_applies_to_pods_and_relates_nothing() {
         .into_inner()
         .resource_selector
         .unwrap();
-    assert_eq!(selector.included_resources, ["pods"]);
+    assert_eq!(
+        selector.included_resources,
+        ["pods", "persistentvolumeclaims"]
+    );
     let related = action
         .get_related_items(ItemBlockActionGetRelatedItemsRequest {
             plugin: PLUGIN_NAME.into(),

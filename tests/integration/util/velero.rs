@@ -70,8 +70,8 @@ impl Velero {
 
     /// Execute(persistentvolume) in the claim's chain, then the snapshot: see
     /// [`Worker::volume`].
-    pub async fn volume(&mut self, pv: &str, claim: &str) {
-        self.worker.volume(pv, claim).await;
+    pub async fn volume(&mut self, pv: &str, claim: &str) -> Result<(), tonic::Status> {
+        self.worker.volume(pv, claim).await
     }
 
     /// Execute(pod): see [`Worker::pod`].
@@ -142,17 +142,18 @@ impl Worker {
     }
 
     /// Execute(persistentvolume `pv`, bound to `claim` in [`NAMESPACE`]) in the claim's chain,
-    /// then the snapshot Velero cuts after it: the marker `snapshot PV` on the timeline.
-    pub async fn volume(&mut self, pv: &str, claim: &str) {
+    /// then the snapshot Velero cuts after it: the marker `snapshot PV` on the timeline. When
+    /// the plugin refuses the volume, Velero takes no snapshot and the chain fails: the error.
+    pub async fn volume(&mut self, pv: &str, claim: &str) -> Result<(), tonic::Status> {
         let item = serde_json::to_vec(&persistent_volume(pv, NAMESPACE, claim)).unwrap();
         let answer = self
             .bia
             .execute(execute_request(item.clone()))
-            .await
-            .unwrap()
+            .await?
             .into_inner();
         assert_eq!(answer.item, item, "the PV goes back unchanged");
         self.cluster.mark(format!("snapshot {pv}"));
+        Ok(())
     }
 
     /// Execute(pod), after its additional items (claims and volumes) were backed up.
@@ -168,7 +169,8 @@ impl Worker {
     }
 
     /// A pod and its volumes (`(pv, claim)` pairs), the whole of Velero's order:
-    /// GetRelatedItems(pod), each volume and its snapshot, Execute(pod).
+    /// GetRelatedItems(pod), each volume and its snapshot, Execute(pod) — or, as in Velero,
+    /// the first volume's error, after which the pod's chain goes no further.
     pub async fn back_up(
         &mut self,
         pod: &Value,
@@ -176,7 +178,7 @@ impl Worker {
     ) -> Result<(), tonic::Status> {
         self.related_items(pod).await;
         for (pv, claim) in volumes {
-            self.volume(pv, claim).await;
+            self.volume(pv, claim).await?;
         }
         self.pod(pod).await
     }
