@@ -3,7 +3,11 @@ CARGO ?= cargo
 BIN := velero-plugin-quiesce
 MUSL := x86_64-unknown-linux-musl
 
-.PHONY: demo build release test lint deny soak bench bench-vs-go conformance clean
+.PHONY: help demo build release test lint deny soak bench bench-vs-go conformance clean image image-smoke manifests
+
+## help: list these targets
+help:
+	@sed -n -e 's/^## \([a-z-]*:\)/\1/p' -e 's/^## /    /p' $(MAKEFILE_LIST)
 
 ## demo: launch the plugin as Velero does and walk it through discovery and one backup
 demo:
@@ -38,10 +42,11 @@ release:
 test:
 	$(CARGO) test --locked --workspace
 
-## lint: formatting and clippy, warnings are errors
+## lint: formatting, clippy (warnings are errors, the crate's lints included) and the module layering
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	python3 scripts/check-layers.py
 
 ## deny: cargo-deny licenses, bans, sources (advisories only when the RustSec DB can be fetched)
 deny:
@@ -67,7 +72,6 @@ clean:
 	$(CARGO) clean
 	rm -rf dist
 
-.PHONY: image image-smoke manifests
 
 ## image: reproducible OCI image (FROM scratch, the static binary only), built twice to check the
 ## digest, exported as dist/velero-plugin-quiesce-<version>.oci.tar (installs buildah if missing)
