@@ -25,6 +25,7 @@
 //!             phases: { pre: { moment|null, hooks[] }, post: { moment|null, hooks[] } },
 //!             problems[], notices[] } ],
 //!   groups: [ { namespace, name, members[], pre, post } ],
+//!   volumeGroups: [ { namespace, name, labelKey, claims[], pods[] } ],
 //!   problems[], notices[],
 //!   summary: { pods, podsWithHooks, podsNotListed, hooks, problems, notices } }
 //! hook:    { order, source, name, index, container,
@@ -46,7 +47,7 @@
 //! `governance`), `max-freeze`, `double-quiesce`, `config`, `config-map`, `backup`. Notice
 //! kinds: `skipped`, `velero-hooks`, `pulled-in`, `late-freeze`, `no-config-map`,
 //! `backup-spec-hooks`, `ignored-object`, `claims-unknown`, `template-value-unknown`,
-//! `single-member-group`, `run-once-ignored`.
+//! `single-member-group`, `run-once-ignored`, `fs-backup-freeze`.
 
 mod cli;
 mod input;
@@ -62,7 +63,7 @@ pub use render::{render_json, render_text};
 pub use report::{
     explain, BackupScope, BackupView, ExecutionView, Finding, FindingKind, FindingSeverity,
     GroupReport, HookReport, Inputs, PhaseReport, Phases, PluginConfig, PodReport, Report,
-    RunOnceView, Summary, WaitView, SCHEMA_VERSION, VELERO_HOOK_PREFIXES,
+    RunOnceView, Summary, VolumeGroupReport, WaitView, SCHEMA_VERSION, VELERO_HOOK_PREFIXES,
 };
 
 /// Exit code: nothing wrong.

@@ -7,7 +7,7 @@ use crate::hooks::{format_go_duration, KILL_GRACE, MAX_RETRY_BACKOFF};
 
 use super::report::{
     ExecutionView, Finding, FindingKind, FindingSeverity, GroupReport, HookReport, PhaseReport,
-    PodReport, Report, RunOnceView,
+    PodReport, Report, RunOnceView, VolumeGroupReport,
 };
 
 /// Width the text output wraps at.
@@ -49,6 +49,16 @@ pub fn render_text(report: &Report) -> String {
         out.push_str("\nconsistency groups:\n");
         for group in &report.groups {
             render_group(&mut out, group);
+        }
+    }
+
+    if let Some(first) = report.volume_groups.first() {
+        out.push_str(&format!(
+            "\nvolume groups (claims labelled {}, snapshotted together by Velero 1.17+):\n",
+            first.label_key
+        ));
+        for group in &report.volume_groups {
+            render_volume_group(&mut out, group);
         }
     }
 
@@ -325,6 +335,23 @@ fn render_group(out: &mut String, group: &GroupReport) {
         "  ",
         "      ",
         &format!("{}/{} ({members}): {effect}", group.namespace, group.name),
+    );
+}
+
+fn render_volume_group(out: &mut String, group: &VolumeGroupReport) {
+    line(
+        out,
+        "  ",
+        "      ",
+        &format!(
+            "{}/{} (claims {}; {} {}): every pod of the group freezes before the group's \
+             snapshot, at its first claim",
+            group.namespace,
+            group.name,
+            group.claims.join(", "),
+            if group.pods.len() == 1 { "pod" } else { "pods" },
+            group.pods.join(", ")
+        ),
     );
 }
 

@@ -20,7 +20,8 @@ mod workload;
 
 pub use view::{
     BackupView, ExecutionView, Finding, FindingKind, FindingSeverity, GroupReport, HookReport,
-    PhaseReport, Phases, PodReport, Report, RunOnceView, Summary, WaitView, SCHEMA_VERSION,
+    PhaseReport, Phases, PodReport, Report, RunOnceView, Summary, VolumeGroupReport, WaitView,
+    SCHEMA_VERSION,
 };
 use workload::{PodGroup, Workloads};
 
@@ -161,6 +162,7 @@ pub fn explain(inputs: &Inputs, backup: &BackupScope) -> Report {
     }
     let (groups, group_notices) = workloads.reports();
     notices.extend(group_notices);
+    let volume_groups = volume_groups(&reports, &claims, backup);
 
     let summary = Summary {
         pods: pods.len(),
@@ -194,10 +196,45 @@ pub fn explain(inputs: &Inputs, backup: &BackupScope) -> Report {
         },
         pods: reports,
         groups,
+        volume_groups,
         problems,
         notices,
         summary,
     }
+}
+
+/// The volume groups of the claims of pods with hooks in the backup: each group's claims, and
+/// its pods with hooks — all frozen before the group's one snapshot.
+fn volume_groups(
+    pods: &[PodReport],
+    claims: &ClaimIndex,
+    backup: &BackupScope,
+) -> Vec<VolumeGroupReport> {
+    let label_key = volume_group_label_key(backup);
+    let mut groups: BTreeMap<NamespacedName, BTreeSet<String>> = BTreeMap::new();
+    for pod in pods
+        .iter()
+        .filter(|p| p.skipped.is_none() && hook_count(p) > 0)
+    {
+        for claim in &pod.claims {
+            if let Some(group) = claims.volume_group(&pod.namespace, claim, label_key) {
+                groups
+                    .entry(NamespacedName::new(&pod.namespace, &group))
+                    .or_default()
+                    .insert(pod.name.clone());
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(key, pods)| VolumeGroupReport {
+            claims: claims.claims_of_volume_group(&key.namespace, &key.name, label_key),
+            namespace: key.namespace,
+            name: key.name,
+            label_key: label_key.to_owned(),
+            pods: pods.into_iter().collect(),
+        })
+        .collect()
 }
 
 /// The hooks of a pod that it runs itself (not those another pod of its owner runs).
@@ -418,6 +455,45 @@ impl<'a> ClaimIndex<'a> {
         }
     }
 
+    /// The volume group of `claim` (Velero 1.17+): its value of `label_key`, if it has one.
+    fn volume_group(&self, namespace: &str, claim: &str, label_key: &str) -> Option<String> {
+        self.claims
+            .get(&NamespacedName::new(namespace, claim))?
+            .metadata
+            .labels
+            .as_ref()?
+            .get(label_key)
+            .filter(|value| !value.is_empty())
+            .cloned()
+    }
+
+    /// The claims of `namespace` with `group` as their value of `label_key`, sorted.
+    fn claims_of_volume_group(&self, namespace: &str, group: &str, label_key: &str) -> Vec<String> {
+        self.claims
+            .keys()
+            .filter(|key| key.namespace == namespace)
+            .filter(|key| {
+                self.volume_group(namespace, &key.name, label_key)
+                    .as_deref()
+                    == Some(group)
+            })
+            .map(|key| key.name.clone())
+            .collect()
+    }
+
+    /// Whether every one of `claims` is bound to a known CSI volume (one Velero's CSI action
+    /// snapshots with a VolumeSnapshot).
+    fn all_csi(&self, namespace: &str, claims: &BTreeSet<String>) -> bool {
+        !claims.is_empty()
+            && claims.iter().all(|claim| {
+                self.claims
+                    .get(&NamespacedName::new(namespace, claim))
+                    .and_then(|pvc| pvc.spec.as_ref()?.volume_name.as_deref())
+                    .and_then(|name| self.volumes.get(name))
+                    .is_some_and(|pv| pv.spec.as_ref().is_some_and(|s| s.csi.is_some()))
+            })
+    }
+
     /// Why quiesce does not see `claim`'s volume before the pod's item, if it does not.
     /// Unknown claims and volumes are assumed bound and backed up.
     fn not_seen_first(&self, namespace: &str, claim: &str, backup: &BackupScope) -> Option<String> {
@@ -485,10 +561,19 @@ fn pod_report(
                     hooks: hook_reports(pod, &plan.post.hooks, context),
                 },
             };
-            let moments = PhaseMoments::of(&plan, &phases, group.as_ref(), claim_index, backup);
+            let thaw_at_cut = config.thaw_at_snapshot_cut() != Some(false);
+            let moments = PhaseMoments::of(
+                &plan,
+                &phases,
+                group.as_ref(),
+                claim_index,
+                backup,
+                thaw_at_cut,
+            );
             phases.pre.moment = Some(moments.pre);
             phases.post.moment = Some(moments.post);
             notices.extend(moments.late_freeze);
+            notices.extend(moments.fs_backup_freeze);
             (phases, problems, notices)
         }
     };
@@ -644,6 +729,20 @@ struct PhaseMoments {
     pre: String,
     post: String,
     late_freeze: Option<Finding>,
+    fs_backup_freeze: Option<Finding>,
+}
+
+/// Velero's default `--volume-group-snapshot-label-key` (1.17+), which it fills into every
+/// Backup that does not name one.
+pub const DEFAULT_VOLUME_GROUP_LABEL_KEY: &str = "velero.io/volume-group";
+
+/// The label key of volume groups for `backup`.
+fn volume_group_label_key(backup: &BackupScope) -> &str {
+    backup
+        .info
+        .volume_group_label_key
+        .as_deref()
+        .unwrap_or(DEFAULT_VOLUME_GROUP_LABEL_KEY)
 }
 
 impl PhaseMoments {
@@ -656,6 +755,7 @@ impl PhaseMoments {
         group: Option<&PodGroup>,
         claim_index: &ClaimIndex,
         backup: &BackupScope,
+        thaw_at_cut: bool,
     ) -> PhaseMoments {
         let (pre_hooks, post_hooks) = (&phases.pre.hooks, &phases.post.hooks);
         let unseen: BTreeMap<&str, String> = plan
@@ -667,6 +767,20 @@ impl PhaseMoments {
             })
             .collect();
         let mut pre = pre_moment(&plan.claims, &unseen);
+        let label_key = volume_group_label_key(backup);
+        let namespace = &plan.pod.namespace;
+        let volume_group = plan
+            .claims
+            .iter()
+            .find_map(|claim| claim_index.volume_group(namespace, claim, label_key));
+        if let Some(name) = &volume_group {
+            let claims = claim_index.claims_of_volume_group(namespace, name, label_key);
+            pre = format!(
+                "with volume group {name} (claims {}): before the group's snapshot, at its \
+                 first claim",
+                claims.join(", ")
+            );
+        }
         let late_freeze = (pre_hooks.iter().any(HookReport::runs_here)
             && !plan.claims.is_empty()
             && unseen.len() == plan.claims.len())
@@ -682,14 +796,32 @@ impl PhaseMoments {
         });
         let fs_backup_volumes: Vec<&str> =
             plan.fs_backup_volumes.iter().map(String::as_str).collect();
-        let mut post = if fs_backup_volumes.is_empty() {
-            "after the pod's volumes are backed up".to_owned()
-        } else {
+        let mut post = if !fs_backup_volumes.is_empty() {
             format!(
                 "after its PodVolumeBackups finish (fs-backup volumes: {})",
                 fs_backup_volumes.join(", ")
             )
+        } else if thaw_at_cut && claim_index.all_csi(namespace, &plan.claims) {
+            "once the CSI snapshots of its claims are cut (thaw at the cut), at the latest \
+             after the pod's volumes are backed up"
+                .to_owned()
+        } else {
+            "after the pod's volumes are backed up".to_owned()
         };
+        let fs_backup_freeze = (!fs_backup_volumes.is_empty()
+            && pre_hooks.iter().any(HookReport::runs_here))
+        .then(|| {
+            Finding::notice(
+                FindingKind::FsBackupFreeze,
+                format!(
+                    "it stays frozen while the files of its file-system-backup volumes are \
+                     uploaded ({}), up to its max-freeze {}; CSI snapshots of these volumes \
+                     would hold the freeze only until the snapshot is cut",
+                    fs_backup_volumes.join(", "),
+                    format_go_duration(plan.max_freeze)
+                ),
+            )
+        });
         if let Some(PodGroup { name, members }) = group {
             if members.len() > 1 {
                 let others = members.len() - 1;
@@ -718,6 +850,7 @@ impl PhaseMoments {
             pre,
             post,
             late_freeze,
+            fs_backup_freeze,
         }
     }
 }

@@ -167,6 +167,20 @@ async fn groups_fixture_json_matches_its_golden_and_exits_0() {
     assert_golden("groups.json", &out);
 }
 
+#[tokio::test]
+async fn volume_groups_fixture_text_matches_its_golden_and_exits_0() {
+    let (code, out, err) = run(&["-f", &fixture("volume-groups.yaml")]).await;
+    assert_eq!(code, EXIT_CLEAN, "{err}");
+    assert_golden("volume-groups.txt", &out);
+}
+
+#[tokio::test]
+async fn volume_groups_fixture_json_matches_its_golden_and_exits_0() {
+    let (code, out, err) = run(&["-f", &fixture("volume-groups.yaml"), "-o", "json"]).await;
+    assert_eq!(code, EXIT_CLEAN, "{err}");
+    assert_golden("volume-groups.json", &out);
+}
+
 /// Arguments of `explain` on the templates fixture and backup, output format `output`.
 fn templates_args(output: &str) -> Vec<String> {
     vec![

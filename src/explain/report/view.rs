@@ -26,6 +26,8 @@ pub struct Report {
     pub pods: Vec<PodReport>,
     /// Consistency groups with a member in the backup, by namespace and name.
     pub groups: Vec<GroupReport>,
+    /// Volume groups (Velero 1.17+) with a claim in the backup, by namespace and name.
+    pub volume_groups: Vec<VolumeGroupReport>,
     /// Problems not tied to one pod (configuration, inputs).
     pub problems: Vec<Finding>,
     /// Notes not tied to one pod.
@@ -243,6 +245,8 @@ pub enum FindingKind {
     SingleMemberGroup,
     /// Notice: `quiesce.dev/run-once-per` on a pod without annotation hooks.
     RunOnceIgnored,
+    /// Notice: the pod stays frozen while its file-system-backup volumes upload.
+    FsBackupFreeze,
 }
 
 /// How serious a finding is, serialized in lower case (`error`).
@@ -340,6 +344,23 @@ pub struct GroupReport {
     pub post: String,
 }
 
+/// A volume group (Velero 1.17+): claims of one namespace sharing a value of the Backup's
+/// `volumeGroupSnapshotLabelKey`, snapshotted together when Velero reaches the first of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeGroupReport {
+    /// The claims' namespace.
+    pub namespace: String,
+    /// The label value shared by its claims.
+    pub name: String,
+    /// The label key (the Backup's, else Velero's default `velero.io/volume-group`).
+    pub label_key: String,
+    /// Its claims, sorted.
+    pub claims: Vec<String>,
+    /// Pods in the backup that mount one of them and have hooks, sorted.
+    pub pods: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +388,7 @@ mod tests {
             (FindingKind::TemplateValueUnknown, "template-value-unknown"),
             (FindingKind::SingleMemberGroup, "single-member-group"),
             (FindingKind::RunOnceIgnored, "run-once-ignored"),
+            (FindingKind::FsBackupFreeze, "fs-backup-freeze"),
         ];
         for (kind, name) in kinds {
             assert_eq!(serde_json::to_value(kind).unwrap(), name);
