@@ -156,6 +156,10 @@ async fn main() {
                 println!("    {at:8.1} ms  done  {}: {outcome:?}", exec.pod)
             }
             TimelineEventKind::Marker { label } => println!("    {at:8.1} ms  ----  {label}"),
+            TimelineEventKind::Snapshot { snapshot, step } => println!(
+                "    {at:8.1} ms  snap  {} {}/{}: {step:?}",
+                snapshot.kind, snapshot.namespace, snapshot.name
+            ),
         }
     }
 

@@ -35,6 +35,16 @@ pub enum Error {
         /// Name of the existing object.
         name: String,
     },
+    /// A write named a `resourceVersion` the object no longer has.
+    #[error("{resource}.{group} {name:?}: the object has been modified")]
+    Conflict {
+        /// Plural resource name, e.g. `volumesnapshots`.
+        resource: String,
+        /// Its API group (`""` for core).
+        group: String,
+        /// Name of the object.
+        name: String,
+    },
     /// A YAML or JSON document could not be parsed.
     #[error("cannot parse {what}: {message}")]
     Parse {

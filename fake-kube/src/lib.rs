@@ -1,11 +1,17 @@
 //! A fake Kubernetes API server for quiesce's tests and demo.
 //!
-//! It serves just enough of the API for kubectl (≥ 1.30, WebSocket exec) and kube-rs: version and
-//! discovery, pods, configmaps, events (core and `events.k8s.io`), namespaces and Velero
-//! `podvolumebackups` (get, list with selectors, watch, create, replace, merge-patch, delete),
-//! and `pods/{name}/exec` over WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`). Exec runs
-//! the command **on this machine** as a child process, in a per-pod-per-container directory,
-//! and records a timeline that tests assert ordering on. Faults can be injected per request
+//! It serves just enough of the API for kubectl (≥ 1.30, WebSocket exec), kube-rs and Velero's
+//! Go clients: version and discovery, pods, configmaps, events (core and `events.k8s.io`),
+//! namespaces, persistent volumes and claims, storage classes, Velero `podvolumebackups`, and
+//! the CSI snapshot API Velero's CSI actions use — `snapshot.storage.k8s.io/v1` VolumeSnapshots,
+//! their contents and classes, and `groupsnapshot.storage.k8s.io` `v1beta2` and `v1beta1`
+//! VolumeGroupSnapshots, their contents and classes (get, list with selectors, watch, create
+//! with `generateName`, replace with `resourceVersion` preconditions, merge-patch, delete, and
+//! the `status` subresource of the snapshot kinds) — and `pods/{name}/exec` over WebSocket
+//! (`v5.channel.k8s.io`, `v4.channel.k8s.io`). Exec runs the command **on this machine** as a
+//! child process, in a per-pod-per-container directory, and records a timeline that tests assert
+//! ordering on (also served as JSON at `GET /fake-kube/timeline`). A simulated snapshot
+//! controller can cut snapshots after a set latency. Faults can be injected per request
 //! pattern.
 //!
 //! ```no_run
@@ -35,6 +41,9 @@
 //! - [`selector`]: label and field selectors.
 //! - `faults`: injected failures ([`FaultRule`], [`Fault`]).
 //! - `timeline`: exec timeline, markers and the request log.
+//! - `snapshots` (private): the simulated CSI snapshot controller
+//!   ([`FakeKubeBuilder::snapshot_latency`]); it follows the store and writes to it and the
+//!   timeline, nothing calls it.
 //! - `tls`, `kubeconfig`, `discovery`, `status`: certificates, kubeconfig text, discovery
 //!   documents and `metav1.Status` shapes.
 //!
@@ -77,6 +86,7 @@ mod kubeconfig;
 pub mod objects;
 pub mod selector;
 mod server;
+mod snapshots;
 mod state;
 mod status;
 pub mod store;
@@ -99,8 +109,8 @@ pub use error::{Error, Result};
 pub use faults::{Fault, FaultId, FaultRule};
 pub use kubeconfig::DUMMY_TOKEN;
 pub use timeline::{
-    exec_records, ExecInfo, ExecOutcome, ExecRecord, RequestRecord, TimelineEvent,
-    TimelineEventKind,
+    event_json, exec_records, ExecInfo, ExecOutcome, ExecRecord, RequestRecord, SnapshotInfo,
+    SnapshotStep, TimelineEvent, TimelineEventKind,
 };
 
 use state::State;
@@ -114,9 +124,19 @@ pub struct FakeKubeBuilder {
     work_root: Option<PathBuf>,
     v4_only: bool,
     keep_processes_on_disconnect: bool,
+    snapshot_latency: Option<Duration>,
 }
 
 impl FakeKubeBuilder {
+    /// Run a simulated CSI snapshot controller that cuts every VolumeSnapshot and
+    /// VolumeGroupSnapshot `latency` after it is created, filling in contents and statuses as
+    /// external-snapshotter does (see the `snapshots` module). Off by default: snapshots then
+    /// stay as created.
+    pub fn snapshot_latency(mut self, latency: Duration) -> Self {
+        self.snapshot_latency = Some(latency);
+        self
+    }
+
     /// When an exec client disconnects before its command ends, leave the command running, as
     /// a real kubelet does, instead of killing its process group (the default, which tests of
     /// cancellation rely on). Commands left running are listed by
@@ -182,6 +202,9 @@ impl FakeKubeBuilder {
             self.keep_processes_on_disconnect,
         ));
         let (shutdown, shutdown_rx) = watch::channel(false);
+        if let Some(latency) = self.snapshot_latency {
+            tokio::spawn(snapshots::run(state.clone(), latency, shutdown_rx.clone()));
+        }
         let task = tokio::spawn(server::serve(
             listener,
             acceptor,
@@ -516,6 +539,20 @@ impl FakeKube {
     /// Shorthand: refuse the next `count` exec upgrades (any pod) with a Status of `code`.
     pub fn fail_next_exec_upgrades(&self, count: u32, code: u16) -> FaultId {
         self.add_fault(FaultRule::exec(Fault::Reject { code }).times(count))
+    }
+
+    /// Makes the simulated snapshot controller fail the snapshots of `namespace/claim` (and any
+    /// group snapshot holding it): their status gets `error.message` = `message` instead of a
+    /// cut. Applies to snapshots cut from now on.
+    pub fn fail_snapshots(&self, namespace: &str, claim: &str, message: &str) {
+        self.state
+            .snapshot_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                (namespace.to_string(), claim.to_string()),
+                message.to_string(),
+            );
     }
 
     // ----- timeline and request log -----

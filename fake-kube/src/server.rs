@@ -1,6 +1,6 @@
 //! The HTTP side: the accept loop (plain TCP or TLS), request logging, routing of paths to
-//! discovery, and the generic resource handlers (get, list, watch, create, replace,
-//! merge-patch, delete). Exec upgrades are handed to [`crate::exec`]; response helpers live in
+//! discovery, the generic resource handlers (get, list, watch, create, replace,
+//! merge-patch, delete; the `status` subresource) and `GET /fake-kube/timeline`. Exec upgrades are handed to [`crate::exec`]; response helpers live in
 //! [`crate::http`], the shared [`State`] in [`crate::state`], objects in [`crate::store`].
 
 use std::convert::Infallible;
@@ -27,7 +27,7 @@ use crate::selector::Selector;
 use crate::state::State;
 use crate::status;
 use crate::store::{resource_by_path, ResourceKind};
-use crate::timeline::RequestRecord;
+use crate::timeline::{event_json, RequestRecord};
 
 /// Largest request body accepted (objects are small; this only guards against mistakes).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -102,11 +102,15 @@ enum Route {
         resource: &'static ResourceKind,
         namespace: Option<String>,
         name: String,
+        /// The request is for the object's `status` subresource.
+        status: bool,
     },
     Exec {
         namespace: String,
         pod: String,
     },
+    /// fake-kube's own: the timeline as JSON, for tests that are not in Rust.
+    Timeline,
     Unknown,
 }
 
@@ -115,6 +119,7 @@ fn route(path: &str) -> Route {
     match segments.as_slice() {
         ["version"] => Route::Version,
         ["healthz" | "readyz" | "livez"] => Route::Health,
+        ["fake-kube", "timeline"] => Route::Timeline,
         ["api"] => Route::ApiVersions,
         ["apis"] => Route::ApiGroupList,
         ["api", version] => Route::ResourceList {
@@ -148,14 +153,17 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
             },
             None => Route::Unknown,
         },
-        ["namespaces", namespace, plural, name] => match namespaced(plural) {
-            Some(resource) => Route::Object {
-                resource,
-                namespace: Some((*namespace).to_string()),
-                name: (*name).to_string(),
-            },
-            None => Route::Unknown,
-        },
+        ["namespaces", namespace, plural, name, subresource @ ..] => {
+            match (namespaced(plural), subresource) {
+                (Some(resource), []) | (Some(resource), ["status"]) => Route::Object {
+                    resource,
+                    namespace: Some((*namespace).to_string()),
+                    name: (*name).to_string(),
+                    status: !subresource.is_empty(),
+                },
+                _ => Route::Unknown,
+            }
+        }
         [plural] => match resource_by_path(group, version, plural) {
             Some(resource) => Route::Collection {
                 resource,
@@ -163,13 +171,14 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
             },
             None => Route::Unknown,
         },
-        [plural, name] => match cluster(plural) {
-            Some(resource) => Route::Object {
+        [plural, name, subresource @ ..] => match (cluster(plural), subresource) {
+            (Some(resource), []) | (Some(resource), ["status"]) => Route::Object {
                 resource,
                 namespace: None,
                 name: (*name).to_string(),
+                status: !subresource.is_empty(),
             },
-            None => Route::Unknown,
+            _ => Route::Unknown,
         },
         _ => Route::Unknown,
     }
@@ -190,6 +199,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body>
             resource,
             namespace,
             name,
+            ..
         } => (
             namespace.as_deref(),
             (resource.plural == "pods" && resource.group.is_empty()).then_some(name.as_str()),
@@ -221,6 +231,10 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body>
     match (route, method) {
         (Route::Version, Method::GET) => json_response(StatusCode::OK, &discovery::version()),
         (Route::Health, Method::GET) => text_response(StatusCode::OK, "ok"),
+        (Route::Timeline, Method::GET) => {
+            let events: Vec<Value> = state.timeline.snapshot().iter().map(event_json).collect();
+            json_response(StatusCode::OK, &json!({ "events": events }))
+        }
         (Route::ApiVersions, Method::GET) => json_response(
             StatusCode::OK,
             &discovery::api_versions(&state.server_address),
@@ -262,22 +276,38 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body>
                 resource,
                 namespace,
                 name,
+                status,
             },
             method,
         ) => {
             let namespace = namespace.unwrap_or_default();
+            let part = if status { Part::Status } else { Part::Object };
             match method {
                 Method::GET => match state.store.get(resource, &namespace, &name) {
-                    Some(object) => json_response(StatusCode::OK, &object),
+                    Some(object) => json_response(StatusCode::OK, &served(resource, object)),
                     None => status_response(&status::not_found(resource.plural, &name)),
                 },
-                Method::DELETE => match state.store.delete(resource, &namespace, &name) {
-                    Some(object) => json_response(StatusCode::OK, &object),
-                    None => status_response(&status::not_found(resource.plural, &name)),
-                },
-                Method::PUT | Method::PATCH => {
-                    let is_patch = method == Method::PATCH;
-                    modify(&state, resource, &namespace, &name, is_patch, request).await
+                Method::DELETE if !status => {
+                    match state.store.delete(resource, &namespace, &name) {
+                        Some(object) => json_response(StatusCode::OK, &served(resource, object)),
+                        None => status_response(&status::not_found(resource.plural, &name)),
+                    }
+                }
+                Method::PUT => {
+                    modify(
+                        &state,
+                        resource,
+                        &namespace,
+                        &name,
+                        Edit::Replace,
+                        part,
+                        request,
+                    )
+                    .await
+                }
+                Method::PATCH => {
+                    let edit = Edit::MergePatch;
+                    modify(&state, resource, &namespace, &name, edit, part, request).await
                 }
                 _ => status_response(&status::method_not_allowed()),
             }
@@ -340,6 +370,10 @@ fn list_or_watch(
         );
     }
     let (items, resource_version) = state.store.list(resource, namespace, &labels, &fields);
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|object| served(resource, object))
+        .collect();
     json_response(
         StatusCode::OK,
         &json!({
@@ -372,7 +406,7 @@ fn watch(
     };
     let (backlog, mut live) = state.store.subscribe(Some(start_version));
     let wanted = move |change: &crate::store::Change| {
-        std::ptr::eq(change.resource, resource)
+        change.resource.same_resource(resource)
             && namespace.as_deref().is_none_or(|ns| {
                 change
                     .object
@@ -388,6 +422,7 @@ fn watch(
         tokio::pin!(deadline);
         let mut last_sent = start_version;
         let encode = |change_type: &str, object: &Value| {
+            let object = served(resource, object.clone());
             let mut line = json!({ "type": change_type, "object": object }).to_string();
             line.push('\n');
             Bytes::from(line)
@@ -474,10 +509,16 @@ async fn create(
     namespace: Option<&str>,
     request: Request<Incoming>,
 ) -> Response<Body> {
-    let object = match read_json(request).await {
+    let mut object = match read_json(request).await {
         Ok(object) => object,
         Err(response) => return response,
     };
+    if resource.status_subresource {
+        // As for a CRD with a status subresource: only the object's controller sets it.
+        if let Some(fields) = object.as_object_mut() {
+            fields.remove("status");
+        }
+    }
     if let (Some(path_ns), Some(body_ns)) = (
         namespace,
         object
@@ -491,7 +532,7 @@ async fn create(
         }
     }
     match state.store.create(resource, object, namespace) {
-        Ok(created) => json_response(StatusCode::CREATED, &created),
+        Ok(created) => json_response(StatusCode::CREATED, &served(resource, created)),
         Err(crate::Error::AlreadyExists { resource, name }) => {
             status_response(&status::already_exists(&resource, &name))
         }
@@ -499,29 +540,106 @@ async fn create(
     }
 }
 
+/// How a PUT or PATCH changes the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Edit {
+    /// PUT: the body is the new object.
+    Replace,
+    /// PATCH: the body is an RFC 7386 merge patch.
+    MergePatch,
+}
+
+/// Which part of the object a write addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// The object (for a resource with a status subresource: all but `status`).
+    Object,
+    /// The `status` subresource: only `status`.
+    Status,
+}
+
 async fn modify(
     state: &State,
     resource: &'static ResourceKind,
     namespace: &str,
     name: &str,
-    is_patch: bool,
+    edit: Edit,
+    part: Part,
     request: Request<Incoming>,
 ) -> Response<Body> {
     let body = match read_json(request).await {
         Ok(body) => body,
         Err(response) => return response,
     };
-    let result = state.store.update(resource, namespace, name, |object| {
-        if is_patch {
-            merge_patch(object, &body);
-        } else {
-            *object = body;
-        }
-    });
+    // A write that names a resourceVersion is a precondition, as with the API server (client-go's
+    // Update always sends the one it read; a merge patch rarely does).
+    let expected = body
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|version| !version.is_empty())
+        .map(str::to_string);
+    let result = state
+        .store
+        .update_if(resource, namespace, name, expected.as_deref(), |object| {
+            *object = edited(resource, object, &body, edit, part);
+        });
     match result {
-        Ok(object) => json_response(StatusCode::OK, &object),
+        Ok(object) => json_response(StatusCode::OK, &served(resource, object)),
+        Err(crate::Error::Conflict {
+            resource,
+            group,
+            name,
+        }) => status_response(&status::conflict(&resource, &group, &name)),
         Err(_) => status_response(&status::not_found(resource.plural, name)),
     }
+}
+
+/// The object after a write of `body` to `current`. With a status subresource, a write of the
+/// object keeps the current `status` and a write of `status` keeps everything else; a PUT
+/// without `uid` or `creationTimestamp` keeps the current ones, as the API server does.
+fn edited(resource: &ResourceKind, current: &Value, body: &Value, edit: Edit, part: Part) -> Value {
+    let mut next = match edit {
+        Edit::Replace => body.clone(),
+        Edit::MergePatch => {
+            let mut next = current.clone();
+            merge_patch(&mut next, body);
+            next
+        }
+    };
+    if resource.status_subresource {
+        let (keep_from, take_status_from) = match part {
+            Part::Object => (&next, current),
+            Part::Status => (current, &next),
+        };
+        let mut kept = keep_from.clone();
+        match take_status_from.get("status") {
+            Some(status) => kept["status"] = status.clone(),
+            None => {
+                if let Some(fields) = kept.as_object_mut() {
+                    fields.remove("status");
+                }
+            }
+        }
+        next = kept;
+    }
+    for field in ["uid", "creationTimestamp"] {
+        let missing = next.pointer(&format!("/metadata/{field}")).is_none();
+        if let (true, Some(value)) = (missing, current.pointer(&format!("/metadata/{field}"))) {
+            if next.get("metadata").is_some_and(Value::is_object) {
+                next["metadata"][field] = value.clone();
+            }
+        }
+    }
+    next
+}
+
+/// The object as served at `resource`'s version: the store keeps one copy of an object whatever
+/// version wrote it, and this version's clients expect its `apiVersion` back.
+fn served(resource: &ResourceKind, mut object: Value) -> Value {
+    if object.is_object() {
+        object["apiVersion"] = json!(resource.api_version());
+    }
+    object
 }
 
 /// RFC 7386 JSON merge patch. Strategic-merge and apply patches are treated the same way, which
@@ -571,6 +689,48 @@ mod tests {
             Route::Object { .. }
         ));
         assert_eq!(route("/api/v1/namespaces/default/secrets"), Route::Unknown);
+    }
+
+    #[test]
+    fn status_subresources_and_the_timeline_have_routes() {
+        assert!(matches!(
+            route("/apis/snapshot.storage.k8s.io/v1/namespaces/shop/volumesnapshots/s/status"),
+            Route::Object { status: true, .. }
+        ));
+        assert!(matches!(
+            route("/apis/snapshot.storage.k8s.io/v1/volumesnapshotcontents/c/status"),
+            Route::Object { status: true, .. }
+        ));
+        assert_eq!(
+            route("/apis/snapshot.storage.k8s.io/v1/namespaces/shop/volumesnapshots/s/scale"),
+            Route::Unknown
+        );
+        assert_eq!(route("/fake-kube/timeline"), Route::Timeline);
+    }
+
+    #[test]
+    fn a_write_of_one_part_keeps_the_other() {
+        let snapshots =
+            resource_by_path("snapshot.storage.k8s.io", "v1", "volumesnapshots").unwrap();
+        let current =
+            json!({"metadata": {"name": "s", "uid": "u"}, "spec": {"a": 1}, "status": {"b": 2}});
+        let body = json!({"metadata": {"name": "s"}, "spec": {"a": 3}, "status": {"b": 4}});
+        let object = edited(snapshots, &current, &body, Edit::Replace, Part::Object);
+        assert_eq!(
+            object,
+            json!({"metadata": {"name": "s", "uid": "u"}, "spec": {"a": 3}, "status": {"b": 2}})
+        );
+        let status = edited(snapshots, &current, &body, Edit::Replace, Part::Status);
+        assert_eq!(
+            status,
+            json!({"metadata": {"name": "s", "uid": "u"}, "spec": {"a": 1}, "status": {"b": 4}})
+        );
+        let pods = resource_by_path("", "v1", "pods").unwrap();
+        let pod = edited(pods, &current, &body, Edit::MergePatch, Part::Object);
+        assert_eq!(
+            pod["status"]["b"], 4,
+            "no status subresource: the write takes it all"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What every request handler shares ([`State`]): the object store, the fault rules, the
-//! timeline and request log, the exec settings, and the commands exec left running
-//! ([`KeptProcesses`]). The server and the exec session both read and write it; it calls
+//! timeline and request log, the exec settings, the commands exec left running
+//! ([`KeptProcesses`]) and the snapshots the simulated snapshot controller is told to fail. The server and the exec session both read and write it; it calls
 //! neither.
 
 use std::collections::BTreeSet;
@@ -28,6 +28,8 @@ pub(crate) struct State {
     pub(crate) keep_processes_on_disconnect: bool,
     /// Commands left running that way, killed when the server handle drops.
     pub(crate) kept_processes: KeptProcesses,
+    /// Claims whose snapshots the simulated snapshot controller fails, with the message.
+    pub(crate) snapshot_failures: crate::snapshots::Failures,
     next_exec_id: AtomicU64,
 }
 
@@ -50,6 +52,7 @@ impl State {
             v4_only,
             keep_processes_on_disconnect,
             kept_processes: Default::default(),
+            snapshot_failures: Default::default(),
             next_exec_id: AtomicU64::new(1),
         }
     }

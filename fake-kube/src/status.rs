@@ -66,6 +66,25 @@ pub(crate) fn already_exists(resource: &str, name: &str) -> Value {
     )
 }
 
+/// `409 Conflict` for a write based on a stale `resourceVersion`, worded like the API server's
+/// `apierrors.NewConflict` (client-go's `retry.RetryOnConflict` looks for the reason).
+pub(crate) fn conflict(resource: &str, group: &str, name: &str) -> Value {
+    let qualified = if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    };
+    failure(
+        409,
+        "Conflict",
+        &format!(
+            "Operation cannot be fulfilled on {qualified} \"{name}\": the object has been \
+             modified; please apply your changes to the latest version and try again"
+        ),
+        Some(json!({ "name": name, "group": group, "kind": resource })),
+    )
+}
+
 /// `500 InternalError`, shaped like `apierrors.NewInternalError`.
 pub(crate) fn internal_error(message: &str) -> Value {
     failure(

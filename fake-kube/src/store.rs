@@ -30,9 +30,56 @@ pub struct ResourceKind {
     pub namespaced: bool,
     /// Short names for discovery (kubectl uses them).
     pub short_names: &'static [&'static str],
+    /// Whether `status` is a subresource, as for the CSI snapshot CRDs: a create or a write of
+    /// the object leaves `status` alone, and `…/status` writes only `status`.
+    pub status_subresource: bool,
 }
 
 impl ResourceKind {
+    /// A namespaced resource without a status subresource.
+    const fn namespaced(
+        group: &'static str,
+        version: &'static str,
+        plural: &'static str,
+        kind: &'static str,
+        singular: &'static str,
+        short_names: &'static [&'static str],
+    ) -> ResourceKind {
+        ResourceKind {
+            group,
+            version,
+            plural,
+            singular,
+            kind,
+            namespaced: true,
+            short_names,
+            status_subresource: false,
+        }
+    }
+
+    /// A cluster-scoped resource without a status subresource.
+    const fn cluster(
+        group: &'static str,
+        version: &'static str,
+        plural: &'static str,
+        kind: &'static str,
+        singular: &'static str,
+        short_names: &'static [&'static str],
+    ) -> ResourceKind {
+        ResourceKind {
+            namespaced: false,
+            ..ResourceKind::namespaced(group, version, plural, kind, singular, short_names)
+        }
+    }
+
+    /// The same resource with `status` as a subresource.
+    const fn with_status(self) -> ResourceKind {
+        ResourceKind {
+            status_subresource: true,
+            ..self
+        }
+    }
+
     /// `apiVersion` of objects of this kind (`v1`, `velero.io/v1`).
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -46,64 +93,137 @@ impl ResourceKind {
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)
     }
+
+    /// Whether `other` is this resource, maybe served in another version: both versions read
+    /// and write the same objects, as with a CRD that serves several versions.
+    pub fn same_resource(&self, other: &ResourceKind) -> bool {
+        self.group == other.group && self.plural == other.plural
+    }
 }
 
-/// Every resource type served. Order is the order of discovery documents.
+const SNAPSHOT: &str = "snapshot.storage.k8s.io";
+const GROUP_SNAPSHOT: &str = "groupsnapshot.storage.k8s.io";
+
+/// Every resource type served. Order is the order of discovery documents; of the versions of a
+/// group, the first listed is the preferred one.
 pub static RESOURCES: &[ResourceKind] = &[
-    ResourceKind {
-        group: "",
-        version: "v1",
-        plural: "pods",
-        singular: "pod",
-        kind: "Pod",
-        namespaced: true,
-        short_names: &["po"],
-    },
-    ResourceKind {
-        group: "",
-        version: "v1",
-        plural: "configmaps",
-        singular: "configmap",
-        kind: "ConfigMap",
-        namespaced: true,
-        short_names: &["cm"],
-    },
-    ResourceKind {
-        group: "",
-        version: "v1",
-        plural: "events",
-        singular: "event",
-        kind: "Event",
-        namespaced: true,
-        short_names: &["ev"],
-    },
-    ResourceKind {
-        group: "",
-        version: "v1",
-        plural: "namespaces",
-        singular: "namespace",
-        kind: "Namespace",
-        namespaced: false,
-        short_names: &["ns"],
-    },
-    ResourceKind {
-        group: "events.k8s.io",
-        version: "v1",
-        plural: "events",
-        singular: "event",
-        kind: "Event",
-        namespaced: true,
-        short_names: &["ev"],
-    },
-    ResourceKind {
-        group: "velero.io",
-        version: "v1",
-        plural: "podvolumebackups",
-        singular: "podvolumebackup",
-        kind: "PodVolumeBackup",
-        namespaced: true,
-        short_names: &[],
-    },
+    ResourceKind::namespaced("", "v1", "pods", "Pod", "pod", &["po"]),
+    ResourceKind::namespaced("", "v1", "configmaps", "ConfigMap", "configmap", &["cm"]),
+    ResourceKind::namespaced("", "v1", "events", "Event", "event", &["ev"]),
+    ResourceKind::cluster("", "v1", "namespaces", "Namespace", "namespace", &["ns"]),
+    ResourceKind::namespaced(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaim",
+        &["pvc"],
+    ),
+    ResourceKind::cluster(
+        "",
+        "v1",
+        "persistentvolumes",
+        "PersistentVolume",
+        "persistentvolume",
+        &["pv"],
+    ),
+    ResourceKind::namespaced("events.k8s.io", "v1", "events", "Event", "event", &["ev"]),
+    ResourceKind::namespaced(
+        "velero.io",
+        "v1",
+        "podvolumebackups",
+        "PodVolumeBackup",
+        "podvolumebackup",
+        &[],
+    ),
+    ResourceKind::cluster(
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "StorageClass",
+        "storageclass",
+        &["sc"],
+    ),
+    // The CSI snapshot CRDs of external-snapshotter (v8.4: v1, and v1beta2 and v1beta1 of the
+    // group snapshots, which Velero 1.18.1+ and 1.17/1.18.0 use respectively).
+    ResourceKind::namespaced(
+        SNAPSHOT,
+        "v1",
+        "volumesnapshots",
+        "VolumeSnapshot",
+        "volumesnapshot",
+        &["vs"],
+    )
+    .with_status(),
+    ResourceKind::cluster(
+        SNAPSHOT,
+        "v1",
+        "volumesnapshotcontents",
+        "VolumeSnapshotContent",
+        "volumesnapshotcontent",
+        &["vsc", "vscs"],
+    )
+    .with_status(),
+    ResourceKind::cluster(
+        SNAPSHOT,
+        "v1",
+        "volumesnapshotclasses",
+        "VolumeSnapshotClass",
+        "volumesnapshotclass",
+        &["vsclass", "vsclasses"],
+    ),
+    ResourceKind::namespaced(
+        GROUP_SNAPSHOT,
+        "v1beta2",
+        "volumegroupsnapshots",
+        "VolumeGroupSnapshot",
+        "volumegroupsnapshot",
+        &["vgs"],
+    )
+    .with_status(),
+    ResourceKind::cluster(
+        GROUP_SNAPSHOT,
+        "v1beta2",
+        "volumegroupsnapshotcontents",
+        "VolumeGroupSnapshotContent",
+        "volumegroupsnapshotcontent",
+        &["vgsc", "vgscs"],
+    )
+    .with_status(),
+    ResourceKind::cluster(
+        GROUP_SNAPSHOT,
+        "v1beta2",
+        "volumegroupsnapshotclasses",
+        "VolumeGroupSnapshotClass",
+        "volumegroupsnapshotclass",
+        &["vgsclass", "vgsclasses"],
+    ),
+    ResourceKind::namespaced(
+        GROUP_SNAPSHOT,
+        "v1beta1",
+        "volumegroupsnapshots",
+        "VolumeGroupSnapshot",
+        "volumegroupsnapshot",
+        &["vgs"],
+    )
+    .with_status(),
+    ResourceKind::cluster(
+        GROUP_SNAPSHOT,
+        "v1beta1",
+        "volumegroupsnapshotcontents",
+        "VolumeGroupSnapshotContent",
+        "volumegroupsnapshotcontent",
+        &["vgsc", "vgscs"],
+    )
+    .with_status(),
+    ResourceKind::cluster(
+        GROUP_SNAPSHOT,
+        "v1beta1",
+        "volumegroupsnapshotclasses",
+        "VolumeGroupSnapshotClass",
+        "volumegroupsnapshotclass",
+        &["vgsclass", "vgsclasses"],
+    ),
 ];
 
 /// Finds a resource by group, version and plural.
@@ -385,10 +505,23 @@ impl Store {
         name: &str,
         mutate: impl FnOnce(&mut Value),
     ) -> Result<Value> {
+        self.update_if(resource, namespace, name, None, mutate)
+    }
+
+    /// Like [`Store::update`], but only when the object's `resourceVersion` is still
+    /// `resource_version` (when given): otherwise [`Error::Conflict`] and nothing changes, as
+    /// the API server answers a write based on a stale read.
+    pub fn update_if(
+        &self,
+        resource: &'static ResourceKind,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<&str>,
+        mutate: impl FnOnce(&mut Value),
+    ) -> Result<Value> {
         let namespace = if resource.namespaced { namespace } else { "" };
         let mut inner = self.lock();
-        inner.resource_version += 1;
-        let resource_version = inner.resource_version;
+        let next_version = inner.resource_version + 1;
         let object = inner
             .objects
             .get_mut(&(resource.group, resource.plural))
@@ -398,6 +531,18 @@ impl Store {
                 namespace: namespace.to_string(),
                 name: name.to_string(),
             })?;
+        if let Some(expected) = resource_version {
+            let current = object
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str);
+            if current != Some(expected) {
+                return Err(Error::Conflict {
+                    resource: resource.plural.to_string(),
+                    group: resource.group.to_string(),
+                    name: name.to_string(),
+                });
+            }
+        }
         mutate(object);
         if !object.get("metadata").is_some_and(Value::is_object) {
             object["metadata"] = json!({});
@@ -406,8 +551,9 @@ impl Store {
         if resource.namespaced {
             object["metadata"]["namespace"] = json!(namespace);
         }
-        object["metadata"]["resourceVersion"] = json!(resource_version.to_string());
+        object["metadata"]["resourceVersion"] = json!(next_version.to_string());
         let object = object.clone();
+        inner.resource_version = next_version;
         self.record(&mut inner, resource, ChangeType::Modified, object.clone());
         Ok(object)
     }
@@ -539,6 +685,49 @@ mod tests {
         let (backlog, _) = store.subscribe(Some(1));
         let types: Vec<_> = backlog.iter().map(|c| c.change_type).collect();
         assert_eq!(types, vec![ChangeType::Added, ChangeType::Deleted]);
+    }
+
+    #[test]
+    fn a_stale_resource_version_is_a_conflict_and_changes_nothing() {
+        let store = Store::new();
+        let pod = store
+            .upsert(pods(), json!({"metadata": {"name": "p"}}), None)
+            .unwrap();
+        let read = pod["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        store
+            .update_if(pods(), "default", "p", Some(&read), |p| p["a"] = json!(1))
+            .unwrap();
+        let stale = store.update_if(pods(), "default", "p", Some(&read), |p| p["a"] = json!(2));
+        assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
+        let current = store.get(pods(), "default", "p").unwrap();
+        assert_eq!(current["a"], 1);
+        assert_eq!(current["metadata"]["resourceVersion"], "2");
+    }
+
+    #[test]
+    fn versions_of_one_resource_share_their_objects() {
+        let v1beta1 = resource_by_path(
+            "groupsnapshot.storage.k8s.io",
+            "v1beta1",
+            "volumegroupsnapshots",
+        )
+        .unwrap();
+        let v1beta2 = resource_by_path(
+            "groupsnapshot.storage.k8s.io",
+            "v1beta2",
+            "volumegroupsnapshots",
+        )
+        .unwrap();
+        assert!(v1beta1.same_resource(v1beta2) && v1beta1 != v1beta2);
+        let store = Store::new();
+        store
+            .upsert(v1beta1, json!({"metadata": {"name": "g"}}), Some("shop"))
+            .unwrap();
+        let read = store.get(v1beta2, "shop", "g").unwrap();
+        assert_eq!(read["apiVersion"], "groupsnapshot.storage.k8s.io/v1beta1");
     }
 
     #[test]

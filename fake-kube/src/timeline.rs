@@ -1,6 +1,8 @@
-//! What happened, in order: the exec timeline (start and end of every exec, plus markers that
-//! tests append, so they can assert `freeze < snapshot < thaw`) and the raw request log. Times
-//! are offsets from the server's start on the monotonic clock. Recording only; no decisions.
+//! What happened, in order: the exec timeline (start and end of every exec, what the simulated
+//! snapshot controller did, plus markers that tests append, so they can assert
+//! `freeze < snapshot < thaw`) and the raw request log. Times are offsets from the server's start
+//! on the monotonic clock. Recording only; no decisions. [`event_json`] is the timeline as
+//! `GET /fake-kube/timeline` serves it to tests in other languages.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -85,6 +87,43 @@ pub enum TimelineEventKind {
     Marker {
         /// Free text, e.g. `snapshot pvc/data`.
         label: String,
+    },
+    /// The simulated snapshot controller ([`crate::FakeKubeBuilder::snapshot_latency`]) saw a
+    /// snapshot asked for, cut it, or failed it.
+    Snapshot {
+        /// Which snapshot.
+        snapshot: SnapshotInfo,
+        /// What happened to it.
+        step: SnapshotStep,
+    },
+}
+
+/// A VolumeSnapshot or VolumeGroupSnapshot, as the timeline names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// `VolumeSnapshot` or `VolumeGroupSnapshot`.
+    pub kind: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// The claims whose data it holds (one for a VolumeSnapshot, the members of a group);
+    /// empty until it is cut.
+    pub claims: Vec<String>,
+}
+
+/// A step of a snapshot in the simulated snapshot controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotStep {
+    /// The controller saw the object created; the cut follows after the latency.
+    Requested,
+    /// The point-in-time snapshot is taken. Recorded before any status says so, so whatever
+    /// reacts to the status comes later in the timeline.
+    Cut,
+    /// The snapshot failed ([`crate::FakeKube::fail_snapshots`]): its status has an error.
+    Failed {
+        /// The error message in the status.
+        message: String,
     },
 }
 
@@ -173,10 +212,61 @@ pub fn exec_records(events: &[TimelineEvent]) -> Vec<ExecRecord> {
                     record.outcome = Some(outcome.clone());
                 }
             }
-            TimelineEventKind::Marker { .. } => {}
+            TimelineEventKind::Marker { .. } | TimelineEventKind::Snapshot { .. } => {}
         }
     }
     records
+}
+
+/// One timeline event as JSON: `seq`, `atMicros` and `type` (`ExecStarted`, `ExecFinished`,
+/// `Marker`, `Snapshot`), plus the fields of its kind.
+pub fn event_json(event: &TimelineEvent) -> serde_json::Value {
+    use serde_json::json;
+    let exec_json = |exec: &ExecInfo| {
+        json!({
+            "id": exec.id, "namespace": exec.namespace, "pod": exec.pod,
+            "container": exec.container, "argv": exec.argv,
+        })
+    };
+    let mut value = match &event.kind {
+        TimelineEventKind::ExecStarted { exec, pid } => {
+            json!({"type": "ExecStarted", "exec": exec_json(exec), "pid": pid})
+        }
+        TimelineEventKind::ExecFinished { exec, outcome } => {
+            let outcome = match outcome {
+                ExecOutcome::Exited { code } => json!({"type": "Exited", "code": code}),
+                ExecOutcome::StartFailed { message } => {
+                    json!({"type": "StartFailed", "message": message})
+                }
+                ExecOutcome::ClientDisconnected => json!({"type": "ClientDisconnected"}),
+                ExecOutcome::Rejected { code, message } => {
+                    json!({"type": "Rejected", "code": code, "message": message})
+                }
+                ExecOutcome::Dropped { command_ran } => {
+                    json!({"type": "Dropped", "commandRan": command_ran})
+                }
+            };
+            json!({"type": "ExecFinished", "exec": exec_json(exec), "outcome": outcome})
+        }
+        TimelineEventKind::Marker { label } => json!({"type": "Marker", "label": label}),
+        TimelineEventKind::Snapshot { snapshot, step } => {
+            let (step, message) = match step {
+                SnapshotStep::Requested => ("Requested", None),
+                SnapshotStep::Cut => ("Cut", None),
+                SnapshotStep::Failed { message } => ("Failed", Some(message)),
+            };
+            json!({
+                "type": "Snapshot", "step": step, "message": message,
+                "snapshot": {
+                    "kind": snapshot.kind, "namespace": snapshot.namespace,
+                    "name": snapshot.name, "claims": snapshot.claims,
+                },
+            })
+        }
+    };
+    value["seq"] = json!(event.seq);
+    value["atMicros"] = json!(u64::try_from(event.at.as_micros()).unwrap_or(u64::MAX));
+    value
 }
 
 /// One HTTP request as the server received it.

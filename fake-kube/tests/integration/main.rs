@@ -8,4 +8,5 @@ mod exec_kube_rs;
 mod exec_protocol;
 mod faults;
 mod kubectl;
+mod snapshots;
 mod util;
