@@ -427,16 +427,7 @@ impl Engine {
         };
         let mut found = Vec::new();
         for pod in pods.iter() {
-            let mounts = pod
-                .spec
-                .iter()
-                .flat_map(|s| s.volumes.iter().flatten())
-                .any(|v| {
-                    v.persistent_volume_claim
-                        .as_ref()
-                        .is_some_and(|c| c.claim_name == claim)
-                });
-            if mounts {
+            if plan::claims_of(pod).contains(claim) {
                 found.push(self.entry_for(pod, backup.clone()).await);
             }
         }

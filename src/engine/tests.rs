@@ -476,9 +476,9 @@ async fn post_hooks_never_run_twice() {
     assert_eq!(h.timeline.count("post db"), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_file_system_backup_pod_thaws_only_when_its_pod_volume_backups_are_done() {
-    let h = harness(&[]);
+/// Pod `db`, whose volume `data` Velero backs up by file system, frozen at its volume and its
+/// item sent: its thaw now waits for its PodVolumeBackup.
+async fn file_system_backup_pod_backed_up(h: &Harness) {
     let db = pod(
         "db",
         &["data"],
@@ -487,12 +487,22 @@ async fn a_file_system_backup_pod_thaws_only_when_its_pod_volume_backups_are_don
     h.engine.index_pod(&db, &backup()).await.unwrap();
     h.volume("pv-1", "data").await;
     h.engine.back_up_pod(&db, &backup()).await.unwrap();
-    let pvb = |phase: &str| PodVolumeBackup {
+}
+
+/// The PodVolumeBackup of `db`'s volume `data` in `phase`.
+fn pvb(phase: &str) -> PodVolumeBackup {
+    PodVolumeBackup {
         pod_namespace: "shop".into(),
         pod_name: "db".into(),
         volume: "data".into(),
         phase: phase.into(),
-    };
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_file_system_backup_pod_thaws_only_when_its_pod_volume_backups_are_done() {
+    let h = harness(&[]);
+    file_system_backup_pod_backed_up(&h).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(h.timeline.count("post db"), 0, "no PodVolumeBackup yet");
     h.cluster.pvbs.lock().unwrap().push(pvb("InProgress"));
@@ -506,14 +516,7 @@ async fn a_file_system_backup_pod_thaws_only_when_its_pod_volume_backups_are_don
 #[tokio::test(start_paused = true)]
 async fn an_upload_longer_than_ten_minutes_does_not_cut_a_file_system_backup_freeze_short() {
     let h = harness(&[]);
-    let db = pod(
-        "db",
-        &["data"],
-        json!({"backup.velero.io/backup-volumes": "data"}),
-    );
-    h.engine.index_pod(&db, &backup()).await.unwrap();
-    h.volume("pv-1", "data").await;
-    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    file_system_backup_pod_backed_up(&h).await;
     // Thirty minutes of upload: past the 10m default, well within Velero's 4h fs-backup timeout.
     tokio::time::sleep(Duration::from_secs(30 * 60)).await;
     assert_eq!(
@@ -521,12 +524,7 @@ async fn an_upload_longer_than_ten_minutes_does_not_cut_a_file_system_backup_fre
         0,
         "thawed in the middle of its upload"
     );
-    *h.cluster.pvbs.lock().unwrap() = vec![PodVolumeBackup {
-        pod_namespace: "shop".into(),
-        pod_name: "db".into(),
-        volume: "data".into(),
-        phase: "Completed".into(),
-    }];
+    *h.cluster.pvbs.lock().unwrap() = vec![pvb("Completed")];
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
     assert!(lock(&h.engine.inner.summary).auto_thawed.is_empty());
