@@ -174,7 +174,31 @@ impl Engine {
                 log_runs_elsewhere(entry, hook, elsewhere);
                 continue;
             }
-            let outcome = self.run(entry, hook).await;
+            // A pre hook still running when the plugin must stop is abandoned, so that the
+            // drain can thaw the pod (it waits for this lock) before Velero gives up on us.
+            let stopping = self.inner.stopping.clone();
+            let outcome = tokio::select! {
+                outcome = self.run(entry, hook) => Some(outcome),
+                () = stopping.cancelled() => None,
+            };
+            let Some(outcome) = outcome else {
+                tracing::warn!(
+                    namespace = %entry.plan.pod.namespace,
+                    pod = %entry.plan.pod.name,
+                    hookName = %hook.name,
+                    hookContainer = %hook.container,
+                    "The plugin is stopping while a pre hook runs: its exec is abandoned and the \
+                     pod thawed now"
+                );
+                state.failure = Some(FailedHook {
+                    hook: hook.name.clone(),
+                    container: hook.container.clone(),
+                    reason: "interrupted: the plugin is stopping (Shutdown or SIGTERM)".to_owned(),
+                });
+                state.frozen_at = Some(Instant::now());
+                state.freeze = Freeze::Failed { any_ran: true };
+                return true;
+            };
             any_ran |= outcome.may_have_run;
             if any_ran {
                 state.frozen_at = Some(Instant::now());

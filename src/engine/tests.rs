@@ -39,6 +39,8 @@ struct ScriptedExecutor {
     timeline: Arc<Timeline>,
     script: HashMap<String, Result<i32, ExecError>>,
     delay: Duration,
+    /// Commands (by argv[0]) that take this long instead of `delay`.
+    slow: HashMap<String, Duration>,
 }
 
 #[async_trait::async_trait]
@@ -47,8 +49,9 @@ impl Executor for ScriptedExecutor {
         let verb = request.command.first().cloned().unwrap_or_default();
         self.timeline
             .push(format!("{} {}", request.command.join(" "), request.pod));
-        if !self.delay.is_zero() {
-            tokio::time::sleep(self.delay).await;
+        let delay = self.slow.get(&verb).copied().unwrap_or(self.delay);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         let exit_code = self.script.get(&verb).cloned().unwrap_or(Ok(0))?;
         Ok(ExecOutput {
@@ -190,6 +193,7 @@ fn harness_with_everything(
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
         delay,
+        slow: HashMap::new(),
     };
     let engine = Engine::new(Arc::new(executor), cluster.clone(), options);
     Harness {
@@ -800,6 +804,48 @@ async fn with_thaw_at_cut_switched_off_no_snapshot_is_watched() {
         h.engine.back_up_pod(&db, &backup()).await.unwrap();
         assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_a_long_pre_hook_abandons_it_and_thaws_the_pod() {
+    let mut h = harness(&[]);
+    let executor = ScriptedExecutor {
+        timeline: Arc::clone(&h.timeline),
+        script: HashMap::new(),
+        delay: Duration::ZERO,
+        slow: HashMap::from([("pre".to_owned(), Duration::from_secs(300))]),
+    };
+    h.engine = Engine::new(Arc::new(executor), h.cluster.clone(), test_options());
+    let db = pod(
+        "db",
+        &["data"],
+        json!({"pre.hook.backup.quiesce.dev/timeout": "5m"}),
+    );
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    let engine = h.engine.clone();
+    let freezing = tokio::spawn(async move {
+        engine
+            .freeze_pods_of_volume(&pv("pv-1", "data"), &backup())
+            .await
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        h.timeline.events(),
+        ["pre db"],
+        "the pre hook is still running"
+    );
+    // SIGTERM: the drain must not wait the 5 minutes of the pre hook before thawing.
+    let started = tokio::time::Instant::now();
+    h.engine.drain().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(h.timeline.events(), ["pre db", "post db"]);
+    // The volume's Execute, still waiting, is answered with a refusal: nothing was quiesced
+    // for certain.
+    assert!(freezing.await.unwrap().is_err());
 }
 
 #[tokio::test]
