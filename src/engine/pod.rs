@@ -197,6 +197,7 @@ impl Engine {
                 });
                 state.frozen_at = Some(Instant::now());
                 state.freeze = Freeze::Failed { any_ran: true };
+                self.count_frozen(1);
                 return true;
             };
             any_ran |= outcome.may_have_run;
@@ -212,6 +213,7 @@ impl Engine {
                     });
                     state.freeze = Freeze::Failed { any_ran };
                     if any_ran {
+                        self.count_frozen(1);
                         self.start_watchdog(entry, &mut state);
                     }
                     return true;
@@ -219,11 +221,22 @@ impl Engine {
             }
         }
         state.freeze = Freeze::Frozen;
+        self.count_frozen(1);
         if !entry.plan.pre.hooks.is_empty() {
             self.start_watchdog(entry, &mut state);
             log_long_freeze(&entry.plan);
         }
         true
+    }
+
+    /// Counts pods entering (`1`) or leaving (`-1`) a freeze that a thaw must undo.
+    fn count_frozen(&self, change: isize) {
+        use std::sync::atomic::Ordering;
+        if change > 0 {
+            self.inner.frozen_pods.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.inner.frozen_pods.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Runs the pod's post hooks if it is (or may be) frozen; at most once.
@@ -249,6 +262,7 @@ impl Engine {
         if !needed {
             return;
         }
+        self.count_frozen(-1);
         let plan = &entry.plan;
         match cause {
             ThawCause::Watchdog => tracing::error!(
@@ -299,6 +313,10 @@ impl Engine {
                 thawedBy = cause.as_str(),
                 "Pod thawed"
             );
+        }
+        drop(state);
+        if cause != ThawCause::Shutdown {
+            self.summary_checkpoint(&entry.backup.qualified_name());
         }
     }
 

@@ -848,6 +848,32 @@ async fn a_stop_during_a_long_pre_hook_abandons_it_and_thaws_the_pod() {
     assert!(freezing.await.unwrap().is_err());
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_summary_is_logged_whenever_nothing_is_frozen_at_most_once_a_second() {
+    let h = harness(&[]);
+    let logged = |h: &Harness| {
+        lock(&h.engine.inner.summary_logged)
+            .as_ref()
+            .map(|(_, summary)| summary.attempted)
+    };
+    let (a, b) = (
+        pod("a", &["data-a"], json!({})),
+        pod("b", &["data-b"], json!({})),
+    );
+    h.engine.index_pod(&a, &backup()).await.unwrap();
+    h.engine.index_pod(&b, &backup()).await.unwrap();
+    h.volume("pv-a", "data-a").await;
+    h.engine.back_up_pod(&a, &backup()).await.unwrap();
+    // Velero closes the backup's log before it stops the plugin: the line comes now.
+    assert_eq!(logged(&h), Some(2));
+    h.volume("pv-b", "data-b").await;
+    assert_eq!(logged(&h), Some(2), "b is frozen: nothing new is logged");
+    h.engine.back_up_pod(&b, &backup()).await.unwrap();
+    assert_eq!(logged(&h), Some(2), "within a second of the last line");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(logged(&h), Some(4), "logged once the second is over");
+}
+
 #[tokio::test]
 async fn drain_thaws_every_pod_still_frozen() {
     let h = harness(&[]);
