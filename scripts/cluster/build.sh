@@ -19,8 +19,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export CGO_ENABLED=0
 GO_BUILD=(nice go build -v -trimpath)
 
-# go_binary LABEL OUT BUILD_DIR GO_BUILD_ARGS...: builds OUT unless it exists; -v output (one
-# compiled package a line) is the progress.
+# go_binary LABEL OUT BUILD_DIR GO_BUILD_ARGS... PACKAGE: builds OUT unless it exists; -v output
+# (one compiled package a line) against the package's dependency count is the progress.
 go_binary() {
     local label=$1 out=$2 dir=$3
     shift 3
@@ -28,7 +28,11 @@ go_binary() {
         return 0
     fi
     mkdir -p "$(dirname "$out")"
-    long_step "building $label" "$LOGS/build/$(basename "$out").log" \
+    local total
+    say "listing what $label needs (a first run downloads its modules here)"
+    total=$(cd "$dir" && go list -deps "${@: -1}" 2>/dev/null | wc -l) || total=
+    PROGRESS_TOTAL=$total PROGRESS_UNIT="packages compiled" \
+        long_step "building $label" "$LOGS/build/$(basename "$out").log" \
         bash -c 'cd "$1" && shift && "$@"' _ "$dir" "${GO_BUILD[@]}" -o "$out.partial" "$@"
     mv "$out.partial" "$out"
 }
@@ -41,7 +45,7 @@ go_install() {
         return 0
     fi
     mkdir -p "$dir"
-    long_step "building $label" "$LOGS/build/$name.log" \
+    PROGRESS_UNIT="packages compiled (and modules downloaded)" long_step "building $label" "$LOGS/build/$name.log" \
         env GOBIN="$dir" nice go install -v -trimpath -ldflags '-s -w' "$package"
 }
 

@@ -56,8 +56,9 @@ elapsed() { # SECONDS_SINCE → "1m05s"
 }
 
 # long_step LABEL LOG COMMAND...: runs a long command with its output in LOG, printing a progress
-# line every 20 s (elapsed time, and the count of lines in LOG — `go build -v` prints one package a
-# line, so that is how far the build is). On failure, shows the end of LOG and stops.
+# line every 20 s: the elapsed time and the count of lines in LOG, as "N of $PROGRESS_TOTAL
+# $PROGRESS_UNIT" when the caller knows them (`go build -v` prints one package a line, so that is
+# how far a build is). On failure, shows the end of LOG and stops.
 long_step() {
     local label=$1 log=$2
     shift 2
@@ -70,7 +71,7 @@ long_step() {
         sleep 1
         if [ $((SECONDS - last)) -ge 20 ]; then
             last=$SECONDS
-            say "  $label: $(elapsed $((SECONDS - start))), $(wc -l <"$log") lines of output (${log#"$REPO"/})"
+            say "  $label: $(elapsed $((SECONDS - start))), $(wc -l <"$log")${PROGRESS_TOTAL:+ of $PROGRESS_TOTAL} ${PROGRESS_UNIT:-lines of output} (${log#"$REPO"/})"
         fi
     done
     if ! wait "$pid"; then

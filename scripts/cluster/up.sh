@@ -47,6 +47,7 @@ install_packages() {
 # A port must be free unless the stack's own component holds it.
 check_ports() {
     local name port holder
+    command -v ss >/dev/null || return 0 # iproute2 comes with install_packages
     for name in "$@"; do
         running "$name" && continue
         for port in ${PORTS[$name]}; do
@@ -216,9 +217,9 @@ main() {
     all)
         preflight
         mkdir -p "$LOGS"
+        check_ports etcd apiserver kcm kubelet s3 velero
         install_packages
         "$CLUSTER_SCRIPTS/build.sh"
-        check_ports etcd apiserver kcm kubelet s3 velero
         make_pki
         render_configs
         start_etcd
