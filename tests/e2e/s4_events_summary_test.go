@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,10 +35,27 @@ func TestHookOutcomesAreEventsAndASummaryLine(t *testing.T) {
 	logs := backupLogs(t, b.name)
 	summary := find(logs, 0, "msg", "quiesce backup summary")
 	if summary < 0 {
-		t.Fatalf("no `quiesce backup summary` line in the backup log")
+		t.Fatalf("no `quiesce backup summary` line in velero backup logs %s%s", b.name, inServerLog(t, b.name, "quiesce backup summary"))
 	}
 	t.Logf("summary: %s", logs[summary].raw)
 	if !lineHas(logs[summary], "podsWithHooks", "1", "hooksAttempted", "2", "hooksSucceeded", "1", "hooksFailed", "1") {
 		t.Errorf("summary counts: want 1 pod, 2 hooks attempted, 1 succeeded, 1 failed: %s", logs[summary].raw)
 	}
+}
+
+// inServerLog says where a line missing from a backup's log went: velero server's own log
+// (.cluster/logs/velero.log), where plugin lines logged after Velero uploaded the backup's log end.
+func inServerLog(t *testing.T, backup, message string) string {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join(clusterDir, "logs", "velero.log"))
+	if err != nil {
+		return ""
+	}
+	for _, raw := range strings.Split(string(text), "\n") {
+		fields := parseLogfmt(raw)
+		if fields["msg"] == message && fields["backup"] == "velero/"+backup {
+			return "; it is only in velero server's own log, written after Velero uploaded the backup's log:\n" + raw
+		}
+	}
+	return ""
 }

@@ -144,14 +144,16 @@ func pluginAs(t *testing.T, serviceAccount string) {
 		t.Fatal(err)
 	}
 	// Velero passes its own arguments to every plugin, --kubeconfig=… included: swap that one.
-	wrapper := fmt.Sprintf(`#!/bin/sh
+	// exec -a keeps the wrapper's path as the plugin's argv[0]: a plugin tells Velero which
+	// command to run it with (its argv[0]), and Velero would otherwise run the plugin directly.
+	wrapper := fmt.Sprintf(`#!/bin/bash
 # quiesce as the service account velero/%s: Velero's arguments, another --kubeconfig.
 for arg do
 	shift
 	case $arg in --kubeconfig=*) arg=--kubeconfig=%s ;; esac
 	set -- "$@" "$arg"
 done
-KUBECONFIG=%s exec %s "$@"
+KUBECONFIG=%s exec -a "$0" %s "$@"
 `, serviceAccount, config, config, filepath.Join(stackPlugins, "velero-plugin-quiesce"))
 	if err := os.WriteFile(filepath.Join(plugins, "velero-plugin-quiesce"), []byte(wrapper), 0o755); err != nil {
 		t.Fatal(err)

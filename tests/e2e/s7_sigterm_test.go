@@ -70,4 +70,3 @@ func veleroPID(t *testing.T) int {
 	}
 	return pid
 }
-
