@@ -102,19 +102,23 @@ start() {
     say "started $name (pid $!, log ${LOGS#"$REPO"/}/$name.log)"
 }
 
-# stop NAME [GRACE_SECONDS]: TERM, then KILL after the grace period.
+# stop NAME [GRACE_SECONDS]: TERM, then KILL after the grace period. velero server gets the
+# signal with its process group (it leads one: see start), as Ctrl-C would deliver it: the
+# plugins it started stop with it, rather than outlive it.
 stop() {
     local name=$1 grace=${2:-15} pid
     pid=$(pid_of "$name") || return 0
+    local target=$pid
+    [ "$name" = velero ] && target=-$pid
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid"
+        kill -TERM -- "$target"
         local i
         for ((i = 0; i < grace * 4; i++)); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.25
         done
         if kill -0 "$pid" 2>/dev/null; then
-            kill -KILL "$pid"
+            kill -KILL -- "$target"
             say "killed $name (pid $pid): it did not stop within ${grace}s of SIGTERM"
         else
             say "stopped $name (pid $pid)"
