@@ -31,6 +31,7 @@ go_binary() {
     local total
     say "listing what $label needs (a first run downloads its modules here)"
     total=$(cd "$dir" && go list -deps "${@: -1}" 2>/dev/null | wc -l) || total=
+    # shellcheck disable=SC2016 # $1 and $@ belong to the inner bash
     PROGRESS_TOTAL=$total PROGRESS_UNIT="packages compiled" \
         long_step "building $label" "$LOGS/build/$(basename "$out").log" \
         bash -c 'cd "$1" && shift && "$@"' _ "$dir" "${GO_BUILD[@]}" -o "$out.partial" "$@"

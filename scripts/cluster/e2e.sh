@@ -23,6 +23,7 @@ if ! running apiserver || ! running velero; then
     "$CLUSTER_SCRIPTS/up.sh" >/dev/null
     started_here=true
 fi
+# shellcheck disable=SC2317 # run by the EXIT trap
 finish() {
     local status=$?
     if $started_here && [ "$status" -eq 0 ]; then

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # the variables are for the scripts that source this file
 # Shared by the scripts of scripts/cluster/: where things live, the pinned versions, progress
 # output, errors that say what to do, and starting/stopping the stack's processes by PID.
 # Sourced, never run. Progress goes to stderr so that stdout carries only what a caller may

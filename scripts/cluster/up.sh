@@ -22,7 +22,7 @@ preflight() {
     [ "$(id -u)" -eq 0 ] ||
         die "the cluster needs root (containerd, runc and the kubelet mount, create cgroups and network namespaces)" \
             "run it as root, e.g. sudo make cluster-up"
-    [ -f /etc/debian_version ] && command -v apt-get >/dev/null ||
+    { [ -f /etc/debian_version ] && command -v apt-get >/dev/null; } ||
         die "this is not a Debian machine with apt: the stack installs etcd, containerd, runc and the CNI plugins from Debian's packages" \
             "use Debian 12 (bookworm) or newer, or install those yourself and comment out install_packages"
     command -v go >/dev/null ||
@@ -53,8 +53,9 @@ check_ports() {
         for port in ${PORTS[$name]}; do
             holder=$(ss -Htlnp "sport = :$port" 2>/dev/null | grep -o 'users:(([^)]*))' | head -n 1 || true)
             if ss -Htln "sport = :$port" 2>/dev/null | grep -q .; then
-                die "port $port (needed by $name) is in use${holder:+ by $holder}" \
-                    "stop that process (the Debian etcd service: systemctl disable --now etcd), or run make cluster-down if it is a stack left from another checkout"
+                local hint="stop that process, or run make cluster-down if it is a stack left running by another checkout"
+                [ "$name" = etcd ] && hint="$hint (Debian's own etcd service: systemctl disable --now etcd)"
+                die "port $port (needed by $name) is in use${holder:+ by $holder}" "$hint"
             fi
         done
     done
