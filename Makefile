@@ -3,10 +3,14 @@ CARGO ?= cargo
 BIN := velero-plugin-quiesce
 MUSL := x86_64-unknown-linux-musl
 
-.PHONY: demo demo-replay build release test lint deny soak bench bench-vs-go conformance clean
+.PHONY: help demo demo-replay build release test lint deny soak bench bench-vs-go conformance clean image image-smoke manifests cluster-up cluster-down e2e
+
+## help: list these targets
+help:
+	@sed -n -e 's/^## \([a-z-]*:\)/\1/p' -e 's/^## /    /p' $(MAKEFILE_LIST)
 
 ## demo: Velero's hook walkthrough on a real single-node cluster with a real velero server
-## (cluster-up first: root, Debian; the first run builds Kubernetes and Velero, ~20 min on 2 cores)
+## (cluster-up first: root, Debian; the first run builds Kubernetes and Velero, ~16 min on 2 cores)
 demo: cluster-up
 	scripts/cluster/demo.sh
 
@@ -44,10 +48,11 @@ release:
 test:
 	$(CARGO) test --locked --workspace
 
-## lint: formatting and clippy, warnings are errors
+## lint: formatting, clippy (warnings are errors, the crate's lints included) and the module layering
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	python3 scripts/check-layers.py
 
 ## deny: cargo-deny licenses, bans, sources (advisories only when the RustSec DB can be fetched)
 deny:
@@ -73,7 +78,6 @@ clean:
 	$(CARGO) clean
 	rm -rf dist
 
-.PHONY: image image-smoke manifests
 
 ## image: reproducible OCI image (FROM scratch, the static binary only), built twice to check the
 ## digest, exported as dist/velero-plugin-quiesce-<version>.oci.tar (installs buildah if missing)
@@ -89,9 +93,7 @@ image-smoke: image
 ## plugin's own parser
 manifests:
 	scripts/check-manifests.sh
-	$(CARGO) test --locked --test manifests
-
-.PHONY: cluster-up cluster-down e2e
+	$(CARGO) test --locked --test integration manifests::
 
 ## cluster-up: a real single-node Kubernetes (etcd, kube-apiserver, kube-controller-manager,
 ## kubelet, containerd, runc; no scheduler), S3 and velero server with the aws plugin and quiesce,

@@ -1,5 +1,5 @@
 //! Plugin overhead per hook beyond the command itself (DESIGN §7 target: ≤ 2 ms median on
-//! loopback): execs of `true` through [`KubeExecutor`] against the in-repo fake API server.
+//! loopback): execs of `true` through [`Kube`] against the in-repo fake API server.
 //!
 //! For each exec: round trip = `Executor::exec` wall time; command time = the fake server's
 //! spawn → exit interval for that exec (from its timeline); overhead = round trip − command
@@ -11,13 +11,16 @@
 
 use std::time::{Duration, Instant};
 
+use fake_kube::objects::pod;
 use fake_kube::FakeKube;
-use quiesce::exec::{ClusterClient, ExecRequest, Executor, KubeExecutor};
+use quiesce::exec::{ExecRequest, Executor};
+use quiesce::kube_api::Kube;
 
 const DEFAULT_EXECS: usize = 300;
 const WARMUP: usize = 10;
 const TARGET: Duration = Duration::from_millis(2);
 
+/// The `p`th percentile (0 to 100) of sorted samples, nearest rank.
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -26,10 +29,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// A duration in milliseconds, three decimals.
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// Prints one line of median, p99, min and max; returns the median and p99.
 fn row(label: &str, mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
     let (median, p99) = (percentile(&samples, 50.0), percentile(&samples, 99.0));
@@ -58,12 +63,8 @@ fn main() {
     let kube = server_runtime
         .block_on(FakeKube::start())
         .expect("fake API server");
-    kube.add_pod(serde_json::json!({
-        "metadata": {"name": "bench", "namespace": "default"},
-        "spec": {"containers": [{"name": "main"}]},
-        "status": {"phase": "Running"},
-    }))
-    .expect("pod");
+    kube.add_pod(pod("default", "bench").container("main").build())
+        .expect("pod");
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = dir.path().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig).expect("kubeconfig");
@@ -72,7 +73,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("client runtime");
-    let executor = KubeExecutor::new(ClusterClient::from_kubeconfig_file(&kubeconfig));
+    let executor = Kube::from_kubeconfig_file(&kubeconfig);
     let request = ExecRequest {
         namespace: "default".into(),
         pod: "bench".into(),
@@ -127,7 +128,7 @@ fn main() {
 
     println!();
     println!(
-        "exec overhead: {count} execs of `true` through KubeExecutor → fake-kube ({}), loopback, \
+        "exec overhead: {count} execs of `true` through Kube → fake-kube ({}), loopback, \
          after {WARMUP} warm-up execs",
         kube.url()
     );

@@ -1,51 +1,47 @@
 //! `make bench`: per-pod freeze windows when 200 pods are backed up by 8 concurrent callers in
-//! Velero's call order (GetRelatedItems, Execute(PV), the snapshot, Execute(pod)), with real
-//! hook commands run by the fake API server. The window is what quiesce itself adds between a
+//! Velero's call order (GetRelatedItems, Execute(PV), the snapshot, Execute(pod): the
+//! integration tests' replaying host, `util::velero`), with real hook commands run by the fake
+//! API server. The window is what quiesce itself adds between a
 //! pod's first pre hook and its last post hook, with an instant snapshot. A second run puts
 //! the same pods in 50 consistency groups of 4 (members on different callers) and reports the
 //! groups' windows and what the group bookkeeping (one pod list per group) costs the backup.
 //! Prints numbers only.
 
-#[path = "../tests/util/mod.rs"]
+// The integration tests' shared helpers; this target uses only part of them, and the rest
+// would be dead code here (the integration binary itself uses every one).
+#[allow(dead_code)]
+#[path = "../tests/integration/util/mod.rs"]
 mod util;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quiesce::proto::v1::ItemBlockActionGetRelatedItemsRequest;
-use quiesce::proto::v2::ExecuteRequest;
-use serde_json::{json, Value};
-use util::{backup_json, launch_with_cluster};
+use fake_kube::objects::pod;
+use serde_json::Value;
+use util::velero::{Velero, NAMESPACE};
 
-const NAME: &str = "quiesce.dev/pod-hooks";
 const PODS: usize = 200;
 const CALLERS: usize = 8;
 
 /// Pods per consistency group in the grouped run.
 const GROUP_SIZE: usize = 4;
 
-fn pod(i: usize, grouped: bool) -> Value {
-    let volumes: Vec<Value> = if i.is_multiple_of(4) {
-        vec![]
-    } else {
-        vec![json!({"name": "data", "persistentVolumeClaim": {"claimName": format!("data-{i}")}})]
-    };
-    let mut annotations = json!({
-        "pre.hook.backup.quiesce.dev/command": "[\"true\"]",
-        "post.hook.backup.quiesce.dev/command": "[\"true\"]"
-    });
+/// Pod `p{i:03}`: hooks `true` and `true`; every fourth pod has no claim, the others claim
+/// `data-{i}`; grouped, four consecutive pods form one consistency group.
+fn numbered_pod(i: usize, grouped: bool) -> Value {
+    let mut pod = pod(NAMESPACE, &format!("p{i:03}"))
+        .uid(format!("uid-{i}"))
+        .annotation("pre.hook.backup.quiesce.dev/command", r#"["true"]"#)
+        .annotation("post.hook.backup.quiesce.dev/command", r#"["true"]"#);
     if grouped {
-        annotations["quiesce.dev/group"] = json!(format!("g{}", i / GROUP_SIZE));
+        pod = pod.annotation("quiesce.dev/group", format!("g{}", i / GROUP_SIZE));
     }
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": format!("p{i:03}"), "namespace": "shop", "uid": format!("uid-{i}"),
-            "annotations": annotations},
-        "spec": {"containers": [{"name": "app"}], "volumes": volumes},
-        "status": {"phase": "Running"}
-    })
+    pod.container("app")
+        .volumes((!i.is_multiple_of(4)).then(|| ("data", format!("data-{i}"))))
+        .build()
 }
 
+/// The `p` quantile (0 to 1) of sorted values, nearest rank.
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -86,6 +82,7 @@ async fn main() {
     );
 }
 
+/// Prints one run's pod numbers.
 fn report(run: &Run) {
     println!(
         "  pods thawed {} of {PODS}, execs {}, whole backup {:.0} ms ({:.2} ms per pod)",
@@ -104,40 +101,26 @@ fn report(run: &Run) {
     }
 }
 
+/// One backup of [`PODS`] pods by [`CALLERS`] concurrent callers, then Shutdown.
 async fn backup(grouped: bool) -> Run {
-    let (mut plugin, cluster) = launch_with_cluster(&[]).await;
-    let pods: Arc<Vec<Value>> = Arc::new((0..PODS).map(|i| pod(i, grouped)).collect());
+    let mut velero = Velero::start().await;
+    let pods: Arc<Vec<Value>> = Arc::new((0..PODS).map(|i| numbered_pod(i, grouped)).collect());
     for p in pods.iter() {
-        cluster.add_pod(p.clone()).unwrap();
+        velero.cluster.add_pod(p.clone()).unwrap();
     }
-    let bia = plugin.backup_action().await;
-    let iba = plugin.item_block_action().await;
-    let request = |item: Vec<u8>| ExecuteRequest {
-        plugin: NAME.into(),
-        item,
-        backup: backup_json(),
-    };
     let started = Instant::now();
     let callers: Vec<_> = (0..CALLERS)
         .map(|c| {
-            let (mut bia, mut iba, pods) = (bia.clone(), iba.clone(), Arc::clone(&pods));
+            let (mut worker, pods) = (velero.worker(), Arc::clone(&pods));
             tokio::spawn(async move {
                 for i in (c..PODS).step_by(CALLERS) {
-                    let item = serde_json::to_vec(&pods[i]).unwrap();
-                    iba.get_related_items(ItemBlockActionGetRelatedItemsRequest {
-                        plugin: NAME.into(),
-                        item: item.clone(),
-                        backup: backup_json(),
-                    })
-                    .await
-                    .unwrap();
-                    if !i.is_multiple_of(4) {
-                        let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume",
-                            "metadata": {"name": format!("pv-{i}")},
-                            "spec": {"claimRef": {"namespace": "shop", "name": format!("data-{i}")}}});
-                        bia.execute(request(serde_json::to_vec(&pv).unwrap())).await.unwrap();
-                    }
-                    bia.execute(request(item)).await.unwrap();
+                    let (pv, claim) = (format!("pv-{i}"), format!("data-{i}"));
+                    let volumes: &[(&str, &str)] = if i.is_multiple_of(4) {
+                        &[]
+                    } else {
+                        &[(pv.as_str(), claim.as_str())]
+                    };
+                    worker.back_up(&pods[i], volumes).await.unwrap();
                 }
             })
         })
@@ -146,14 +129,9 @@ async fn backup(grouped: bool) -> Run {
         caller.await.unwrap();
     }
     let elapsed = started.elapsed();
-    plugin.shutdown().await;
-    plugin.wait_exit(Duration::from_secs(5));
+    velero.stop(Duration::from_secs(5)).await;
 
-    let lines: Vec<Value> = plugin
-        .stderr_lines()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .collect();
+    let lines = velero.stderr();
     let windows = |message: &str| {
         let mut windows: Vec<u64> = lines
             .iter()
@@ -165,7 +143,7 @@ async fn backup(grouped: bool) -> Run {
     };
     Run {
         elapsed,
-        execs: cluster.execs().len(),
+        execs: velero.cluster.execs().len(),
         pod_windows: windows("Pod thawed"),
         group_windows: windows("Consistency group thawed"),
     }

@@ -7,28 +7,34 @@
 //! - Shutdown → process exit (median of 25)
 //! - binary size
 
-#[path = "../tests/util/mod.rs"]
+// The integration tests' shared helpers; this target uses only part of them, and the rest
+// would be dead code here (the integration binary itself uses every one).
+#[allow(dead_code)]
+#[path = "../tests/integration/util/mod.rs"]
 mod util;
 
 use std::time::{Duration, Instant};
 
-use quiesce::proto::v2::ExecuteRequest;
-use util::{backup_json, bin, pod_json, Plugin};
+use util::{bin, execute_request, pod_json, Plugin};
 
+/// The `p` quantile (0 to 1) of the samples, nearest rank (sorts them).
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();
     let rank = ((samples.len() as f64 - 1.0) * p).round() as usize;
     samples[rank]
 }
 
+/// A duration in milliseconds, two decimals.
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
+/// A duration in whole microseconds.
 fn us(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
 
+/// The process's resident set (VmRSS) in KiB, from /proc.
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -64,11 +70,7 @@ async fn main() {
     let plugin = Plugin::launch(&[]);
     let mut action = plugin.backup_action().await;
     let item = pod_json("shop", "db-0");
-    let request = ExecuteRequest {
-        plugin: "quiesce.dev/pod-hooks".into(),
-        item: item.clone(),
-        backup: backup_json(),
-    };
+    let request = execute_request(item.clone());
     for _ in 0..200 {
         action.execute(request.clone()).await.unwrap();
     }

@@ -219,7 +219,11 @@ def check_helm_values(values, where):
 
 REQUIRED_GRANTS = {  # what the plugin uses (plugin-manifest/README.md §3)
     ("ClusterRole", "", "pods", "get"), ("ClusterRole", "", "pods", "list"),
-    ("ClusterRole", "", "pods/exec", "create"), ("ClusterRole", "", "events", "create"),
+    ("ClusterRole", "", "pods/exec", "create"), ("ClusterRole", "", "pods/exec", "get"),
+    ("ClusterRole", "", "events", "create"),
+    ("ClusterRole", "snapshot.storage.k8s.io", "volumesnapshots", "get"),
+    ("ClusterRole", "snapshot.storage.k8s.io", "volumesnapshots", "list"),
+    ("ClusterRole", "snapshot.storage.k8s.io", "volumesnapshots", "watch"),
     ("Role", "", "configmaps", "list"),
     ("Role", "velero.io", "podvolumebackups", "get"), ("Role", "velero.io", "podvolumebackups", "list"),
     ("Role", "velero.io", "podvolumebackups", "watch"),

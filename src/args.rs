@@ -13,6 +13,12 @@ pub struct PluginArgs {
     pub log_level: Option<String>,
     /// `--features`, split on commas (e.g. `EnableCSI`).
     pub features: Vec<String>,
+    /// `--kubeconfig`: the kubeconfig Velero itself uses (its built-in plugins honour it too).
+    pub kubeconfig: Option<String>,
+    /// `--kubecontext`: the kubeconfig context Velero uses instead of the current one.
+    pub kubecontext: Option<String>,
+    /// `--fs-backup-timeout` as given (a Go duration), when Velero was started with it.
+    pub fs_backup_timeout: Option<String>,
 }
 
 impl PluginArgs {
@@ -33,7 +39,10 @@ impl PluginArgs {
             let Some((flag, inline)) = split_flag(&arg) else {
                 continue;
             };
-            if flag != "log-level" && flag != "features" {
+            if !matches!(
+                flag,
+                "log-level" | "features" | "kubeconfig" | "kubecontext" | "fs-backup-timeout"
+            ) {
                 continue;
             }
             let Some(value) = inline.or_else(|| args.next()) else {
@@ -41,6 +50,9 @@ impl PluginArgs {
             };
             match flag {
                 "log-level" => parsed.log_level = Some(value),
+                "kubeconfig" => parsed.kubeconfig = Some(value).filter(|v| !v.is_empty()),
+                "kubecontext" => parsed.kubecontext = Some(value).filter(|v| !v.is_empty()),
+                "fs-backup-timeout" => parsed.fs_backup_timeout = Some(value),
                 _ => {
                     parsed.features = value
                         .split(',')
@@ -112,6 +124,30 @@ mod tests {
             ["EnableCSI"]
         );
         assert!(parse(&["p", "--features="]).features.is_empty());
+    }
+
+    #[test]
+    fn kubeconfig_and_context_as_velero_forwards_them() {
+        let args = parse(&[
+            "/plugins/p",
+            "--kubeconfig=/etc/velero/kubeconfig",
+            "--namespace",
+            "velero",
+            "--kubecontext",
+            "backup",
+        ]);
+        assert_eq!(args.kubeconfig.as_deref(), Some("/etc/velero/kubeconfig"));
+        assert_eq!(args.kubecontext.as_deref(), Some("backup"));
+        // An empty value is Velero's default: not set.
+        assert_eq!(parse(&["/p", "--kubeconfig="]).kubeconfig, None);
+    }
+
+    #[test]
+    fn fs_backup_timeout_in_both_forms() {
+        let args = parse(&["/p", "--fs-backup-timeout", "2h0m0s"]);
+        assert_eq!(args.fs_backup_timeout.as_deref(), Some("2h0m0s"));
+        let args = parse(&["/p", "--fs-backup-timeout=30m"]);
+        assert_eq!(args.fs_backup_timeout.as_deref(), Some("30m"));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! `velero-plugin-quiesce`: the binary Velero launches from `/plugins`; with `--copy-to`, the
 //! image's init container that puts it there; with `explain`, a dry run for operators.
+//! Reads the command line and the environment once ([`Settings`]) and hands the values down.
 
 use std::process::ExitCode;
 
-use quiesce::args::PluginArgs;
+use quiesce::velero::{settings, Settings};
 use quiesce::{goplugin, install, velero};
 
 fn main() -> ExitCode {
@@ -12,7 +13,11 @@ fn main() -> ExitCode {
         .nth(1)
         .is_some_and(|arg| arg == "explain")
     {
-        return ExitCode::from(quiesce::explain::main(std::env::args_os().skip(2)));
+        let default_namespace = settings::velero_namespace_from_env();
+        return ExitCode::from(quiesce::explain::main(
+            std::env::args_os().skip(2),
+            default_namespace,
+        ));
     }
     // The image's init container runs `--copy-to /target`, without the plugin cookie.
     if let Some(target) = install::copy_to_target(std::env::args_os()) {
@@ -27,8 +32,8 @@ fn main() -> ExitCode {
             }
         };
     }
-    let args = PluginArgs::parse(std::env::args_os());
-    if let Err(error) = goplugin::check_cookie(&velero::HANDSHAKE) {
+    let settings = Settings::from_process();
+    if let Err(error) = goplugin::check_cookie(&velero::HANDSHAKE, settings.cookie.as_deref()) {
         eprintln!("{error}");
         return ExitCode::FAILURE;
     }
@@ -43,7 +48,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(velero::serve(args));
+    let result = runtime.block_on(velero::serve(settings));
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,6 +25,10 @@
 //! Numbers (pods, execs, faults, peak RSS, duration) are printed with `eprintln!` for the
 //! README (`cargo test --test soak -- --nocapture`); nothing here asserts on wall-clock time.
 
+// The integration tests' shared helpers; this target uses only part of them, and the rest
+// would be dead code here (the integration binary itself uses every one).
+#[allow(dead_code)]
+#[path = "integration/util/mod.rs"]
 mod util;
 
 use std::collections::BTreeMap;
@@ -32,18 +36,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fake_kube::objects::{persistent_volume, PodBuilder};
 use fake_kube::{exec_records, ExecOutcome, ExecRecord, FakeKube, Fault, FaultRule};
 use quiesce::proto::plugin::grpc_controller_client::GrpcControllerClient;
-use quiesce::proto::v1::{
-    item_block_action_client::ItemBlockActionClient, ItemBlockActionGetRelatedItemsRequest,
-};
-use quiesce::proto::v2::backup_item_action_client::BackupItemActionClient;
 use serde_json::{json, Value};
-use tonic::transport::Channel;
-use util::{backup_json, execute_request, launch_with_cluster, Plugin};
+use util::velero::{pod_volume_backup, shop_pod, Velero, Worker, NAMESPACE};
+use util::{execute_request, launch_with_cluster, related_items_request};
 
-const NAME: &str = "quiesce.dev/pod-hooks";
-const NAMESPACE: &str = "shop";
 /// Pods per soak, and Velero's concurrent item-block workers.
 const PODS: usize = 1000;
 const CALLERS: usize = 8;
@@ -62,6 +61,7 @@ const LOUD_BYTES: usize = 1 << 20;
 struct SplitMix64(u64);
 
 impl SplitMix64 {
+    /// The next 64 random bits.
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -93,6 +93,7 @@ enum OnErrorKey {
 }
 
 impl OnErrorKey {
+    /// Whether a failure stops the chain (`Fail`, also when unset).
     fn is_fail(self) -> bool {
         self != OnErrorKey::Continue
     }
@@ -116,6 +117,7 @@ enum ExecFault {
 }
 
 impl ExecFault {
+    /// The fault rule to install for this exec, if any.
     fn fault(self) -> Option<Fault> {
         match self {
             ExecFault::None => None,
@@ -127,6 +129,7 @@ impl ExecFault {
         }
     }
 
+    /// How the README tally names this fault.
     fn label(self) -> &'static str {
         match self {
             ExecFault::None => "none",
@@ -193,6 +196,7 @@ enum ServerEnd {
 }
 
 impl ServerEnd {
+    /// Whether the server recorded this end.
     fn matches(self, outcome: &ExecOutcome) -> bool {
         match (self, outcome) {
             (ServerEnd::Exited(want), ExecOutcome::Exited { code }) => want == *code,
@@ -216,6 +220,7 @@ struct HookExpectation {
 }
 
 impl HookExpectation {
+    /// An expectation from its three facts.
     fn new(fails: bool, may_have_run: bool, end: ServerEnd) -> Self {
         HookExpectation {
             fails,
@@ -226,6 +231,7 @@ impl HookExpectation {
 }
 
 impl HookCase {
+    /// What this hook must come to, given whether its pod is gone by then.
     fn expect(&self, pod_deleted: bool) -> HookExpectation {
         if pod_deleted {
             // The API server answers 404 before any fault rule is consulted.
@@ -274,6 +280,7 @@ struct PodExpectation {
 }
 
 impl PodCase {
+    /// The claims of the pod's volumes.
     fn claims(&self) -> Vec<String> {
         match self.volumes {
             Volumes::None => vec![],
@@ -282,6 +289,7 @@ impl PodCase {
         }
     }
 
+    /// The hook's command annotation: `true`/`false` with the verb, or a loud `sh -c`.
     fn command(&self, hook: &HookCase, phase: &str) -> Value {
         let argv: Vec<String> = match (self.loud, hook.exits_one) {
             (false, false) => vec!["true".into(), phase.into()],
@@ -299,6 +307,7 @@ impl PodCase {
         json!(serde_json::to_string(&argv).unwrap())
     }
 
+    /// The pod as the API server holds it and Velero sends it.
     fn json(&self) -> Value {
         let mut annotations = serde_json::Map::new();
         if self.hooks {
@@ -324,33 +333,31 @@ impl PodCase {
         if self.volumes == Volumes::FsBackup {
             annotations.insert("backup.velero.io/backup-volumes".into(), json!("data"));
         }
-        let volumes: Vec<Value> = self
-            .claims()
-            .iter()
-            .enumerate()
-            .map(|(i, claim)| {
-                let name = if self.volumes == Volumes::FsBackup {
-                    "data".to_owned()
-                } else {
-                    format!("vol-{i}")
-                };
-                json!({"name": name, "persistentVolumeClaim": {"claimName": claim}})
-            })
-            .collect();
-        json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": self.name, "namespace": NAMESPACE, "uid": format!("uid-{}", self.name),
-                         "labels": {"app": "soak"}, "annotations": annotations},
-            "spec": {"containers": [{"name": "app", "image": "app:1"}], "volumes": volumes},
-            "status": {"phase": "Running"}
-        })
+        let volume_name = |i: usize| {
+            if self.volumes == Volumes::FsBackup {
+                "data".to_owned()
+            } else {
+                format!("vol-{i}")
+            }
+        };
+        shop_pod(&self.name)
+            .label("app", "soak")
+            .annotations(Value::Object(annotations))
+            .volumes(
+                self.claims()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, claim)| (volume_name(i), claim)),
+            )
+            .build()
     }
 
-    /// Applies the rule of `src/quiesce/mod.rs` to the story: pre hooks run at the first of
-    /// Execute(PV)/Execute(pod); a failed `Fail` pre hook stops the chain and answers the pod's
-    /// Execute with an error, and post hooks run then only if the pre hook may have run; a
-    /// failed `Continue` pre hook goes on to a normal freeze, so post hooks run. Failures of
-    /// `Fail` hooks are error lines, of `Continue` hooks warnings.
+    /// Applies the rule of `src/engine/` to the story: pre hooks run at the first of
+    /// Execute(PV)/Execute(pod); a failed `Fail` pre hook stops the chain — at the pod's first
+    /// volume, which is refused (a warning) and the pod thawed right there, or at the pod's
+    /// Execute — and the chain's answer is an error; post hooks run then only if the pre hook
+    /// may have run; a failed `Continue` pre hook goes on to a normal freeze, so post hooks
+    /// run. Failures of `Fail` hooks are error lines, of `Continue` hooks warnings.
     fn expect(&self, stage: Stage) -> PodExpectation {
         let mut expected = PodExpectation::default();
         let pre_attempted = self.hooks
@@ -373,11 +380,18 @@ impl PodCase {
             }
         }
         expected.execute_fails = pre_stopped_the_chain && stage == Stage::Full;
+        // Refused at its first volume: thawed there, before a deletion "before the thaw".
+        let refused = pre_stopped_the_chain && !self.claims().is_empty();
         let post_runs = !pre_stopped_the_chain || pre.may_have_run;
         if !post_runs {
             return expected;
         }
-        let post = self.post.expect(self.deletion != Deletion::None);
+        let deleted_before_thaw = match self.deletion {
+            Deletion::None => false,
+            Deletion::BeforeFreeze => true,
+            Deletion::BeforeThaw => !refused,
+        };
+        let post = self.post.expect(deleted_before_thaw);
         expected.post = Some(post);
         if post.fails {
             if self.post.on_error.is_fail() {
@@ -453,31 +467,12 @@ fn draw_cases(loud_per_mille: u64, held_per_mille: u64) -> Vec<PodCase> {
 
 // ----- Velero, replayed -----
 
-fn persistent_volume(claim: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": format!("pv-{claim}")},
-        "spec": {"claimRef": {"namespace": NAMESPACE, "name": claim}}
-    }))
-    .unwrap()
-}
-
-fn pod_volume_backup(case: &PodCase, phase: &str) -> Value {
-    json!({
-        "apiVersion": "velero.io/v1", "kind": "PodVolumeBackup",
-        "metadata": {"name": format!("nightly-1-{}", case.name), "namespace": "velero",
-                     "labels": {"velero.io/backup-uid": "b-uid", "velero.io/backup-name": "nightly-1"}},
-        "spec": {"pod": {"kind": "Pod", "namespace": NAMESPACE, "name": case.name,
-                         "uid": format!("uid-{}", case.name)}, "volume": "data"},
-        "status": {"phase": phase}
-    })
-}
-
 /// Velero's node agent finishing a file-system backup. The marker goes first: the thaw may
 /// start the moment the object says Completed.
 fn complete_pod_volume_backup(cluster: &FakeKube, case: &PodCase) {
     cluster.mark(format!("pvb completing {}", case.name));
     cluster
-        .add_object(pod_volume_backup(case, "Completed"))
+        .add_object(pod_volume_backup(&case.name, &case.name, "Completed"))
         .unwrap();
 }
 
@@ -503,36 +498,27 @@ async fn replay(
     caller: usize,
     cases: Arc<Vec<PodCase>>,
     cluster: Arc<FakeKube>,
-    mut bia: BackupItemActionClient<Channel>,
-    mut iba: ItemBlockActionClient<Channel>,
+    mut worker: Worker,
     stop_at: usize,
 ) -> Vec<(usize, Result<(), String>)> {
     let mut answers = Vec::new();
     let mut pvb_in_progress: Option<&PodCase> = None;
     for case in cases.iter().skip(caller).step_by(CALLERS) {
-        let item = serde_json::to_vec(&case.json()).unwrap();
-        iba.get_related_items(ItemBlockActionGetRelatedItemsRequest {
-            plugin: NAME.into(),
-            item: item.clone(),
-            backup: backup_json(),
-        })
-        .await
-        .unwrap();
+        let pod = case.json();
+        worker.related_items(&pod).await;
         if case.index >= stop_at {
             break; // indexed ahead; Velero stops before backing it up
         }
         if case.deletion == Deletion::BeforeFreeze {
             cluster.remove_pod(NAMESPACE, &case.name).unwrap();
         }
+        // A refused volume ends the pod's chain in Velero: no further volume, no Execute(pod).
+        let mut refused = None;
         for claim in case.claims() {
-            let pv = persistent_volume(&claim);
-            let answer = bia
-                .execute(execute_request(pv.clone()))
-                .await
-                .unwrap()
-                .into_inner();
-            assert_eq!(answer.item, pv, "the PV goes back unchanged");
-            cluster.mark(format!("snapshot {claim}"));
+            if let Err(status) = worker.volume(&format!("pv-{claim}"), &claim).await {
+                refused = Some(status.message().to_owned());
+                break;
+            }
         }
         if case.deletion == Deletion::BeforeThaw {
             cluster.remove_pod(NAMESPACE, &case.name).unwrap();
@@ -544,22 +530,19 @@ async fn replay(
         if case.held {
             continue;
         }
-        let answer = match bia.execute(execute_request(item.clone())).await {
-            Ok(answer) => {
-                assert_eq!(
-                    answer.into_inner().item,
-                    item,
-                    "the pod goes back unchanged"
-                );
-                Ok(())
-            }
-            Err(status) => Err(status.message().to_owned()),
-        };
+        if let Some(error) = refused {
+            answers.push((case.index, Err(error)));
+            continue;
+        }
+        let answer = worker
+            .pod(&pod)
+            .await
+            .map_err(|status| status.message().to_owned());
         answers.push((case.index, answer));
         if case.volumes == Volumes::FsBackup {
             // Velero creates the PodVolumeBackups right after the pod's actions return.
             cluster
-                .add_object(pod_volume_backup(case, "InProgress"))
+                .add_object(pod_volume_backup(&case.name, &case.name, "InProgress"))
                 .unwrap();
             pvb_in_progress = Some(case);
         }
@@ -575,17 +558,18 @@ async fn replay(
 /// Velero plus the fault plan: launches the plugin and fake cluster, installs every pod and
 /// every fault, and runs the callers.
 struct Soak {
-    plugin: Plugin,
-    cluster: Arc<FakeKube>,
+    velero: Velero,
     cases: Arc<Vec<PodCase>>,
     rss: PeakRss,
     started: Instant,
 }
 
 impl Soak {
+    /// Launches the plugin and fake cluster, adds every pod, then every fault.
     async fn start(cases: Vec<PodCase>) -> Soak {
-        let (plugin, cluster) = launch_with_cluster(&[]).await;
-        let rss = PeakRss::watch(plugin.child.id());
+        let velero = Velero::start().await;
+        let rss = PeakRss::watch(velero.plugin.child.id());
+        let cluster = &velero.cluster;
         for case in &cases {
             cluster.add_pod(case.json()).unwrap();
             for (hook, verb) in [(&case.pre, "freeze"), (&case.post, "thaw")] {
@@ -612,8 +596,7 @@ impl Soak {
                 .times(3),
         );
         Soak {
-            plugin,
-            cluster: Arc::new(cluster),
+            velero,
             cases: Arc::new(cases),
             rss,
             started: Instant::now(),
@@ -622,16 +605,13 @@ impl Soak {
 
     /// Runs [`CALLERS`] callers over the pods up to `stop_at`; the Execute(pod) answers by pod.
     async fn run_callers(&self, stop_at: usize) -> BTreeMap<usize, Result<(), String>> {
-        let bia = self.plugin.backup_action().await;
-        let iba = self.plugin.item_block_action().await;
         let callers: Vec<_> = (0..CALLERS)
             .map(|caller| {
                 tokio::spawn(replay(
                     caller,
                     Arc::clone(&self.cases),
-                    Arc::clone(&self.cluster),
-                    bia.clone(),
-                    iba.clone(),
+                    Arc::clone(&self.velero.cluster),
+                    self.velero.worker(),
                     stop_at,
                 ))
             })
@@ -646,16 +626,17 @@ impl Soak {
     /// `plugin.GRPCController/Shutdown` as go-plugin's `Kill` sends it (it ignores the answer
     /// and waits for the exit); the plugin must exit 0.
     async fn shutdown(&mut self) {
-        self.plugin.shutdown().await;
         let status = self
-            .plugin
-            .wait_exit(EVENTUALLY)
+            .velero
+            .stop(EVENTUALLY)
+            .await
             .expect("the plugin exits after Shutdown");
         assert_eq!(status.code(), Some(0), "the plugin exits 0");
     }
 
+    /// The plugin's stderr, every line parsed as JSON (a line that is not fails the test).
     fn stderr(&self) -> Vec<Value> {
-        let lines = self.plugin.stderr_lines();
+        let lines = self.velero.plugin.stderr_lines();
         lines
             .iter()
             .map(|line| {
@@ -685,6 +666,7 @@ fn records_by_hook(records: &[ExecRecord]) -> BTreeMap<(String, String), Vec<&Ex
     by_hook
 }
 
+/// The timeline position of the marker `label`, if it was set.
 fn marker_seq(events: &[fake_kube::TimelineEvent], label: &str) -> Option<u64> {
     events.iter().find_map(|e| match &e.kind {
         fake_kube::TimelineEventKind::Marker { label: l } if l == label => Some(e.seq),
@@ -793,7 +775,7 @@ fn check_timeline(
         }
         // Freeze before every snapshot of the pod, thaw after all of them.
         for claim in case.claims() {
-            let Some(snapshot) = marker_seq(events, &format!("snapshot {claim}")) else {
+            let Some(snapshot) = marker_seq(events, &format!("snapshot pv-{claim}")) else {
                 continue;
             };
             if pre.is_some_and(|pre| pre.end_seq.is_none_or(|end| end > snapshot)) {
@@ -933,6 +915,7 @@ impl Memory {
         }
     }
 
+    /// Asserts that the bounded peak stays under [`PEAK_RSS_BOUND_KIB`].
     fn assert_bounded(&self) {
         assert!(
             self.bounded_kib() < PEAK_RSS_BOUND_KIB,
@@ -964,6 +947,7 @@ struct PeakRss {
 }
 
 impl PeakRss {
+    /// Starts following the process's memory on a thread of its own.
     fn watch(pid: u32) -> PeakRss {
         let memory = Arc::new(std::sync::Mutex::new(Memory::default()));
         let done = Arc::new(AtomicBool::new(false));
@@ -999,6 +983,7 @@ impl PeakRss {
     }
 }
 
+/// VmHWM, RssAnon and RssFile of the process, from /proc; `None` once it is gone.
 fn read_memory(pid: u32) -> Option<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
@@ -1057,6 +1042,7 @@ async fn soak(loud_per_mille: u64, label: &str) -> Memory {
     // fs-backup pods thaw once their PodVolumeBackups complete: wait for every thaw, then stop
     // the plugin as Velero does at the end of the backup.
     let thawed = soak
+        .velero
         .cluster
         .wait_for_timeline(EVENTUALLY, |events| {
             exec_records(events)
@@ -1071,7 +1057,7 @@ async fn soak(loud_per_mille: u64, label: &str) -> Memory {
     let duration = soak.started.elapsed();
     let memory = soak.rss.finish();
 
-    let events = soak.cluster.timeline();
+    let events = soak.velero.cluster.timeline();
     let totals = check_timeline(&cases, &expectations, &events, None);
     let lines = soak.stderr();
     let (error_lines, warning_lines) = check_log(&lines, &cases, &expectations, &totals);
@@ -1164,13 +1150,13 @@ async fn shutdown_in_the_middle_of_the_soak_thaws_every_frozen_pod_before_the_ex
     );
 
     soak.shutdown().await;
-    let exited_at = soak.cluster.mark("plugin exited");
+    let exited_at = soak.velero.cluster.mark("plugin exited");
     let duration = soak.started.elapsed();
     soak.rss.finish();
 
     // Give a straggler (an exec the exit cut off) the chance to show up in the timeline.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let events = soak.cluster.timeline();
+    let events = soak.velero.cluster.timeline();
     let totals = check_timeline(&cases, &expectations, &events, Some(exited_at));
     let lines = soak.stderr();
     check_log(&lines, &cases, &expectations, &totals);
@@ -1189,34 +1175,15 @@ async fn shutdown_in_the_middle_of_the_soak_thaws_every_frozen_pod_before_the_ex
 
 // ----- Shutdown and refused execs, one pod at a time -----
 
-/// A pod with `true freeze` / `true thaw` hooks and at most one claim.
-fn plain_pod(name: &str, claim: Option<&str>, extra_annotations: Value) -> Value {
-    let mut annotations = json!({
-        "pre.hook.backup.quiesce.dev/command": "[\"true\",\"freeze\"]",
-        "post.hook.backup.quiesce.dev/command": "[\"true\",\"thaw\"]",
-    });
-    for (key, value) in extra_annotations.as_object().unwrap() {
-        annotations[key] = value.clone();
-    }
-    let volumes: Vec<Value> = claim
-        .iter()
-        .map(|c| json!({"name": "data", "persistentVolumeClaim": {"claimName": c}}))
-        .collect();
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": NAMESPACE, "uid": format!("uid-{name}"),
-                     "annotations": annotations},
-        "spec": {"containers": [{"name": "app", "image": "app:1"}], "volumes": volumes},
-        "status": {"phase": "Running"}
-    })
-}
-
-fn related_items(pod: &Value) -> ItemBlockActionGetRelatedItemsRequest {
-    ItemBlockActionGetRelatedItemsRequest {
-        plugin: NAME.into(),
-        item: serde_json::to_vec(pod).unwrap(),
-        backup: backup_json(),
-    }
+/// A pod with `true freeze` / `true thaw` hooks and at most one claim, mounted as `data`.
+fn hooked(name: &str, claim: Option<&str>) -> PodBuilder {
+    shop_pod(name)
+        .annotation(
+            "pre.hook.backup.quiesce.dev/command",
+            r#"["true","freeze"]"#,
+        )
+        .annotation("post.hook.backup.quiesce.dev/command", r#"["true","thaw"]"#)
+        .volumes(claim.map(|claim| ("data", claim)))
 }
 
 /// SIGTERM (or a Shutdown) can come while Velero's calls are still in flight. The drain
@@ -1226,10 +1193,16 @@ fn related_items(pod: &Value) -> ItemBlockActionGetRelatedItemsRequest {
 async fn a_freeze_arriving_while_shutdown_drains_is_thawed_or_refused() {
     let (mut plugin, cluster) = launch_with_cluster(&[]).await;
     let (a, b, c) = (
-        plain_pod("a", Some("data-a"), json!({})),
-        plain_pod("b", Some("data-b"), json!({})),
-        plain_pod("c", Some("data-c"), json!({})),
+        hooked("a", Some("data-a")).build(),
+        hooked("b", Some("data-b")).build(),
+        hooked("c", Some("data-c")).build(),
     );
+    // Velero's calls, sent by hand: those racing the drain may fail, and that is allowed.
+    let related_items = |pod: &Value| related_items_request(serde_json::to_vec(pod).unwrap());
+    let volume = |claim: &str| {
+        let pv = persistent_volume(&format!("pv-{claim}"), NAMESPACE, claim);
+        execute_request(serde_json::to_vec(&pv).unwrap())
+    };
     for pod in [&a, &b, &c] {
         cluster.add_pod(pod.clone()).unwrap();
     }
@@ -1245,9 +1218,7 @@ async fn a_freeze_arriving_while_shutdown_drains_is_thawed_or_refused() {
     );
     iba.get_related_items(related_items(&a)).await.unwrap();
     iba.get_related_items(related_items(&b)).await.unwrap();
-    bia.execute(execute_request(persistent_volume("data-a")))
-        .await
-        .unwrap();
+    bia.execute(volume("data-a")).await.unwrap();
     let channel = plugin.connect().await;
     let shutdown = tokio::spawn(async move {
         GrpcControllerClient::new(channel)
@@ -1261,13 +1232,9 @@ async fn a_freeze_arriving_while_shutdown_drains_is_thawed_or_refused() {
         )
         .is_some());
     // While the drain runs: `b` (indexed before it) and `c` (new) reach their volumes.
-    let _ = bia
-        .execute(execute_request(persistent_volume("data-b")))
-        .await;
+    let _ = bia.execute(volume("data-b")).await;
     let _ = iba.get_related_items(related_items(&c)).await;
-    let _ = bia
-        .execute(execute_request(persistent_volume("data-c")))
-        .await;
+    let _ = bia.execute(volume("data-c")).await;
     shutdown.await.unwrap().expect("Shutdown answers");
     let status = plugin.wait_exit(EVENTUALLY).expect("the plugin exits");
     assert_eq!(status.code(), Some(0));
@@ -1300,28 +1267,18 @@ async fn a_freeze_arriving_while_shutdown_drains_is_thawed_or_refused() {
 /// regression quick to fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exec_refused_with_503_fails_as_refused_once_and_is_not_thawed() {
-    let (plugin, cluster) = launch_with_cluster(&[]).await;
-    let db = plain_pod(
-        "db",
-        None,
-        json!({"pre.hook.backup.quiesce.dev/timeout": "3s"}),
-    );
-    cluster.add_pod(db.clone()).unwrap();
-    cluster.add_fault(
+    let mut velero = Velero::start().await;
+    let db = hooked("db", None)
+        .annotation("pre.hook.backup.quiesce.dev/timeout", "3s")
+        .build();
+    velero.cluster.add_fault(
         FaultRule::exec(Fault::Reject { code: 503 })
             .pod(NAMESPACE, "db")
             .command_contains("freeze"),
     );
-    let (mut iba, mut bia) = (
-        plugin.item_block_action().await,
-        plugin.backup_action().await,
-    );
-    iba.get_related_items(related_items(&db)).await.unwrap();
-    let status = bia
-        .execute(execute_request(serde_json::to_vec(&db).unwrap()))
-        .await
-        .unwrap_err();
-    let records = exec_records(&cluster.timeline());
+    velero.index(&db).await;
+    let status = velero.pod(&db).await.unwrap_err();
+    let records = exec_records(&velero.cluster.timeline());
     let upgrades = records.iter().filter(|r| verb(r) == "freeze").count();
     let thaws = records.iter().filter(|r| verb(r) == "thaw").count();
     assert!(

@@ -12,15 +12,14 @@
 //! into stdout); and by default a client that disconnects mid-command gets the command's whole
 //! process group killed (the kubelet would leave it running), because that is how callers
 //! cancel hooks. With `keep_processes_on_disconnect` the command is left running like under a
-//! kubelet (its output read and dropped, its exit reaped) and recorded in [`KeptProcesses`],
+//! kubelet (its output read and dropped, its exit reaped) and recorded in [`crate::state::KeptProcesses`],
 //! which the server handle kills when it drops.
 
-use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -42,10 +41,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::faults::{Fault, RequestFacts};
-use crate::server::{is_true, status_response, text_response, Body, State};
+use crate::http::{is_true, parse_query, query_value, status_response, text_response, Body};
+use crate::state::State;
 use crate::status;
 use crate::store::resource_by_path;
-use crate::timeline::{parse_query, ExecInfo, ExecOutcome, TimelineEventKind};
+use crate::timeline::{ExecInfo, ExecOutcome, TimelineEventKind};
 
 /// Subprotocols served, in order of preference.
 const V5: &str = "v5.channel.k8s.io";
@@ -90,12 +90,7 @@ pub(crate) async fn handle(
     pod_name: String,
 ) -> Response<Body> {
     let pairs = parse_query(request.uri().query());
-    let value = |key: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let value = |key: &str| query_value(&pairs, key);
     let argv: Vec<String> = pairs
         .iter()
         .filter(|(k, _)| k == "command")
@@ -468,39 +463,6 @@ impl ProcessGroupGuard {
 impl Drop for ProcessGroupGuard {
     fn drop(&mut self) {
         self.kill_now();
-    }
-}
-
-/// Commands left running after their exec client disconnected (builder option
-/// `keep_processes_on_disconnect`), by PID, which is also their process group. A PID leaves the
-/// set when the command has exited and been reaped.
-#[derive(Debug, Default)]
-pub(crate) struct KeptProcesses {
-    pids: Mutex<BTreeSet<u32>>,
-}
-
-impl KeptProcesses {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<u32>> {
-        self.pids.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The PIDs of the commands still running.
-    pub(crate) fn pids(&self) -> Vec<u32> {
-        self.lock().iter().copied().collect()
-    }
-
-    /// Kills every kept command's process group (SIGKILL). Their waiting tasks reap them.
-    pub(crate) fn kill_all(&self) {
-        for pid in self.lock().iter() {
-            if let Ok(pgid) = i32::try_from(*pid) {
-                // SAFETY: kill(2) with a negative pid signals a process group; no memory is
-                // touched. The group's leader has not been reaped (its PID would have left the
-                // set), so the group is still the command's.
-                unsafe {
-                    libc::kill(-pgid, libc::SIGKILL);
-                }
-            }
-        }
     }
 }
 

@@ -23,8 +23,14 @@
 //! ```
 //!
 //! # Layout
-//! - `server` (private): accept loop, routing, generic resource handlers.
+//! - `server` (private): accept loop, routing, generic resource handlers; hands exec upgrades
+//!   down to `exec`.
 //! - `exec` (private): exec validation, upgrade and the child-process session.
+//! - `state` (private): what every handler shares (store, faults, timeline, kept processes).
+//! - `http` (private): response body type, JSON/Status/text responses, query decoding; used
+//!   by `server` and `exec`. Imports point one way: `server` → `exec` → `state`, `http`;
+//!   only the crate root imports `server`.
+//! - [`objects`]: builders of the pods and persistent volumes tests add and send.
 //! - [`store`]: objects as JSON, resource table, change history for watches.
 //! - [`selector`]: label and field selectors.
 //! - `faults`: injected failures ([`FaultRule`], [`Fault`]).
@@ -66,9 +72,12 @@ mod discovery;
 mod error;
 mod exec;
 mod faults;
+mod http;
 mod kubeconfig;
+pub mod objects;
 pub mod selector;
 mod server;
+mod state;
 mod status;
 pub mod store;
 mod timeline;
@@ -94,7 +103,7 @@ pub use timeline::{
     TimelineEventKind,
 };
 
-use server::State;
+use state::State;
 use store::{resource_by_kind, resource_by_path, ResourceKind};
 
 /// How to start a [`FakeKube`].

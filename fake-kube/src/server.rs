@@ -1,16 +1,14 @@
-//! The HTTP side: the accept loop (plain TCP or TLS), the shared [`State`], request logging,
-//! routing of paths to discovery, the generic resource handlers (get, list, watch, create,
-//! replace, merge-patch, delete) and response helpers. Exec upgrades are handed to
-//! [`crate::exec`]; object storage lives in [`crate::store`].
+//! The HTTP side: the accept loop (plain TCP or TLS), request logging, routing of paths to
+//! discovery, and the generic resource handlers (get, list, watch, create, replace,
+//! merge-patch, delete). Exec upgrades are handed to [`crate::exec`]; response helpers live in
+//! [`crate::http`], the shared [`State`] in [`crate::state`], objects in [`crate::store`].
 
 use std::convert::Infallible;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited, StreamBody};
+use http_body_util::{BodyExt, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -20,76 +18,19 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::discovery;
-use crate::faults::{Decision, Fault, Faults, RequestFacts};
+use crate::exec;
+use crate::faults::{Fault, RequestFacts};
+use crate::http::{
+    is_true, json_response, parse_query, query_value, status_response, text_response, Body,
+};
 use crate::selector::Selector;
+use crate::state::State;
 use crate::status;
-use crate::store::{resource_by_path, ResourceKind, Store};
-use crate::timeline::{parse_query, RequestLog, RequestRecord, Timeline};
-
-/// Response body type used everywhere.
-pub(crate) type Body = BoxBody<Bytes, Infallible>;
+use crate::store::{resource_by_path, ResourceKind};
+use crate::timeline::RequestRecord;
 
 /// Largest request body accepted (objects are small; this only guards against mistakes).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-
-/// Everything the request handlers share.
-pub(crate) struct State {
-    pub(crate) store: Store,
-    pub(crate) faults: Mutex<Faults>,
-    pub(crate) timeline: Timeline,
-    pub(crate) requests: RequestLog,
-    pub(crate) work_root: PathBuf,
-    pub(crate) server_address: String,
-    pub(crate) started: Instant,
-    /// Accept only `v4.channel.k8s.io` for exec, like API servers before 1.30.
-    pub(crate) v4_only: bool,
-    /// Leave a command running when its exec client disconnects, as a kubelet does.
-    pub(crate) keep_processes_on_disconnect: bool,
-    /// Commands left running that way, killed when the server handle drops.
-    pub(crate) kept_processes: crate::exec::KeptProcesses,
-    next_exec_id: AtomicU64,
-}
-
-impl State {
-    pub(crate) fn new(
-        work_root: PathBuf,
-        server_address: String,
-        v4_only: bool,
-        keep_processes_on_disconnect: bool,
-    ) -> Self {
-        let started = Instant::now();
-        Self {
-            store: Store::new(),
-            faults: Mutex::new(Faults::default()),
-            timeline: Timeline::new(started),
-            requests: RequestLog::default(),
-            work_root,
-            server_address,
-            started,
-            v4_only,
-            keep_processes_on_disconnect,
-            kept_processes: Default::default(),
-            next_exec_id: AtomicU64::new(1),
-        }
-    }
-
-    pub(crate) fn next_exec_id(&self) -> u64 {
-        self.next_exec_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub(crate) fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
-        self.faults.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Consults the fault rules and waits out any delay they ask for.
-    pub(crate) async fn apply_fault_rules(&self, facts: &RequestFacts<'_>) -> Option<Fault> {
-        let Decision { delay, fault } = self.faults().decide(facts);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        fault
-    }
-}
 
 /// Accepts connections until `shutdown` flips to true. Each connection is served on its own task
 /// with HTTP/1.1 (with upgrades) or HTTP/2 (prior knowledge, plain TCP only).
@@ -240,7 +181,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body>
     let path = request.uri().path().to_string();
     let route = route(&path);
     if let Route::Exec { namespace, pod } = route {
-        return crate::exec::handle(state, request, namespace, pod).await;
+        return exec::handle(state, request, namespace, pod).await;
     }
 
     let (namespace, pod) = match &route {
@@ -364,18 +305,6 @@ fn log_request(state: &State, request: &Request<Incoming>) {
         query: request.uri().query().map(str::to_string),
         headers,
     });
-}
-
-fn query_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
-/// Go's `strconv.ParseBool` truthy spellings, as the API server accepts them.
-pub(crate) fn is_true(value: Option<&str>) -> bool {
-    matches!(value, Some("1" | "t" | "T" | "true" | "TRUE" | "True"))
 }
 
 fn list_or_watch(
@@ -610,38 +539,6 @@ fn merge_patch(target: &mut Value, patch: &Value) {
         }
         (target, patch) => *target = patch.clone(),
     }
-}
-
-/// A JSON response.
-pub(crate) fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(value.to_string())).boxed());
-    *response.status_mut() = code;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-/// A `metav1.Status` response whose HTTP code is the Status's `code`.
-pub(crate) fn status_response(status: &Value) -> Response<Body> {
-    let code = status
-        .get("code")
-        .and_then(Value::as_u64)
-        .and_then(|c| u16::try_from(c).ok())
-        .and_then(|c| StatusCode::from_u16(c).ok())
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json_response(code, status)
-}
-
-/// A plain-text response.
-pub(crate) fn text_response(code: StatusCode, text: &str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(text.to_string())).boxed());
-    *response.status_mut() = code;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 #[cfg(test)]

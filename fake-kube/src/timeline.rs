@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::http::parse_query;
+
 /// Identity of one exec request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecInfo {
@@ -216,44 +218,6 @@ impl RequestRecord {
     }
 }
 
-/// Decodes an `application/x-www-form-urlencoded` query (`+` is a space). Empty segments, like
-/// the stray `?&` kube-rs sends, are skipped.
-pub(crate) fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let (key, value) = part.split_once('=').unwrap_or((part, ""));
-            (decode_component(key), decode_component(value))
-        })
-        .collect()
-}
-
-fn decode_component(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'+' => out.push(b' '),
-            b'%' if index + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(byte) => {
-                        out.push(byte);
-                        index += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            other => out.push(other),
-        }
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The request log.
 #[derive(Default)]
 pub(crate) struct RequestLog {
@@ -286,24 +250,6 @@ impl RequestLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn query_decoding_matches_what_clients_send() {
-        let pairs = parse_query(Some(
-            "&stdout=true&command=sh&command=-c&command=echo+out2%3B+exit+2&bad=%zz&end=%4",
-        ));
-        assert_eq!(
-            pairs,
-            vec![
-                ("stdout".into(), "true".into()),
-                ("command".into(), "sh".into()),
-                ("command".into(), "-c".into()),
-                ("command".into(), "echo out2; exit 2".into()),
-                ("bad".into(), "%zz".into()),
-                ("end".into(), "%4".into()),
-            ]
-        );
-    }
 
     #[test]
     fn exec_records_pair_start_and_end() {

@@ -13,18 +13,18 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use quiesce::args::PluginArgs;
+use quiesce::engine::{Engine, Options};
 use quiesce::exec::{Captured, ExecError, ExecOutput, ExecRequest, Executor};
 use quiesce::goplugin::{handshake_line, Handshake};
 use quiesce::hooks::{
     self, format_go_duration, parse_go_duration, template, Config, GoDuration, HookDefect,
     HookSource, Phase, CONFIG_KEY, MAX_RETRIES, MAX_RETRY_BACKOFF, MAX_TIMEOUT,
 };
+use quiesce::kube_api::{self, Cluster, PodEvent, PodVolumeBackup};
 use quiesce::proto::v1::item_block_action_server::ItemBlockAction;
 use quiesce::proto::v1::ItemBlockActionGetRelatedItemsRequest;
 use quiesce::proto::v2::backup_item_action_server::BackupItemAction;
 use quiesce::proto::v2::ExecuteRequest;
-use quiesce::quiesce::report::HookEvent;
-use quiesce::quiesce::{plan::BackupInfo, Cluster, Engine, Options, PodVolumeBackup};
 use quiesce::velero::actions::{PodHooksBackupAction, PodHooksItemBlockAction};
 
 /// Rules that apply to the pool's pods, with hooks that fail, hang and name absent containers.
@@ -392,20 +392,24 @@ pub struct StaticCluster {
 
 #[async_trait::async_trait]
 impl Cluster for StaticCluster {
-    async fn load_config(&self) -> Config {
+    async fn load_config(&self, _velero_namespace: &str) -> Config {
         self.config.clone()
     }
     async fn pod_volume_backups(
         &self,
-        _backup: &BackupInfo,
-    ) -> Result<Vec<PodVolumeBackup>, String> {
+        _velero_namespace: &str,
+        _backup_uid: &str,
+    ) -> Result<Vec<PodVolumeBackup>, kube_api::Error> {
         Ok(Vec::new())
     }
-    async fn pods_in_namespace(&self, _namespace: &str) -> Result<Vec<Pod>, String> {
+    async fn pods_in_namespace(&self, _namespace: &str) -> Result<Vec<Pod>, kube_api::Error> {
         Ok(Vec::new())
     }
-    async fn record_event(&self, _event: &HookEvent) -> Result<(), String> {
+    async fn record_event(&self, _event: &PodEvent) -> Result<(), kube_api::Error> {
         Ok(())
+    }
+    fn watch_volume_snapshots(&self, _namespace: &str, _labels: &str) -> kube_api::SnapshotEvents {
+        Box::pin(futures_util::stream::empty())
     }
 }
 
@@ -433,6 +437,7 @@ pub fn check_velero_calls(
         Options {
             pvb_poll: Duration::from_secs(1),
             discover_pods_of_volumes,
+            ..Options::default()
         },
     );
     let backup_action = PodHooksBackupAction {

@@ -9,12 +9,19 @@
 //! with `kill -0` once a second, then KILL after [`crate::hooks::KILL_GRACE`] if it is still
 //! there; its output says which ([`KillReport`]).
 //!
+//! The signals go to the command's process group, so that what the command started (a
+//! `sh -c 'sleep 20; touch /done'` hook's `sleep`, say) stops with it: the container runtime
+//! starts every exec as the leader of a process group of its own (runc does, so the kubelet
+//! with containerd or CRI-O does), and the wrapper's `exec` keeps that PID and group. Where
+//! the PID leads no group, the PID alone is signalled.
+//!
 //! Limits, by design:
 //! - The container needs `/bin/sh` (with the `kill` builtin, which every usual shell has:
 //!   dash, bash, busybox ash). Without it the hook cannot even start in this mode
 //!   ([`super::ExecError::KillNeedsShell`]); distroless images must not set kill-on-timeout.
 //! - The PID is in the container's PID namespace; the kill exec runs in the same container,
-//!   so it names the same process. Only that process is signalled, not children it started.
+//!   so it names the same process group. A child that moved to a group of its own (`setsid`)
+//!   is not reached.
 //! - A command that cannot be found is reported by the shell (`exec: …: not found`, exit code
 //!   127) instead of by the runtime (`executable file not found in $PATH`).
 //! - If the timeout fires before the marker arrived, the PID is unknown and nothing is killed
@@ -28,18 +35,35 @@ use super::Captured;
 pub const WRAPPER_SCRIPT: &str = r#"echo "@quiesce-pid=$$@" >&2; exec "$@""#;
 /// `$0` of the wrapper (what the shell names itself in its own error messages).
 pub const WRAPPER_NAME: &str = "quiesce-hook";
-/// The kill script: `$1` the PID, `$2` the grace in whole seconds. Prints `gone` (nothing to
-/// signal), or `term` and then `exited` or `killed`.
+/// The kill script: `$1` the PID, `$2` the grace in whole seconds. Signals the process group
+/// the PID leads (`kill -TERM -PID`: the one spelling busybox ash and dash both take), else
+/// the PID alone. Whether anything of it still runs is read from `/proc` (zombies do not count:
+/// an orphan waits there until the container's PID 1 reaps it), or asked with `kill -0` where
+/// `/proc` cannot be read. Prints `gone` (nothing to signal), or `term` and then `exited` (all
+/// of it is gone) or `killed`.
 pub const KILL_SCRIPT: &str = r#"pid="$1"; grace="$2"
-kill -TERM "$pid" 2>/dev/null || { echo gone; exit 0; }
+if kill -TERM -"$pid" 2>/dev/null; then group="$pid"; target=-"$pid"
+elif kill -TERM "$pid" 2>/dev/null; then group=""; target="$pid"
+else echo gone; exit 0; fi
 echo term
+running() {
+  [ -r /proc/self/stat ] || { kill -0 "$target" 2>/dev/null; return; }
+  for stat in /proc/[0-9]*/stat; do
+    { read -r line < "$stat"; } 2>/dev/null || continue
+    set -- ${line##*) }
+    [ "$1" = Z ] && continue
+    if [ -n "$group" ]; then [ "$3" = "$group" ] && return 0
+    elif [ "$stat" = "/proc/$pid/stat" ]; then return 0; fi
+  done
+  return 1
+}
 i=0
 while [ "$i" -lt "$grace" ]; do
   sleep 1
-  kill -0 "$pid" 2>/dev/null || { echo exited; exit 0; }
+  running || { echo exited; exit 0; }
   i=$((i + 1))
 done
-if kill -KILL "$pid" 2>/dev/null; then echo killed; else echo exited; fi"#;
+if kill -KILL "$target" 2>/dev/null; then echo killed; else echo exited; fi"#;
 /// `$0` of the kill script.
 pub const KILL_NAME: &str = "quiesce-kill";
 /// How much longer than the grace the kill exec may take (connecting, the shell starting).
@@ -223,5 +247,45 @@ mod tests {
             KillReport::ExitedAfterTerm
         );
         parent.wait().unwrap();
+    }
+
+    /// As a container runtime starts an exec, the hook leads a process group of its own: the
+    /// kill stops the processes it started too, not only the command.
+    #[test]
+    fn the_kill_reaches_what_the_command_started() {
+        use std::os::unix::process::CommandExt;
+        let mut hook = std::process::Command::new("/bin/sh")
+            .args(&wrap(&["sh".into(), "-c".into(), "sleep 30 & echo $!; wait".into()])[1..])
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(hook.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let child = line.trim().to_owned();
+        let kill = std::process::Command::new("/bin/sh")
+            .args(&kill_command(hook.id(), Duration::from_secs(5))[1..])
+            .output()
+            .unwrap();
+        assert_eq!(
+            parse_kill_output(&String::from_utf8_lossy(&kill.stdout)),
+            KillReport::ExitedAfterTerm
+        );
+        hook.wait().unwrap();
+        // The orphaned `sleep` is reaped by whoever adopts it; until then it is a zombie.
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .is_ok_and(|stat| !stat.contains(") Z "))
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!alive(), "the hook's child {child} outlived the kill");
     }
 }

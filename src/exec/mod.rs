@@ -1,31 +1,24 @@
 //! Running one command in one container, and running (and logging) one resolved hook.
 //!
-//! [`Executor`] is the seam: the freeze/thaw state machine is written against it and tested
-//! with a scripted executor; [`KubeExecutor`] implements it over `pods/exec` (WebSocket) and
-//! reads container states with `GET pod`. Nothing here decides *when* a hook runs — that is the
-//! state machine's job — and nothing here parses hooks: that is [`crate::hooks`], whose
+//! [`Executor`] is the seam: the freeze/thaw engine is written against it and tested with a
+//! scripted executor; [`crate::kube_api::Kube`] implements it over `pods/exec` (WebSocket)
+//! and reads container states with `GET pod`. Nothing here decides *when* a hook runs — that
+//! is the engine's job — and nothing here parses hooks: that is [`crate::hooks`], whose
 //! [`crate::hooks::Execution`] says how a hook's exec is carried out (wait, retries, kill on
-//! timeout); this module carries it out.
+//! timeout); this module carries it out. It talks to no API server itself.
 //!
 //! # Layout
 //! - `mod.rs`: the seam — [`ExecRequest`], [`ExecOutput`], [`ExecAttempt`], [`Captured`],
 //!   [`ExecError`], [`ContainerState`], [`ContainerObservation`], [`Executor`].
-//! - [`client`]: [`ClusterClient`], the lazily built, shared Kubernetes client.
-//! - [`kube`]: [`KubeExecutor`], `Api::<Pod>::exec` with bounded output, a cancelling timeout
-//!   and failures mapped to [`ExecError`]; `Api::<Pod>::get` for container states.
 //! - [`hook`]: [`run_hook`], one [`crate::hooks::ResolvedHook`] run and logged the way Velero
 //!   logs it (plus quiesce's wait, attempt and kill lines), returning a [`HookOutcome`].
 //! - [`wait`]: waiting for the target container to run (or be ready) before the exec.
 //! - [`retry`]: which failed attempts are tried again, and after how long.
 //! - [`kill`]: kill-on-timeout — the `/bin/sh` wrapper that reveals the PID, and the second
 //!   exec that sends TERM, then KILL.
-//! - [`config`]: [`load_hook_config`], the plugin ConfigMap read once through the same client.
 
-pub mod client;
-pub mod config;
 pub mod hook;
 pub mod kill;
-pub mod kube;
 pub mod retry;
 pub mod wait;
 
@@ -33,10 +26,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-pub use self::client::{ClientSource, ClusterClient};
-pub use self::config::{load_hook_config, velero_namespace, CONFIG_LABEL_SELECTOR};
 pub use self::hook::{run_hook, HookFailure, HookOutcome};
-pub use self::kube::KubeExecutor;
 pub use self::wait::{container_observation, wait_for_container};
 
 /// Where and what to run.

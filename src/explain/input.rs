@@ -4,26 +4,20 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
 
-use ::kube::api::{Api, ListParams};
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use serde::de::DeserializeOwned;
 use serde::Deserialize as _;
 use serde_json::Value;
 
-use crate::exec::client::{chain, ClusterClient};
-use crate::exec::config::CONFIG_LABEL_SELECTOR;
-use crate::hooks::{format_go_duration, LabelSelector, Operator, Requirement};
-use crate::quiesce::plan::BackupInfo;
+use crate::engine::plan::BackupInfo;
+use crate::hooks::{LabelSelector, Operator, Requirement};
+use crate::kube_api::{self, Kube, CONFIG_LABEL_SELECTOR};
 
 use super::cli::{parse_selector, Options};
-use super::report::{BackupScope, Finding, Inputs, PluginConfig};
+use super::report::{BackupScope, Finding, FindingKind, FindingSeverity, Inputs, PluginConfig};
 use super::ExplainError;
-
-/// How long one list call may take before the cluster counts as unreachable.
-pub const CLUSTER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The backup scope from `--backup-file` or the filter flags. The Backup's namespace, when
 /// the file does not say or there is none, is Velero's: Velero only runs Backups there.
@@ -191,7 +185,7 @@ pub fn read_files(
             let labelled = is_plugin_config_map(cm);
             if !labelled && has_config_key(cm) {
                 inputs.notices.push(Finding::notice(
-                    "ignored-object",
+                    FindingKind::IgnoredObject,
                     format!(
                         "ConfigMap {} has a config.yaml but not the labels {CONFIG_LABEL_SELECTOR}: \
                          quiesce would not read it",
@@ -200,7 +194,7 @@ pub fn read_files(
                 ));
             } else if labelled && namespace != velero_namespace {
                 inputs.notices.push(Finding::notice(
-                    "ignored-object",
+                    FindingKind::IgnoredObject,
                     format!(
                         "ConfigMap {namespace}/{} is not in Velero's namespace {velero_namespace}: \
                          quiesce would not read it",
@@ -294,7 +288,7 @@ fn collect(
                         "; explain reads Pods (the pods it creates carry the hooks)"
                     };
                     inputs.notices.push(Finding::notice(
-                        "ignored-object",
+                        FindingKind::IgnoredObject,
                         format!(
                             "{}: {api_version} {kind} {name} ignored{hint}",
                             path.display()
@@ -340,8 +334,8 @@ fn choose_config_map(inputs: &mut Inputs, mut config_maps: Vec<ConfigMap>, names
     };
     if names.len() > 1 {
         inputs.problems.push(Finding::new(
-            "config-map",
-            "warning",
+            FindingKind::ConfigMap,
+            FindingSeverity::Warning,
             format!(
                 "several ConfigMaps match {CONFIG_LABEL_SELECTOR:?} ({}); quiesce uses the first \
                  by name, {}",
@@ -373,52 +367,43 @@ fn input(path: &Path, reason: String) -> ExplainError {
 }
 
 /// Reads pods (of the backup's literal namespaces, else all), claims, volumes and the plugin
-/// ConfigMap from the cluster of `kubeconfig`. Only list calls.
+/// ConfigMap from the cluster of `kubeconfig`. Only list calls, each bounded by
+/// [`kube_api::READ_TIMEOUT`].
 pub async fn read_cluster(
     kubeconfig: &Path,
     velero_namespace: &str,
     backup: &BackupScope,
 ) -> Result<Inputs, ExplainError> {
-    let client = ClusterClient::from_kubeconfig_file(kubeconfig)
-        .get()
-        .await
-        .map_err(ExplainError::Cluster)?;
+    let kube = Kube::from_kubeconfig_file(kubeconfig);
+    kube.connect().await.map_err(|error| match error {
+        kube_api::Error::NoClient(reason) => ExplainError::Cluster(reason),
+        other => ExplainError::Cluster(other.to_string()),
+    })?;
     let namespaces = literal_namespaces(&backup.info.included_namespaces);
     let mut inputs = Inputs::default();
 
     for namespace in &namespaces {
-        let api: Api<Pod> = match namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
-        inputs
-            .pods
-            .extend(list(api, None, "pods", namespace.as_deref()).await?);
+        let namespace = namespace.as_deref();
+        let pods = kube.list_pods(namespace).await;
+        inputs.pods.extend(listed(pods, "pods", namespace)?);
     }
 
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), velero_namespace);
-    let config_maps = list(
-        api,
-        Some(CONFIG_LABEL_SELECTOR),
-        "ConfigMaps",
-        Some(velero_namespace),
-    )
-    .await?;
+    let config_maps = kube
+        .list_config_maps(velero_namespace, CONFIG_LABEL_SELECTOR)
+        .await;
+    let config_maps = listed(config_maps, "ConfigMaps", Some(velero_namespace))?;
     choose_config_map(&mut inputs, config_maps, velero_namespace);
 
     // Claims and volumes only refine the freeze moment: without them claims count as bound.
     for namespace in &namespaces {
-        let api: Api<PersistentVolumeClaim> = match namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
-        match list(api, None, "persistentvolumeclaims", namespace.as_deref()).await {
+        let namespace = namespace.as_deref();
+        let claims = kube.list_claims(namespace).await;
+        match listed(claims, "persistentvolumeclaims", namespace) {
             Ok(claims) => inputs.claims.extend(claims),
             Err(error) => optional_list_failed(&mut inputs, error),
         }
     }
-    let api: Api<PersistentVolume> = Api::all(client);
-    match list(api, None, "persistentvolumes", None).await {
+    match listed(kube.list_volumes().await, "persistentvolumes", None) {
         Ok(volumes) => inputs.volumes = volumes,
         Err(error) => optional_list_failed(&mut inputs, error),
     }
@@ -448,7 +433,7 @@ fn optional_list_failed(inputs: &mut Inputs, error: ListError) {
         return;
     }
     inputs.notices.push(Finding::notice(
-        "claims-unknown",
+        FindingKind::ClaimsUnknown,
         format!(
             "{}; claims are assumed bound and their volumes backed up",
             error.message
@@ -468,40 +453,22 @@ impl From<ListError> for ExplainError {
     }
 }
 
-async fn list<K>(
-    api: Api<K>,
-    labels: Option<&str>,
+/// A list call's items, or a [`ListError`] naming `what` was listed where.
+fn listed<K>(
+    result: Result<Vec<K>, kube_api::Error>,
     what: &str,
     namespace: Option<&str>,
-) -> Result<Vec<K>, ListError>
-where
-    K: ::kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let mut params = ListParams::default();
-    if let Some(labels) = labels {
-        params = params.labels(labels);
-    }
-    let place = match namespace {
-        Some(ns) => format!("in namespace {ns}"),
-        None => "in all namespaces".to_owned(),
-    };
-    match tokio::time::timeout(CLUSTER_TIMEOUT, api.list(&params)).await {
-        Ok(Ok(list)) => Ok(list.items),
-        Ok(Err(error)) => Err(ListError {
-            code: match &error {
-                ::kube::Error::Api(status) => Some(status.code),
-                _ => None,
-            },
-            message: format!("cannot list {what} {place}: {}", chain(&error)),
-        }),
-        Err(_) => Err(ListError {
-            code: None,
-            message: format!(
-                "cannot list {what} {place}: no answer within {}",
-                format_go_duration(CLUSTER_TIMEOUT)
-            ),
-        }),
-    }
+) -> Result<Vec<K>, ListError> {
+    result.map_err(|error| {
+        let place = match namespace {
+            Some(ns) => format!("in namespace {ns}"),
+            None => "in all namespaces".to_owned(),
+        };
+        ListError {
+            code: error.code(),
+            message: format!("cannot list {what} {place}: {error}"),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 //! the freeze and the thaw — and every validation problem, without executing anything.
 //!
 //! Layout: the pure core in `report.rs` ([`explain`]: pods + configuration + backup scope →
-//! [`Report`]), with `report/workload.rs` for what spans pods (which pod runs a run-once
-//! hook, consistency groups); `render.rs` turns a report into the text listing or JSON; the edges are
-//! `cli.rs` (arguments) and `input.rs` (YAML files, or list calls on a cluster).
+//! [`Report`]), with `report/view.rs` for the report's serialized types (the JSON shape below)
+//! and `report/workload.rs` for what spans pods (which pod runs a run-once hook, consistency
+//! groups); `render.rs` turns a report into the text listing or JSON; the edges are `cli.rs`
+//! (arguments) and `input.rs` (YAML files, or list calls on a cluster).
 //!
 //! Must not touch: exec. This module builds no executor and sends no exec request; against
 //! a cluster it only lists pods, ConfigMaps, claims and volumes.
@@ -40,7 +41,7 @@
 //! runs it); `summary.hooks` and `podsWithHooks` count only hooks a pod runs itself.
 //! Without `--backup-file`, `{{backup.name}}` renders as `<backup.name>` (with a notice).
 //!
-//! Problem kinds: `hook-defect` (an unknown template variable in an annotation command
+//! Problem kinds ([`FindingKind`]): `hook-defect` (an unknown template variable in an annotation command
 //! included), `annotation`, `policy` (an annotation hook refused by the ConfigMap's
 //! `governance`), `max-freeze`, `double-quiesce`, `config`, `config-map`, `backup`. Notice
 //! kinds: `skipped`, `velero-hooks`, `pulled-in`, `late-freeze`, `no-config-map`,
@@ -59,9 +60,9 @@ pub use cli::{parse_args, parse_selector, Command, Options, Output, Source, USAG
 pub use input::{backup_scope, backup_scope_from_value, read_cluster, read_files};
 pub use render::{render_json, render_text};
 pub use report::{
-    explain, BackupScope, BackupView, ExecutionView, Finding, GroupReport, HookReport, Inputs,
-    PhaseReport, Phases, PluginConfig, PodReport, Report, RunOnceView, Summary, WaitView,
-    SCHEMA_VERSION, VELERO_HOOK_PREFIXES,
+    explain, BackupScope, BackupView, ExecutionView, Finding, FindingKind, FindingSeverity,
+    GroupReport, HookReport, Inputs, PhaseReport, Phases, PluginConfig, PodReport, Report,
+    RunOnceView, Summary, WaitView, SCHEMA_VERSION, VELERO_HOOK_PREFIXES,
 };
 
 /// Exit code: nothing wrong.
@@ -93,7 +94,7 @@ pub enum ExplainError {
 /// The binary's entry point for `velero-plugin-quiesce explain ARGS…` (`args` without the
 /// program name and `explain`): writes to stdout/stderr, returns the exit code. Starts a
 /// runtime only to read a cluster.
-pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
+pub fn main(args: impl IntoIterator<Item = OsString>, default_namespace: String) -> u8 {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let (mut out, mut err) = (stdout.lock(), stderr.lock());
@@ -110,12 +111,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
             return EXIT_USAGE;
         }
     };
-    runtime.block_on(run(
-        args,
-        crate::exec::velero_namespace(),
-        &mut out,
-        &mut err,
-    ))
+    runtime.block_on(run(args, default_namespace, &mut out, &mut err))
 }
 
 /// Runs `explain` with the arguments after `explain`; `default_namespace` stands for

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use crate::hooks::{format_go_duration, KILL_GRACE, MAX_RETRY_BACKOFF};
 
 use super::report::{
-    ExecutionView, Finding, GroupReport, HookReport, PhaseReport, PodReport, Report, RunOnceView,
+    ExecutionView, Finding, FindingKind, FindingSeverity, GroupReport, HookReport, PhaseReport,
+    PodReport, Report, RunOnceView,
 };
 
 /// Width the text output wraps at.
@@ -123,7 +124,11 @@ fn render_pod(out: &mut String, pod: &PodReport) {
             "    ",
             &format!("{title}  skipped{would}: {reason}"),
         );
-        for finding in pod.notices.iter().filter(|f| f.kind != "skipped") {
+        for finding in pod
+            .notices
+            .iter()
+            .filter(|f| f.kind != FindingKind::Skipped)
+        {
             render_finding(out, "  ", finding);
         }
         return;
@@ -141,7 +146,11 @@ fn render_pod(out: &mut String, pod: &PodReport) {
     render_phase(out, "pre", &pod.phases.pre, refused(pod, "pre"));
     render_phase(out, "post", &pod.phases.post, refused(pod, "post"));
     // Hook defects are shown on their hook.
-    for finding in pod.problems.iter().filter(|f| f.kind != "hook-defect") {
+    for finding in pod
+        .problems
+        .iter()
+        .filter(|f| f.kind != FindingKind::HookDefect)
+    {
         render_finding(out, "  ", finding);
     }
     for finding in &pod.notices {
@@ -153,7 +162,7 @@ fn render_pod(out: &mut String, pod: &PodReport) {
 /// located at the phase's annotation key).
 fn refused(pod: &PodReport, phase: &str) -> bool {
     pod.problems.iter().any(|f| {
-        f.kind == "policy"
+        f.kind == FindingKind::Policy
             && f.location
                 .as_deref()
                 .is_some_and(|l| l.starts_with(&format!("{phase}.")))
@@ -326,9 +335,10 @@ fn render_finding(out: &mut String, indent: &str, finding: &Finding) {
         Some(location) if !finding.message.contains(location) => format!("{location}: "),
         _ => String::new(),
     };
-    let label = match finding.severity.as_str() {
-        "info" => "notice",
-        other => other,
+    let label = match finding.severity {
+        FindingSeverity::Error => "error",
+        FindingSeverity::Warning => "warning",
+        FindingSeverity::Info => "notice",
     };
     let text = format!("{label}: {location}{}", finding.message);
     line(out, indent, &format!("{indent}    "), &text);

@@ -1,27 +1,28 @@
 //! The pure core of `explain`: [`explain`] turns pods, the plugin configuration and a backup
 //! scope into a [`Report`] — which hooks would run on which pod, when, and everything wrong.
-//! No I/O and no clock; nothing here runs or even prepares an exec.
+//! No I/O and no clock; nothing here runs or even prepares an exec. The report's serialized
+//! types are in `report/view.rs`; what spans pods (run-once, groups) in `report/workload.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
-use serde::Serialize;
 
+use crate::engine::plan::{BackupInfo, PodPlan, EXCLUDE_LABEL};
 use crate::hooks::template::{self, TemplateContext};
 use crate::hooks::{
-    format_go_duration, resolve, Config, Execution, HookSource, LabelSelector, NamespaceFilter,
-    OnError, Phase, PodRef, Problem, ResolvedHook, Severity, SkipReason, ANNOTATION_HOOK_NAME,
+    format_go_duration, resolve, Config, HookSource, LabelSelector, NamespaceFilter, OnError,
+    Phase, PodRef, Problem, ResolvedHook, Severity, SkipReason, ANNOTATION_HOOK_NAME,
     POST_ANNOTATION_PREFIX, PRE_ANNOTATION_PREFIX, RUN_ONCE_PER_ANNOTATION,
 };
-use crate::quiesce::plan::{BackupInfo, PodPlan, EXCLUDE_LABEL};
 
+mod view;
 mod workload;
 
-use workload::Workloads;
-pub use workload::{GroupReport, RunOnceView};
-
-/// Version of the JSON shape; bumped only for incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub use view::{
+    BackupView, ExecutionView, Finding, FindingKind, FindingSeverity, GroupReport, HookReport,
+    PhaseReport, Phases, PodReport, Report, RunOnceView, Summary, WaitView, SCHEMA_VERSION,
+};
+use workload::{PodGroup, Workloads};
 
 /// Annotation prefixes Velero itself acts on: pre, post and the legacy un-prefixed pre keys.
 pub const VELERO_HOOK_PREFIXES: [&str; 3] = [
@@ -87,242 +88,6 @@ pub struct BackupScope {
     pub has_spec_hooks: bool,
 }
 
-/// The result: per pod and phase, the hooks that would run, and every problem.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Report {
-    /// [`SCHEMA_VERSION`].
-    pub schema_version: u32,
-    /// `namespace/name` of the plugin ConfigMap, if any.
-    pub config_map: Option<String>,
-    /// Valid rules loaded from it.
-    pub rules: usize,
-    /// The backup's scope.
-    pub backup: BackupView,
-    /// Pods that have hooks, Velero hook keys, or problems, sorted by namespace and name.
-    pub pods: Vec<PodReport>,
-    /// Consistency groups with a member in the backup, by namespace and name.
-    pub groups: Vec<GroupReport>,
-    /// Problems not tied to one pod (configuration, inputs).
-    pub problems: Vec<Finding>,
-    /// Notes not tied to one pod.
-    pub notices: Vec<Finding>,
-    /// Counts.
-    pub summary: Summary,
-}
-
-/// The backup scope, as shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BackupView {
-    /// The Backup's name, `null` without `--backup-file`.
-    pub name: Option<String>,
-    /// Included namespaces (empty: all).
-    pub included_namespaces: Vec<String>,
-    /// Excluded namespaces.
-    pub excluded_namespaces: Vec<String>,
-    /// Label selectors, any of which selects a pod (empty: every pod).
-    pub label_selectors: Vec<String>,
-    /// `spec.defaultVolumesToFsBackup`.
-    pub default_volumes_to_fs_backup: bool,
-}
-
-/// One pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PodReport {
-    /// `metadata.namespace`.
-    pub namespace: String,
-    /// `metadata.name`.
-    pub name: String,
-    /// Why the pod gets no hooks in this backup; `null` when it is in.
-    pub skipped: Option<String>,
-    /// How long it may stay frozen, e.g. `10m0s`.
-    pub max_freeze: String,
-    /// Claims it mounts.
-    pub claims: Vec<String>,
-    /// Volumes backed up by file-system backup.
-    pub fs_backup_volumes: Vec<String>,
-    /// Its consistency group (`quiesce.dev/group` or a rule's `group`), if any.
-    pub group: Option<String>,
-    /// Pre and post hooks with their moment.
-    pub phases: Phases,
-    /// What is wrong with this pod's hooks.
-    pub problems: Vec<Finding>,
-    /// What is worth knowing about it.
-    pub notices: Vec<Finding>,
-}
-
-/// The two phases of a pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Phases {
-    /// Freeze.
-    pub pre: PhaseReport,
-    /// Thaw.
-    pub post: PhaseReport,
-}
-
-/// One phase of a pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PhaseReport {
-    /// When the hooks run, `null` for a skipped pod.
-    pub moment: Option<String>,
-    /// The hooks, in execution order (for a skipped pod: those it would have had).
-    pub hooks: Vec<HookReport>,
-}
-
-/// One hook.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HookReport {
-    /// 1-based position in the phase.
-    pub order: usize,
-    /// `annotation` or `spec`.
-    pub source: String,
-    /// `<from-annotation>` or the rule name (Velero's `hookName`).
-    pub name: String,
-    /// Position in the rule's `pre`/`post` list.
-    pub index: usize,
-    /// Target container.
-    pub container: String,
-    /// argv as written: a template when it uses `{{…}}` variables.
-    pub command: Vec<String>,
-    /// argv with the variables substituted (for this backup, pod, container and phase);
-    /// `null` when the command uses no variable or cannot be rendered (see `defect`).
-    pub rendered_command: Option<Vec<String>>,
-    /// The argv that runs (rendered if templated), printed like Velero's `hookCommand`.
-    pub hook_command: String,
-    /// `Fail` or `Continue`.
-    pub on_error: String,
-    /// Effective timeout, e.g. `30s`.
-    pub timeout: String,
-    /// Waits, retries and kill on timeout; `null` for the default (one attempt, no wait).
-    pub execution: Option<ExecutionView>,
-    /// Run once per owner: whether this pod runs it; `null` when the hook runs in every pod.
-    pub run_once: Option<RunOnceView>,
-    /// Why the hook will fail without running, if it will.
-    pub defect: Option<String>,
-    /// False when an earlier hook of the phase fails with on-error Fail.
-    pub reached: bool,
-}
-
-impl HookReport {
-    /// Whether this pod runs the hook (false when another pod of its owner runs it).
-    pub fn runs_here(&self) -> bool {
-        self.run_once.as_ref().is_none_or(|r| r.runs_here)
-    }
-}
-
-/// A hook's execution options, when not the default.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecutionView {
-    /// Wait for the container before the first attempt; `null`: exec right away.
-    pub wait: Option<WaitView>,
-    /// Further attempts after a failed one.
-    pub retries: u32,
-    /// The delay before the first retry (doubled per retry, capped).
-    pub retry_backoff: String,
-    /// The delay before each retry, in order (as many as `retries`).
-    pub retry_delays: Vec<String>,
-    /// Exit codes after which the command is run again.
-    pub retry_on_exit_codes: Vec<i32>,
-    /// On timeout, TERM then KILL the command.
-    pub kill_on_timeout: bool,
-}
-
-/// What a hook waits for before exec.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct WaitView {
-    /// `running` or `ready`.
-    #[serde(rename = "for")]
-    pub state: String,
-    /// How long at most, e.g. `1m0s`.
-    pub timeout: String,
-}
-
-impl ExecutionView {
-    fn of(execution: &Execution) -> Option<Self> {
-        if *execution == Execution::default() {
-            return None;
-        }
-        Some(ExecutionView {
-            wait: execution.wait.map(|w| WaitView {
-                state: if w.ready { "ready" } else { "running" }.to_owned(),
-                timeout: format_go_duration(w.timeout),
-            }),
-            retries: execution.retries,
-            retry_backoff: format_go_duration(execution.backoff_before(1)),
-            retry_delays: (1..=execution.retries)
-                .map(|n| format_go_duration(execution.backoff_before(n)))
-                .collect(),
-            retry_on_exit_codes: execution.retry_on_exit_codes.clone(),
-            kill_on_timeout: execution.kill_on_timeout,
-        })
-    }
-}
-
-/// A problem or a notice.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// Stable machine-readable class, e.g. `hook-defect`, `double-quiesce`.
-    pub kind: String,
-    /// `error` or `warning` for problems, `info` for notices.
-    pub severity: String,
-    /// Where: an annotation key, a ConfigMap field path, a hook; `null` when not applicable.
-    pub location: Option<String>,
-    /// What, in English.
-    pub message: String,
-}
-
-impl Finding {
-    /// A finding without location.
-    pub fn new(kind: &str, severity: &str, message: impl Into<String>) -> Self {
-        Finding {
-            kind: kind.to_owned(),
-            severity: severity.to_owned(),
-            location: None,
-            message: message.into(),
-        }
-    }
-
-    /// An `info` notice.
-    pub fn notice(kind: &str, message: impl Into<String>) -> Self {
-        Finding::new(kind, "info", message)
-    }
-
-    fn at(mut self, location: impl Into<String>) -> Self {
-        self.location = Some(location.into());
-        self
-    }
-}
-
-/// Counts over the whole report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    /// Pods looked at.
-    pub pods: usize,
-    /// Pods in the backup with at least one hook they run themselves.
-    pub pods_with_hooks: usize,
-    /// Pods looked at but not listed (no hooks, no Velero hook keys, no problem).
-    pub pods_not_listed: usize,
-    /// Hooks that would run (or fail in place), over all pods in the backup; a run-once hook
-    /// counts once, in the pod that runs it.
-    pub hooks: usize,
-    /// Problems, top-level and per pod.
-    pub problems: usize,
-    /// Notices, top-level and per pod.
-    pub notices: usize,
-}
-
-impl Report {
-    /// Whether anything is wrong (exit code 1).
-    pub fn has_problems(&self) -> bool {
-        self.summary.problems > 0
-    }
-}
-
 /// Explains what quiesce would do for `inputs.pods` in a backup of `backup`.
 pub fn explain(inputs: &Inputs, backup: &BackupScope) -> Report {
     let mut problems = inputs.problems.clone();
@@ -337,13 +102,13 @@ pub fn explain(inputs: &Inputs, backup: &BackupScope) -> Report {
     );
     if origin.is_none() {
         notices.push(Finding::notice(
-            "no-config-map",
+            FindingKind::NoConfigMap,
             "no plugin ConfigMap found: only annotation hooks apply",
         ));
     }
     if backup.has_spec_hooks {
         notices.push(Finding::notice(
-            "backup-spec-hooks",
+            FindingKind::BackupSpecHooks,
             "the Backup has spec.hooks of its own: Velero runs those itself, they are not \
              shown here",
         ));
@@ -355,8 +120,8 @@ pub fn explain(inputs: &Inputs, backup: &BackupScope) -> Report {
         Ok(filter) => filter,
         Err(error) => {
             problems.push(Finding::new(
-                    "backup",
-                    "error",
+                    FindingKind::Backup,
+                    FindingSeverity::Error,
                     format!("the backup's namespace filters are invalid ({error}); every namespace is assumed"),
                 ));
             NamespaceFilter::default()
@@ -386,7 +151,7 @@ pub fn explain(inputs: &Inputs, backup: &BackupScope) -> Report {
     }
     for variable in &context.placeholders_used {
         notices.push(Finding::notice(
-            "template-value-unknown",
+            FindingKind::TemplateValueUnknown,
             format!(
                 "templated commands use {{{{{variable}}}}}, which explain does not know here \
                  (give --backup-file): it is shown as {}",
@@ -483,20 +248,33 @@ fn placeholder(variable: &str) -> String {
 
 fn config_finding(origin: Option<&str>, problem: &Problem) -> Finding {
     let location = problem.location.to_string();
-    let text = problem.to_string();
-    let message = text
-        .strip_prefix(&format!("{location}: "))
-        .unwrap_or(&text)
-        .to_owned();
+    let message = problem.without_location();
     let location = match origin {
         Some(origin) => format!("ConfigMap {origin}: {location}"),
         None => location,
     };
     let severity = match problem.severity {
-        Severity::Warning => "warning",
-        Severity::Error => "error",
+        Severity::Warning => FindingSeverity::Warning,
+        Severity::Error => FindingSeverity::Error,
     };
-    Finding::new("config", severity, message).at(location)
+    Finding::new(FindingKind::Config, severity, message).at(location)
+}
+
+/// A namespaced object's namespace and name, as a map key: a claim, a consistency group.
+/// Ordered by namespace, then name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct NamespacedName {
+    namespace: String,
+    name: String,
+}
+
+impl NamespacedName {
+    fn new(namespace: &str, name: &str) -> Self {
+        NamespacedName {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
 }
 
 /// Whether Velero backs up a pod's item, and why not, or what pulled it in.
@@ -555,13 +333,13 @@ fn membership(
         .collect::<Vec<_>>();
 
     // Claims of selected running pods, to find the unselected pods that share them.
-    let mut selected_claims: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut selected_claims: BTreeMap<NamespacedName, String> = BTreeMap::new();
     for (pod, member) in pods.iter().zip(&first) {
         if *member == Membership::In && is_running(pod) {
             let pod_ref = PodRef::of(pod);
             for claim in claims_of(pod) {
                 selected_claims
-                    .entry((pod_ref.namespace.clone(), claim))
+                    .entry(NamespacedName::new(&pod_ref.namespace, &claim))
                     .or_insert_with(|| pod_ref.to_string());
             }
         }
@@ -579,7 +357,7 @@ fn membership(
             claims_of(pod)
                 .into_iter()
                 .find_map(|claim| {
-                    let by = selected_claims.get(&(namespace.clone(), claim.clone()))?;
+                    let by = selected_claims.get(&NamespacedName::new(&namespace, &claim))?;
                     Some(Membership::PulledIn {
                         claim,
                         by: by.clone(),
@@ -614,7 +392,7 @@ fn claims_of(pod: &Pod) -> Vec<String> {
 /// What is known of claims and volumes, to tell whether Velero reaches a claim's volume
 /// before the pod's own item.
 struct ClaimIndex<'a> {
-    claims: BTreeMap<(String, String), &'a PersistentVolumeClaim>,
+    claims: BTreeMap<NamespacedName, &'a PersistentVolumeClaim>,
     volumes: BTreeMap<String, &'a PersistentVolume>,
 }
 
@@ -625,10 +403,10 @@ impl<'a> ClaimIndex<'a> {
                 .claims
                 .iter()
                 .map(|c| {
-                    let key = (
-                        c.metadata.namespace.clone().unwrap_or_default(),
-                        c.metadata.name.clone().unwrap_or_default(),
-                    );
+                    let key = NamespacedName {
+                        namespace: c.metadata.namespace.clone().unwrap_or_default(),
+                        name: c.metadata.name.clone().unwrap_or_default(),
+                    };
                     (key, c)
                 })
                 .collect(),
@@ -643,8 +421,7 @@ impl<'a> ClaimIndex<'a> {
     /// Why quiesce does not see `claim`'s volume before the pod's item, if it does not.
     /// Unknown claims and volumes are assumed bound and backed up.
     fn not_seen_first(&self, namespace: &str, claim: &str, backup: &BackupScope) -> Option<String> {
-        let key = (namespace.to_owned(), claim.to_owned());
-        let volume_name = match self.claims.get(&key) {
+        let volume_name = match self.claims.get(&NamespacedName::new(namespace, claim)) {
             None => None,
             Some(pvc) => match pvc.spec.as_ref().and_then(|s| s.volume_name.as_deref()) {
                 Some(name) if !name.is_empty() => Some(name),
@@ -670,6 +447,8 @@ impl<'a> ClaimIndex<'a> {
     }
 }
 
+/// One pod's report: for a pod that is skipped, the hooks it would have had; for the others
+/// their problems and notices, and when their hooks run. `None` when there is nothing to show.
 fn pod_report(
     pod: &Pod,
     member: &Membership,
@@ -681,92 +460,145 @@ fn pod_report(
     let pod_ref = PodRef::of(pod);
     let group = context.workloads.group(pod, config);
     let plan = PodPlan::new(pod, &backup.info, config);
-    let skip_text = |reason: &SkipReason| match reason {
-        SkipReason::Terminated { pod_phase, .. } => {
-            format!("in phase {pod_phase}: its containers no longer run")
-        }
-        SkipReason::Deleting { .. } => "being deleted: Velero does not back it up".to_owned(),
-    };
     let skipped = match member {
         Membership::Out(reason) => Some(reason.clone()),
         _ => plan.pre.skipped.as_ref().map(skip_text),
     };
     let velero_keys = velero_hook_keys(pod);
-    let claims: Vec<String> = plan.claims.iter().cloned().collect();
-    let fs_backup_volumes: Vec<String> = plan.fs_backup_volumes.iter().cloned().collect();
-
-    if skipped.is_some() {
-        // Resolve as if it ran, only to say what it would have had.
-        let mut running = pod.clone();
-        running.metadata.deletion_timestamp = None;
-        if let Some(status) = running.status.as_mut() {
-            status.phase = None;
+    let (phases, problems, notices) = match &skipped {
+        Some(reason) => {
+            let (phases, notices) = skipped_pod_phases(pod, reason, &velero_keys, context)?;
+            (phases, Vec::new(), notices)
         }
-        let pre = resolve(&running, Phase::Pre, config).hooks;
-        let post = resolve(&running, Phase::Post, config).hooks;
-        if pre.is_empty() && post.is_empty() && velero_keys.is_empty() {
-            return None;
-        }
-        let mut notices = vec![Finding::notice(
-            "skipped",
-            format!(
-                "skipped: {}; quiesce runs none of its hooks",
-                skipped.as_deref().unwrap_or_default()
-            ),
-        )];
-        if !velero_keys.is_empty() {
-            notices.push(velero_only_notice(&velero_keys));
-        }
-        return Some(PodReport {
-            namespace: pod_ref.namespace,
-            name: pod_ref.name,
-            skipped,
-            max_freeze: format_go_duration(plan.max_freeze),
-            claims,
-            fs_backup_volumes,
-            group: group.map(|(name, _)| name),
-            phases: Phases {
+        None => {
+            let (problems, mut notices) = pod_findings(pod, member, &plan, &velero_keys);
+            if !plan.has_hooks() && problems.is_empty() && notices.is_empty() {
+                return None;
+            }
+            let mut phases = Phases {
                 pre: PhaseReport {
                     moment: None,
-                    hooks: hook_reports(pod, &pre, context),
+                    hooks: hook_reports(pod, &plan.pre.hooks, context),
                 },
                 post: PhaseReport {
                     moment: None,
-                    hooks: hook_reports(pod, &post, context),
+                    hooks: hook_reports(pod, &plan.post.hooks, context),
                 },
-            },
-            problems: Vec::new(),
-            notices,
-        });
-    }
+            };
+            let moments = PhaseMoments::of(&plan, &phases, group.as_ref(), claim_index, backup);
+            phases.pre.moment = Some(moments.pre);
+            phases.post.moment = Some(moments.post);
+            notices.extend(moments.late_freeze);
+            (phases, problems, notices)
+        }
+    };
+    Some(PodReport {
+        namespace: pod_ref.namespace,
+        name: pod_ref.name,
+        skipped,
+        max_freeze: format_go_duration(plan.max_freeze),
+        claims: plan.claims.iter().cloned().collect(),
+        fs_backup_volumes: plan.fs_backup_volumes.iter().cloned().collect(),
+        group: group.map(|group| group.name),
+        phases,
+        problems,
+        notices,
+    })
+}
 
+/// Why a pod in the backup gets no hooks, as shown after "skipped: ".
+fn skip_text(reason: &SkipReason) -> String {
+    match reason {
+        SkipReason::Terminated { pod_phase, .. } => {
+            format!("in phase {pod_phase}: its containers no longer run")
+        }
+        SkipReason::Deleting { .. } => "being deleted: Velero does not back it up".to_owned(),
+    }
+}
+
+/// A skipped pod's phases: the hooks it would have had if it ran (no moments, nothing runs),
+/// with the notice saying why it is skipped. `None` when it would have had no hook and has no
+/// Velero hook keys either: nothing worth showing.
+fn skipped_pod_phases(
+    pod: &Pod,
+    reason: &str,
+    velero_keys: &[String],
+    context: &mut HookContext,
+) -> Option<(Phases, Vec<Finding>)> {
+    // Resolve as if it ran, only to say what it would have had.
+    let mut running = pod.clone();
+    running.metadata.deletion_timestamp = None;
+    if let Some(status) = running.status.as_mut() {
+        status.phase = None;
+    }
+    let pre = resolve(&running, Phase::Pre, context.config).hooks;
+    let post = resolve(&running, Phase::Post, context.config).hooks;
+    if pre.is_empty() && post.is_empty() && velero_keys.is_empty() {
+        return None;
+    }
+    let mut notices = vec![Finding::notice(
+        FindingKind::Skipped,
+        format!("skipped: {reason}; quiesce runs none of its hooks"),
+    )];
+    if !velero_keys.is_empty() {
+        notices.push(velero_only_notice(velero_keys));
+    }
+    let phases = Phases {
+        pre: PhaseReport {
+            moment: None,
+            hooks: hook_reports(pod, &pre, context),
+        },
+        post: PhaseReport {
+            moment: None,
+            hooks: hook_reports(pod, &post, context),
+        },
+    };
+    Some((phases, notices))
+}
+
+/// The problems and the notices of a pod in the backup: what its annotations, the
+/// governance policy and its hooks' defects say, its max-freeze, how it got into the backup,
+/// and Velero's own hook keys on it.
+fn pod_findings(
+    pod: &Pod,
+    member: &Membership,
+    plan: &PodPlan,
+    velero_keys: &[String],
+) -> (Vec<Finding>, Vec<Finding>) {
     let mut problems = Vec::new();
     let mut notices = Vec::new();
-    let strip = |text: String| -> String {
-        text.strip_prefix(&format!("pod {pod_ref}: "))
-            .map(str::to_owned)
-            .unwrap_or(text)
-    };
     for resolution in [&plan.pre, &plan.post] {
         for warning in &resolution.warnings {
             problems.push(
-                Finding::new("annotation", "warning", strip(warning.to_string()))
-                    .at(warning_key(warning)),
+                Finding::new(
+                    FindingKind::Annotation,
+                    FindingSeverity::Warning,
+                    warning.without_pod(),
+                )
+                .at(warning.key()),
             );
         }
         // A warning, as the plugin logs it; it still counts as a problem (exit 1), like every
         // other warning here: an app team's CI should learn that its hook will not run.
         for refusal in &resolution.refused {
             problems.push(
-                Finding::new("policy", "warning", strip(refusal.to_string()))
-                    .at(refusal.key.clone()),
+                Finding::new(
+                    FindingKind::Policy,
+                    FindingSeverity::Warning,
+                    refusal.without_pod(),
+                )
+                .at(refusal.key.clone()),
             );
         }
         for (order, hook) in resolution.hooks.iter().enumerate() {
             if let Some(defect) = &hook.defect {
                 problems.push(
-                    Finding::new("hook-defect", "error", defect.to_string())
-                        .at(hook_location(hook, order + 1)),
+                    Finding::new(
+                        FindingKind::HookDefect,
+                        FindingSeverity::Error,
+                        defect.to_string(),
+                    )
+                    .at(hook_location(hook, order + 1)),
                 );
             }
         }
@@ -774,119 +606,120 @@ fn pod_report(
     // Pod-wide keys (run-on, run-once-per) are read, and warned about, once per phase.
     dedup(&mut problems);
     if let Some(warning) = &plan.max_freeze_warning {
+        let message = warning.without_pod();
         problems.push(
-            Finding::new("max-freeze", "warning", strip(warning.clone()))
-                .at(crate::quiesce::plan::MAX_FREEZE_ANNOTATION),
+            Finding::new(FindingKind::MaxFreeze, FindingSeverity::Warning, message)
+                .at(crate::engine::plan::MAX_FREEZE_ANNOTATION),
         );
     }
     if let Membership::PulledIn { claim, by } = member {
         notices.push(Finding::notice(
-            "pulled-in",
+            FindingKind::PulledIn,
             format!(
                 "not selected by the backup's label selector, but it mounts claim {claim} of \
                  pod {by}: Velero backs it up with that claim, and quiesce runs its hooks"
             ),
         ));
     }
-    if let Some(notice) = run_once_without_annotation_hooks(pod, &plan) {
+    if let Some(notice) = run_once_without_annotation_hooks(pod, plan) {
         notices.push(notice);
     }
-    let has_hooks = plan.has_hooks();
     if !velero_keys.is_empty() {
-        if has_hooks {
+        if plan.has_hooks() {
             problems.push(double_quiesce(
-                &velero_keys,
+                velero_keys,
                 &plan.pre.hooks,
                 &plan.post.hooks,
             ));
         } else {
-            notices.push(velero_only_notice(&velero_keys));
+            notices.push(velero_only_notice(velero_keys));
         }
     }
-    if !has_hooks && problems.is_empty() && notices.is_empty() {
-        return None;
-    }
+    (problems, notices)
+}
 
-    let unseen: BTreeMap<&str, String> = plan
-        .claims
-        .iter()
-        .filter_map(|c| {
-            let reason = claim_index.not_seen_first(&pod_ref.namespace, c, backup)?;
-            Some((c.as_str(), reason))
-        })
-        .collect();
-    let pre_hooks = hook_reports(pod, &plan.pre.hooks, context);
-    let post_hooks = hook_reports(pod, &plan.post.hooks, context);
-    let mut pre_moment = pre_moment(&plan.claims, &unseen);
-    if pre_hooks.iter().any(HookReport::runs_here)
-        && !plan.claims.is_empty()
-        && unseen.len() == plan.claims.len()
-    {
-        notices.push(Finding::notice(
-            "late-freeze",
-            format!(
-                "its pre hooks run at the pod's own item, after its claims were backed up \
-                 ({}): their snapshots may precede the freeze",
-                describe_unseen(&unseen)
-            ),
-        ));
-    }
-    let mut post_moment = if plan.fs_backup_volumes.is_empty() {
-        "after the pod's volumes are backed up".to_owned()
-    } else {
-        format!(
-            "after its PodVolumeBackups finish (fs-backup volumes: {})",
-            fs_backup_volumes.join(", ")
-        )
-    };
-    if let Some((name, members)) = &group {
-        if members.len() > 1 {
-            let others = members.len() - 1;
-            let with = format!(
-                "with group {name} ({others} other {})",
-                if others == 1 { "member" } else { "members" }
-            );
-            pre_moment = format!("{with}: before the first member's volume snapshot");
-            post_moment = if plan.fs_backup_volumes.is_empty() {
-                format!("{with}: after the last member is backed up")
-            } else {
+/// When a pod's pre and post hooks run, in words, and a notice when its claims are all
+/// backed up before its pre hooks run (their snapshots may precede the freeze).
+struct PhaseMoments {
+    pre: String,
+    post: String,
+    late_freeze: Option<Finding>,
+}
+
+impl PhaseMoments {
+    /// The moments of a pod in the backup with `phases` (their hooks): at its claims' first
+    /// snapshot or its own item, after its volumes or PodVolumeBackups, with its group's
+    /// members when it has more than one, or nowhere when another pod runs all its hooks.
+    fn of(
+        plan: &PodPlan,
+        phases: &Phases,
+        group: Option<&PodGroup>,
+        claim_index: &ClaimIndex,
+        backup: &BackupScope,
+    ) -> PhaseMoments {
+        let (pre_hooks, post_hooks) = (&phases.pre.hooks, &phases.post.hooks);
+        let unseen: BTreeMap<&str, String> = plan
+            .claims
+            .iter()
+            .filter_map(|c| {
+                let reason = claim_index.not_seen_first(&plan.pod.namespace, c, backup)?;
+                Some((c.as_str(), reason))
+            })
+            .collect();
+        let mut pre = pre_moment(&plan.claims, &unseen);
+        let late_freeze = (pre_hooks.iter().any(HookReport::runs_here)
+            && !plan.claims.is_empty()
+            && unseen.len() == plan.claims.len())
+        .then(|| {
+            Finding::notice(
+                FindingKind::LateFreeze,
                 format!(
-                    "{with}: after the last member is backed up, its PodVolumeBackups included \
-                     (fs-backup volumes: {})",
-                    fs_backup_volumes.join(", ")
-                )
-            };
+                    "its pre hooks run at the pod's own item, after its claims were backed up \
+                     ({}): their snapshots may precede the freeze",
+                    describe_unseen(&unseen)
+                ),
+            )
+        });
+        let fs_backup_volumes: Vec<&str> =
+            plan.fs_backup_volumes.iter().map(String::as_str).collect();
+        let mut post = if fs_backup_volumes.is_empty() {
+            "after the pod's volumes are backed up".to_owned()
+        } else {
+            format!(
+                "after its PodVolumeBackups finish (fs-backup volumes: {})",
+                fs_backup_volumes.join(", ")
+            )
+        };
+        if let Some(PodGroup { name, members }) = group {
+            if members.len() > 1 {
+                let others = members.len() - 1;
+                let with = format!(
+                    "with group {name} ({others} other {})",
+                    if others == 1 { "member" } else { "members" }
+                );
+                pre = format!("{with}: before the first member's volume snapshot");
+                post = if fs_backup_volumes.is_empty() {
+                    format!("{with}: after the last member is backed up")
+                } else {
+                    format!(
+                        "{with}: after the last member is backed up, its PodVolumeBackups \
+                         included (fs-backup volumes: {})",
+                        fs_backup_volumes.join(", ")
+                    )
+                };
+            }
+        }
+        for (moment, hooks) in [(&mut pre, pre_hooks), (&mut post, post_hooks)] {
+            if !hooks.is_empty() && !hooks.iter().any(HookReport::runs_here) {
+                *moment = "none of its hooks run here (run once per owner)".to_owned();
+            }
+        }
+        PhaseMoments {
+            pre,
+            post,
+            late_freeze,
         }
     }
-    for (moment, hooks) in [
-        (&mut pre_moment, &pre_hooks),
-        (&mut post_moment, &post_hooks),
-    ] {
-        if !hooks.is_empty() && !hooks.iter().any(HookReport::runs_here) {
-            *moment = "none of its hooks run here (run once per owner)".to_owned();
-        }
-    }
-    Some(PodReport {
-        namespace: pod_ref.namespace.clone(),
-        name: pod_ref.name.clone(),
-        skipped: None,
-        max_freeze: format_go_duration(plan.max_freeze),
-        claims,
-        fs_backup_volumes,
-        group: group.map(|(name, _)| name),
-        phases: Phases {
-            pre: PhaseReport {
-                moment: Some(pre_moment),
-                hooks: pre_hooks,
-            },
-            post: PhaseReport {
-                moment: Some(post_moment),
-                hooks: post_hooks,
-            },
-        },
-        problems,
-        notices,
-    })
 }
 
 fn pre_moment(claims: &BTreeSet<String>, unseen: &BTreeMap<&str, String>) -> String {
@@ -1028,7 +861,7 @@ fn run_once_without_annotation_hooks(pod: &Pod, plan: &PodPlan) -> Option<Findin
     }
     Some(
         Finding::notice(
-            "run-once-ignored",
+            FindingKind::RunOnceIgnored,
             format!(
                 "{RUN_ONCE_PER_ANNOTATION} only applies to the pod's annotation hooks, and it \
                  has none: its rule hooks run as their rule says"
@@ -1060,21 +893,6 @@ fn hook_location(hook: &ResolvedHook, order: usize) -> String {
     }
 }
 
-fn warning_key(warning: &crate::hooks::AnnotationWarning) -> String {
-    use crate::hooks::AnnotationWarning as W;
-    match warning {
-        W::CommandNotJsonArray { key, .. }
-        | W::CommandLeadingWhitespace { key, .. }
-        | W::InvalidOnError { key, .. }
-        | W::InvalidTimeout { key, .. }
-        | W::NegativeTimeout { key, .. }
-        | W::TimeoutClamped { key, .. }
-        | W::IgnoredWithoutCommand { key, .. }
-        | W::InvalidOption { key, .. }
-        | W::OptionNote { key, .. } => key.clone(),
-    }
-}
-
 /// Velero's own backup hook annotation keys on the pod, sorted.
 fn velero_hook_keys(pod: &Pod) -> Vec<String> {
     pod.metadata
@@ -1097,8 +915,8 @@ fn double_quiesce(keys: &[String], pre: &[ResolvedHook], post: &[ResolvedHook]) 
         .collect();
     sources.dedup();
     Finding::new(
-        "double-quiesce",
-        "error",
+        FindingKind::DoubleQuiesce,
+        FindingSeverity::Error,
         format!(
             "double quiesce: Velero runs the hooks of {} itself, and quiesce runs those of {}: \
              the pod is frozen twice (a second fsfreeze --freeze fails with EBUSY); keep one set \
@@ -1112,7 +930,7 @@ fn double_quiesce(keys: &[String], pre: &[ResolvedHook], post: &[ResolvedHook]) 
 
 fn velero_only_notice(keys: &[String]) -> Finding {
     Finding::notice(
-        "velero-hooks",
+        FindingKind::VeleroHooks,
         format!(
             "has Velero's own hook annotations ({}): Velero runs them, not quiesce; to have \
              quiesce run them just in time, rename the domain to quiesce.dev ({PRE_ANNOTATION_PREFIX}…, \

@@ -3,9 +3,14 @@
 //! stop (spec §2–§5). Knows nothing of Velero: the caller brings the handshake values, its
 //! gRPC routes and the work to drain before exit.
 //!
-//! Stopping: `plugin.GRPCController/Shutdown` and SIGTERM take the same path — run the
-//! drain (once), end the held-open streams, stop the server within a bounded grace, remove
-//! the socket. SIGINT is ignored, as Go plugins do (a terminal's Ctrl-C reaches the host).
+//! Stopping: `plugin.GRPCController/Shutdown` and the caller's shutdown future (SIGTERM, see
+//! [`sigterm`]) take the same path — run the drain (once), end the held-open streams, stop the
+//! server within a bounded grace, remove the socket. SIGINT is ignored, as Go plugins do (a
+//! terminal's Ctrl-C reaches the host).
+//!
+//! [`serve`] takes its listener and its shutdown future as parameters (as mini-redis's
+//! `server::run` does), so a test can bind a socket where it likes and stop the server when
+//! it likes.
 
 mod services;
 mod socket;
@@ -16,8 +21,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_stream::wrappers::UnixListenerStream;
+use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::Server;
 
@@ -25,7 +32,6 @@ use crate::proto::plugin::{
     grpc_broker_server::GrpcBrokerServer, grpc_controller_server::GrpcControllerServer,
     grpc_stdio_server::GrpcStdioServer,
 };
-pub use services::Stopping;
 pub use socket::PrivateSocket;
 
 /// How long in-flight calls may take to finish once stopping; the host SIGKILLs after 2 s.
@@ -99,10 +105,11 @@ pub enum Error {
     Serve(#[from] tonic::transport::Error),
 }
 
-/// Checks the magic cookie in the environment (go-plugin exits 1 with a hint when it is wrong).
-pub fn check_cookie(handshake: &Handshake) -> Result<(), Error> {
-    match std::env::var(handshake.cookie_key) {
-        Ok(value) if value == handshake.cookie_value => Ok(()),
+/// Checks the magic cookie, the value of the `handshake.cookie_key` environment variable
+/// (go-plugin exits 1 with a hint when it is wrong).
+pub fn check_cookie(handshake: &Handshake, cookie: Option<&str>) -> Result<(), Error> {
+    match cookie {
+        Some(value) if value == handshake.cookie_value => Ok(()),
         _ => Err(Error::NotLaunchedByHost {
             key: handshake.cookie_key,
             value: handshake.cookie_value,
@@ -131,28 +138,41 @@ fn detach_stdout() {
     use std::os::fd::AsRawFd;
     // SAFETY: dup2 on two open descriptors; fd 1 is atomically replaced, `null` stays owned
     // by the File and is closed when it drops.
+    #[allow(unsafe_code)] // the crate's only unsafe: std has no safe way to replace fd 1
     unsafe {
         libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO);
     }
 }
 
-/// Serves `routes` (plus health and go-plugin's own services) until Shutdown or SIGTERM.
-///
-/// `drain` runs once when stopping, before the server stops (inside the Shutdown call when the
-/// host asks, so the host waits for it). The handshake line goes to `stdout` once the socket
-/// listens; nothing else is ever written there.
-pub async fn serve(
-    handshake: &Handshake,
-    routes: Routes,
-    drain: impl Future<Output = ()> + Send + 'static,
-    mut stdout: impl Write,
-) -> Result<(), Error> {
-    let (socket, listener) = PrivateSocket::bind()?;
+/// A future that resolves when the process receives SIGTERM (logging it), for [`serve`]'s
+/// `shutdown`. Installing it also makes the process ignore SIGINT from then on.
+pub fn sigterm() -> Result<impl Future<Output = ()> + Send + 'static, Error> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(Error::Signals)?;
     // Registered and never read: the OS handler stays installed, so SIGINT no longer kills us.
-    let _sigint = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
+    let sigint = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
+    Ok(async move {
+        let _sigint = sigint;
+        sigterm.recv().await;
+        tracing::info!("SIGTERM received, stopping");
+    })
+}
 
-    let stopping = Stopping::new();
+/// Serves `routes` (plus health and go-plugin's own services) on `listener` until the host's
+/// Shutdown call or `shutdown` resolves.
+///
+/// `socket` is where `listener` is bound (printed in the handshake line, removed on return).
+/// `drain` runs once when stopping, before the server stops (inside the Shutdown call when the
+/// host asks, so the host waits for it). The handshake line goes to `stdout` once the server
+/// runs; nothing else is ever written there.
+pub async fn serve(
+    handshake: &Handshake,
+    (socket, listener): (PrivateSocket, UnixListener),
+    routes: Routes,
+    drain: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()>,
+    mut stdout: impl Write,
+) -> Result<(), Error> {
+    let stopping = CancellationToken::new();
     let drain = drain.boxed().shared();
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -178,7 +198,10 @@ pub async fn serve(
         .initial_stream_window_size(Some(4 << 20))
         .initial_connection_window_size(Some(8 << 20))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopping.stopped());
+        .serve_with_incoming_shutdown(
+            UnixListenerStream::new(listener),
+            stopping.clone().cancelled_owned(),
+        );
     let mut server = tokio::spawn(server);
 
     stdout
@@ -190,12 +213,11 @@ pub async fn serve(
     tracing::debug!(socket = %socket.path().display(), "Plugin serving");
 
     tokio::select! {
-        _ = sigterm.recv() => {
-            tracing::info!("SIGTERM received, stopping");
+        () = shutdown => {
             drain.await;
-            stopping.stop();
+            stopping.cancel();
         }
-        _ = stopping.stopped() => {}
+        () = stopping.cancelled() => {}
         finished = &mut server => {
             // The server only ends early on a transport failure.
             return match finished {

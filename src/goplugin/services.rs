@@ -5,8 +5,8 @@
 use std::pin::Pin;
 
 use futures_util::future::{BoxFuture, Shared};
-use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::proto::plugin::{
@@ -17,45 +17,10 @@ use crate::proto::plugin::{
 /// The work to finish before the process may stop, run at most once whoever asks first.
 pub type Drain = Shared<BoxFuture<'static, ()>>;
 
-/// Shared stop state: `true` once the process is stopping.
-#[derive(Clone)]
-pub struct Stopping {
-    tx: watch::Sender<bool>,
-}
-
-impl Stopping {
-    /// A fresh, not-yet-stopping state.
-    pub fn new() -> Self {
-        Stopping {
-            tx: watch::Sender::new(false),
-        }
-    }
-
-    /// Marks the process as stopping; every waiter wakes.
-    pub fn stop(&self) {
-        self.tx.send_replace(true);
-    }
-
-    /// Resolves once [`Stopping::stop`] was called.
-    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut rx = self.tx.subscribe();
-        async move {
-            // An error means the sender is gone, which also means we are stopping.
-            let _ = rx.wait_for(|stopping| *stopping).await;
-        }
-    }
-}
-
-impl Default for Stopping {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// `plugin.GRPCController`: Shutdown drains, answers, then stops the server.
 pub struct Controller {
     pub drain: Drain,
-    pub stopping: Stopping,
+    pub stopping: CancellationToken,
 }
 
 #[tonic::async_trait]
@@ -65,22 +30,22 @@ impl GrpcController for Controller {
         // The host awaits this call without a deadline, so pending work finishes here,
         // before the host starts its 2 s countdown to SIGKILL.
         self.drain.clone().await;
-        self.stopping.stop();
+        self.stopping.cancel();
         Ok(Response::new(Empty {}))
     }
 }
 
 /// A stream that yields nothing and ends (OK) once the process stops.
 fn idle_until<T: Send + 'static>(
-    stopping: &Stopping,
+    stopping: &CancellationToken,
 ) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>> {
-    let stopped = stopping.stopped();
+    let stopped = stopping.clone().cancelled_owned();
     Box::pin(futures_util::stream::once(stopped).filter_map(|()| None))
 }
 
 /// `plugin.GRPCStdio`: quiesce never redirects its stdio, so the stream stays empty.
 pub struct Stdio {
-    pub stopping: Stopping,
+    pub stopping: CancellationToken,
 }
 
 #[tonic::async_trait]
@@ -97,7 +62,7 @@ impl GrpcStdio for Stdio {
 
 /// `plugin.GRPCBroker`: no sub-connections are offered; the host's messages are read and dropped.
 pub struct Broker {
-    pub stopping: Stopping,
+    pub stopping: CancellationToken,
 }
 
 #[tonic::async_trait]
@@ -109,7 +74,7 @@ impl GrpcBroker for Broker {
         request: Request<Streaming<ConnInfo>>,
     ) -> Result<Response<Self::StartStreamStream>, Status> {
         let mut incoming = request.into_inner();
-        let stopped = self.stopping.stopped();
+        let stopped = self.stopping.clone().cancelled_owned();
         tokio::spawn(async move {
             tokio::pin!(stopped);
             loop {

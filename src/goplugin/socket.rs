@@ -1,5 +1,6 @@
-//! The plugin's listening socket: a Unix socket in a fresh private (0700) directory under
-//! `$PLUGIN_UNIX_SOCKET_DIR`, `$TMPDIR` or `/tmp`, itself 0600. Dropping it removes both.
+//! The plugin's listening socket: a Unix socket in a fresh private (0700) directory under a
+//! base directory the caller chooses (go-plugin's `PLUGIN_UNIX_SOCKET_DIR`, `$TMPDIR` or
+//! `/tmp`), itself 0600. Dropping it removes both.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -20,16 +21,7 @@ pub struct PrivateSocket {
 }
 
 impl PrivateSocket {
-    /// Creates the directory and binds `plugin.sock` inside it.
-    pub fn bind() -> Result<(Self, UnixListener), Error> {
-        let base = std::env::var_os("PLUGIN_UNIX_SOCKET_DIR")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
-        Self::bind_in(&base)
-    }
-
-    /// Like [`PrivateSocket::bind`], under `base`.
+    /// Creates a private directory under `base` and binds `plugin.sock` inside it.
     pub fn bind_in(base: &Path) -> Result<(Self, UnixListener), Error> {
         let dir = tempfile::Builder::new()
             .prefix("quiesce-")

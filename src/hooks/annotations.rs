@@ -7,6 +7,7 @@
 //! resolution against the pod spec happens in `resolve.rs`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use super::duration::{effective_timeout, parse_go_duration, DurationError, TimeoutAdjustment};
@@ -88,13 +89,9 @@ pub fn parse_command(value: &str) -> ParsedCommand {
 
 /// Something odd in a pod's hook annotations. The hook still resolves (with a default or a
 /// literal reading); the caller logs these as warnings.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnnotationWarning {
     /// `command` starts with `[` but is not a JSON array of strings.
-    #[error(
-        "pod {pod}: annotation {key} = {value:?} starts with '[' but is not a JSON array of \
-         strings ({reason}); it will run as a single-element command, which is likely to fail"
-    )]
     CommandNotJsonArray {
         /// The pod.
         pod: PodRef,
@@ -106,10 +103,6 @@ pub enum AnnotationWarning {
         reason: String,
     },
     /// `command` has whitespace before its `[`, so it is not read as JSON.
-    #[error(
-        "pod {pod}: annotation {key} = {value:?} has whitespace before '['; only a value whose \
-         first character is '[' is read as a JSON array, so it will run as a single-element command"
-    )]
     CommandLeadingWhitespace {
         /// The pod.
         pod: PodRef,
@@ -119,9 +112,6 @@ pub enum AnnotationWarning {
         value: String,
     },
     /// `on-error` is not exactly `Fail` or `Continue`.
-    #[error(
-        "pod {pod}: annotation {key} = {value:?} is not Fail or Continue (case-sensitive); using Fail"
-    )]
     InvalidOnError {
         /// The pod.
         pod: PodRef,
@@ -131,10 +121,6 @@ pub enum AnnotationWarning {
         value: String,
     },
     /// `timeout` is not a Go duration (bare numbers such as `300` included).
-    #[error(
-        "pod {pod}: annotation {key} = {value:?} is not a duration with a unit such as 30s, 5m \
-         or 1h30m ({error}); using the default 30s"
-    )]
     InvalidTimeout {
         /// The pod.
         pod: PodRef,
@@ -146,7 +132,6 @@ pub enum AnnotationWarning {
         error: DurationError,
     },
     /// `timeout` is negative.
-    #[error("pod {pod}: annotation {key} = {value:?} is negative; using the default 30s")]
     NegativeTimeout {
         /// The pod.
         pod: PodRef,
@@ -156,7 +141,6 @@ pub enum AnnotationWarning {
         value: String,
     },
     /// `timeout` exceeds the 4h maximum.
-    #[error("pod {pod}: annotation {key} = {value:?} exceeds the maximum of 4h; using 4h")]
     TimeoutClamped {
         /// The pod.
         pod: PodRef,
@@ -166,7 +150,6 @@ pub enum AnnotationWarning {
         value: String,
     },
     /// An execution option (`retries`, `wait-timeout`, …) has an unusable value; it is ignored.
-    #[error("pod {pod}: annotation {key} = {value:?} is ignored: {reason}")]
     InvalidOption {
         /// The pod.
         pod: PodRef,
@@ -178,7 +161,6 @@ pub enum AnnotationWarning {
         reason: String,
     },
     /// An execution option was adjusted (clamped) or has no effect as set.
-    #[error("pod {pod}: annotation {key}: {note}")]
     OptionNote {
         /// The pod.
         pod: PodRef,
@@ -188,7 +170,6 @@ pub enum AnnotationWarning {
         note: String,
     },
     /// `container`, `on-error` or `timeout` is set for a phase without a `command`.
-    #[error("pod {pod}: annotation {key} is ignored because {command_key} is not set or empty")]
     IgnoredWithoutCommand {
         /// The pod.
         pod: PodRef,
@@ -198,6 +179,81 @@ pub enum AnnotationWarning {
         command_key: String,
     },
 }
+
+impl AnnotationWarning {
+    /// The pod whose annotations it is about.
+    pub fn pod(&self) -> &PodRef {
+        self.pod_and_key().0
+    }
+
+    /// The annotation key it is about.
+    pub fn key(&self) -> &str {
+        self.pod_and_key().1
+    }
+
+    fn pod_and_key(&self) -> (&PodRef, &str) {
+        match self {
+            AnnotationWarning::CommandNotJsonArray { pod, key, .. }
+            | AnnotationWarning::CommandLeadingWhitespace { pod, key, .. }
+            | AnnotationWarning::InvalidOnError { pod, key, .. }
+            | AnnotationWarning::InvalidTimeout { pod, key, .. }
+            | AnnotationWarning::NegativeTimeout { pod, key, .. }
+            | AnnotationWarning::TimeoutClamped { pod, key, .. }
+            | AnnotationWarning::InvalidOption { pod, key, .. }
+            | AnnotationWarning::OptionNote { pod, key, .. }
+            | AnnotationWarning::IgnoredWithoutCommand { pod, key, .. } => (pod, key),
+        }
+    }
+
+    /// What is odd, without the `pod namespace/name: ` that `Display` starts with: for
+    /// callers that show the pod apart, such as `explain`.
+    pub fn without_pod(&self) -> String {
+        match self {
+            AnnotationWarning::CommandNotJsonArray {
+                key, value, reason, ..
+            } => format!(
+                "annotation {key} = {value:?} starts with '[' but is not a JSON array of \
+                 strings ({reason}); it will run as a single-element command, which is likely \
+                 to fail"
+            ),
+            AnnotationWarning::CommandLeadingWhitespace { key, value, .. } => format!(
+                "annotation {key} = {value:?} has whitespace before '['; only a value whose \
+                 first character is '[' is read as a JSON array, so it will run as a \
+                 single-element command"
+            ),
+            AnnotationWarning::InvalidOnError { key, value, .. } => format!(
+                "annotation {key} = {value:?} is not Fail or Continue (case-sensitive); using Fail"
+            ),
+            AnnotationWarning::InvalidTimeout {
+                key, value, error, ..
+            } => format!(
+                "annotation {key} = {value:?} is not a duration with a unit such as 30s, 5m \
+                 or 1h30m ({error}); using the default 30s"
+            ),
+            AnnotationWarning::NegativeTimeout { key, value, .. } => {
+                format!("annotation {key} = {value:?} is negative; using the default 30s")
+            }
+            AnnotationWarning::TimeoutClamped { key, value, .. } => {
+                format!("annotation {key} = {value:?} exceeds the maximum of 4h; using 4h")
+            }
+            AnnotationWarning::InvalidOption {
+                key, value, reason, ..
+            } => format!("annotation {key} = {value:?} is ignored: {reason}"),
+            AnnotationWarning::OptionNote { key, note, .. } => format!("annotation {key}: {note}"),
+            AnnotationWarning::IgnoredWithoutCommand {
+                key, command_key, ..
+            } => format!("annotation {key} is ignored because {command_key} is not set or empty"),
+        }
+    }
+}
+
+impl fmt::Display for AnnotationWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pod {}: {}", self.pod(), self.without_pod())
+    }
+}
+
+impl std::error::Error for AnnotationWarning {}
 
 /// The annotation hook of one pod and phase, values parsed, container not yet resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -528,6 +584,36 @@ mod tests {
         assert!(text.starts_with(
             "pod shop/db-0: annotation pre.hook.backup.quiesce.dev/command = \"[1,2]\" starts with '['"
         ), "{text}");
+    }
+
+    #[test]
+    fn every_warning_is_its_pod_then_its_text_without_the_pod_and_names_its_key() {
+        let (_, mut warnings) = read(
+            &[
+                ("pre.hook.backup.quiesce.dev/command", "[1,2]"),
+                ("pre.hook.backup.quiesce.dev/on-error", "fail"),
+                ("pre.hook.backup.quiesce.dev/timeout", "300"),
+                ("pre.hook.backup.quiesce.dev/retries", "many"),
+            ],
+            Phase::Pre,
+        );
+        let (_, orphans) = read(
+            &[("post.hook.backup.quiesce.dev/timeout", "1s")],
+            Phase::Post,
+        );
+        warnings.extend(orphans);
+        assert_eq!(warnings.len(), 5, "{warnings:#?}");
+        for warning in &warnings {
+            assert_eq!(warning.pod(), &pod());
+            let text = warning.to_string();
+            assert_eq!(text, format!("pod shop/db-0: {}", warning.without_pod()));
+            assert!(
+                warning
+                    .without_pod()
+                    .starts_with(&format!("annotation {} ", warning.key())),
+                "{text}"
+            );
+        }
     }
 
     #[test]

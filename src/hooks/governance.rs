@@ -21,7 +21,9 @@ use std::fmt;
 use serde_yaml_ng::Value;
 
 use super::glob::Glob;
-use super::rules::{kind_of, Location, Problem, Severity};
+use super::problem::{
+    kind_of, list_of, mapping_of, nullable, unknown_field, Location, Problem, Severity,
+};
 use super::{Phase, PodRef};
 
 /// Containers annotation hooks may not target when `deniedContainers` is not set. Each is
@@ -238,57 +240,56 @@ impl PolicyRefusal {
             RefusalCause::Policy(rule) | RefusalCause::OtherPhase { rule, .. } => rule,
         }
     }
-}
 
-impl fmt::Display for PolicyRefusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// Why the hook does not run, without the `pod namespace/name: ` that `Display` starts
+    /// with: for callers that show the pod apart, such as `explain`.
+    pub fn without_pod(&self) -> String {
         let PolicyRefusal {
-            pod,
+            pod: _,
             phase,
             key,
             container,
             cause,
         } = self;
-        write!(
-            f,
-            "pod {pod}: the {phase} hook of annotation {key} (container {container:?}) is \
-             refused by governance: "
-        )?;
-        match cause {
-            RefusalCause::Policy(rule) => write!(f, "{rule}")?,
+        let why = match cause {
+            RefusalCause::Policy(rule) => rule.to_string(),
             RefusalCause::OtherPhase {
                 phase: other,
                 key: other_key,
                 container: other_container,
                 rule,
-            } => write!(
-                f,
+            } => format!(
                 "its {other} hook ({other_key}, container {other_container:?}) is refused \
                  ({rule}), and a pod's annotation pre and post hooks run together or not at all"
-            )?,
-        }
-        f.write_str("; no rule hook runs in its place")
+            ),
+        };
+        format!(
+            "the {phase} hook of annotation {key} (container {container:?}) is refused by \
+             governance: {why}; no rule hook runs in its place"
+        )
+    }
+}
+
+impl fmt::Display for PolicyRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pod {}: {}", self.pod, self.without_pod())
     }
 }
 
 /// Reads `governance` from `config.yaml`; every problem is pushed with its field path.
 pub(super) fn parse_governance(value: &Value, problems: &mut Vec<Problem>) -> Governance {
     let mut governance = Governance::default();
-    let mapping = match value {
-        Value::Null => return governance,
-        Value::Mapping(mapping) => mapping,
-        other => {
-            governance.annotation_hooks.invalid = true;
-            problems.push(error(
-                "governance",
-                format!(
-                    "governance must be a mapping with an \"annotationHooks\" key, found {}; \
-                     {FAILS_CLOSED}",
-                    kind_of(other)
-                ),
-            ));
-            return governance;
-        }
+    let Some(mapping) = nullable(value, mapping_of, |found| {
+        governance.annotation_hooks.invalid = true;
+        problems.push(Problem::error(
+            Location::at("governance"),
+            format!(
+                "governance must be a mapping with an \"annotationHooks\" key, found {found}; \
+                 {FAILS_CLOSED}"
+            ),
+        ));
+    }) else {
+        return governance;
     };
     let mut invalid = false;
     for (key, value) in mapping {
@@ -298,12 +299,12 @@ pub(super) fn parse_governance(value: &Value, problems: &mut Vec<Problem>) -> Go
             }
             Some(other) => {
                 invalid = true;
-                problems.push(unknown_field("governance", other, GOVERNANCE_FIELDS));
+                problems.push(unknown_policy_field("governance", other, GOVERNANCE_FIELDS));
             }
             None => {
                 invalid = true;
-                problems.push(error(
-                    "governance",
+                problems.push(Problem::error(
+                    Location::at("governance"),
                     format!(
                         "has a key that is {}, not a field name; {FAILS_CLOSED}",
                         kind_of(key)
@@ -318,20 +319,14 @@ pub(super) fn parse_governance(value: &Value, problems: &mut Vec<Problem>) -> Go
 
 fn parse_policy(value: &Value, problems: &mut Vec<Problem>) -> AnnotationHookPolicy {
     let mut policy = AnnotationHookPolicy::default();
-    let mapping = match value {
-        Value::Null => return policy,
-        Value::Mapping(mapping) => mapping,
-        other => {
-            policy.invalid = true;
-            problems.push(error(
-                PATH,
-                format!(
-                    "annotationHooks must be a mapping, found {}; {FAILS_CLOSED}",
-                    kind_of(other)
-                ),
-            ));
-            return policy;
-        }
+    let Some(mapping) = nullable(value, mapping_of, |found| {
+        policy.invalid = true;
+        problems.push(Problem::error(
+            Location::at(PATH),
+            format!("annotationHooks must be a mapping, found {found}; {FAILS_CLOSED}"),
+        ));
+    }) else {
+        return policy;
     };
     let errors_before = problems
         .iter()
@@ -339,8 +334,8 @@ fn parse_policy(value: &Value, problems: &mut Vec<Problem>) -> AnnotationHookPol
         .count();
     for (key, value) in mapping {
         let Some(field) = key.as_str() else {
-            problems.push(error(
-                PATH,
+            problems.push(Problem::error(
+                Location::at(PATH),
                 format!(
                     "has a key that is {}, not a field name; {FAILS_CLOSED}",
                     kind_of(key)
@@ -356,21 +351,20 @@ fn parse_policy(value: &Value, problems: &mut Vec<Problem>) -> AnnotationHookPol
                 if matches!(value, Value::Null) {
                     // An empty `deniedContainers:` reads as null: keep the safe defaults
                     // rather than guess that the admin meant to allow every sidecar.
-                    problems.push(Problem {
-                        severity: Severity::Warning,
-                        location: location(&path),
-                        message: format!(
+                    problems.push(Problem::warning(
+                        Location::at(&path),
+                        format!(
                             "deniedContainers is empty (null), so the defaults apply ({}); \
                              write [] to deny no container",
                             DEFAULT_DENIED_CONTAINERS.join(", ")
                         ),
-                    });
+                    ));
                     continue;
                 }
                 policy.denied_containers = globs(value, &path, problems);
                 policy.default_containers = false;
             }
-            other => problems.push(unknown_field(PATH, other, POLICY_FIELDS)),
+            other => problems.push(unknown_policy_field(PATH, other, POLICY_FIELDS)),
         }
     }
     let errors_after = problems
@@ -383,19 +377,13 @@ fn parse_policy(value: &Value, problems: &mut Vec<Problem>) -> AnnotationHookPol
 
 /// A list of glob strings; null is an empty list. Problems are errors (the policy fails closed).
 fn globs(value: &Value, path: &str, problems: &mut Vec<Problem>) -> Vec<Glob> {
-    let items = match value {
-        Value::Null => return Vec::new(),
-        Value::Sequence(items) => items,
-        other => {
-            problems.push(error(
-                path,
-                format!(
-                    "must be a list of strings (names or globs), found {}; {FAILS_CLOSED}",
-                    kind_of(other)
-                ),
-            ));
-            return Vec::new();
-        }
+    let Some(items) = nullable(value, list_of, |found| {
+        problems.push(Problem::error(
+            Location::at(path),
+            format!("must be a list of strings (names or globs), found {found}; {FAILS_CLOSED}"),
+        ))
+    }) else {
+        return Vec::new();
     };
     let mut globs = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -403,12 +391,13 @@ fn globs(value: &Value, path: &str, problems: &mut Vec<Problem>) -> Vec<Glob> {
         match item {
             Value::String(text) => match Glob::new(text) {
                 Ok(glob) => globs.push(glob),
-                Err(reason) => {
-                    problems.push(error(&item_path, format!("{reason}; {FAILS_CLOSED}")))
-                }
+                Err(reason) => problems.push(Problem::error(
+                    Location::at(&item_path),
+                    format!("{reason}; {FAILS_CLOSED}"),
+                )),
             },
-            other => problems.push(error(
-                &item_path,
+            other => problems.push(Problem::error(
+                Location::at(&item_path),
                 format!(
                     "must be a string, found {} (quote it); {FAILS_CLOSED}",
                     kind_of(other)
@@ -419,33 +408,10 @@ fn globs(value: &Value, path: &str, problems: &mut Vec<Problem>) -> Vec<Glob> {
     globs
 }
 
-fn location(path: &str) -> Location {
-    Location {
-        path: path.to_owned(),
-        ..Location::default()
-    }
-}
-
-fn error(path: &str, message: String) -> Problem {
-    Problem {
-        severity: Severity::Error,
-        location: location(path),
-        message,
-    }
-}
-
-fn unknown_field(path: &str, field: &str, known: &[&str]) -> Problem {
-    let hint = known
-        .iter()
-        .find(|candidate| candidate.eq_ignore_ascii_case(field))
-        .map(|candidate| format!(" (did you mean {candidate:?}?)"))
-        .unwrap_or_default();
-    error(
-        &format!("{path}.{field}"),
-        format!(
-            "unknown field {field:?}{hint}; known fields here are {}; {FAILS_CLOSED}",
-            known.join(", ")
-        ),
+fn unknown_policy_field(path: &str, field: &str, known: &[&str]) -> Problem {
+    Problem::error(
+        Location::at(&format!("{path}.{field}")),
+        format!("{}; {FAILS_CLOSED}", unknown_field(field, known)),
     )
 }
 

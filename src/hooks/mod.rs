@@ -9,6 +9,8 @@
 //! Layout:
 //! - `annotations.rs`: annotation keys and values (command, container, on-error, timeout).
 //! - `rules.rs`: the ConfigMap's `config.yaml`, parsed and validated into [`Config`].
+//! - `problem.rs`: what can be wrong in `config.yaml` and where ([`Problem`]), for `rules.rs`
+//!   and `governance.rs` alike.
 //! - `governance.rs`: its `governance` section — where annotation hooks may run and which
 //!   containers they may never target — and the [`PolicyRefusal`]s `resolve` reports.
 //! - `resolve.rs`: [`resolve`], the ordered concrete hooks of one pod and phase.
@@ -24,6 +26,7 @@ mod duration;
 mod execution;
 mod glob;
 mod governance;
+mod problem;
 mod resolve;
 mod rules;
 mod selector;
@@ -48,12 +51,13 @@ pub use governance::{
     AnnotationHookPolicy, Governance, PolicyRefusal, PolicyRule, RefusalCause,
     DEFAULT_DENIED_CONTAINERS,
 };
-pub use resolve::{group_of, resolve, HookDefect, Resolution, SkipReason};
-pub use rules::{Config, ExecHook, Location, Problem, Rule, Severity, CONFIG_KEY};
+pub use problem::{Location, Problem, Severity, CONFIG_KEY};
+pub use resolve::{group_of, has_same_run_once_hook, resolve, HookDefect, Resolution, SkipReason};
+pub use rules::{Config, ExecHook, Rule};
 pub use selector::{LabelSelector, Operator, Requirement};
 pub use workload::{
-    choose_runner, has_same_run_once_hook, owner_of, ChoiceReason, Owner, RunOnce,
-    GROUP_ANNOTATION, RUN_ONCE_PER_ANNOTATION, RUN_ON_ANNOTATION,
+    choose_runner, owner_of, ChoiceReason, Owner, RunOnce, GROUP_ANNOTATION,
+    RUN_ONCE_PER_ANNOTATION, RUN_ON_ANNOTATION,
 };
 
 /// Hook name that Velero logs (`hookName`) for annotation hooks.

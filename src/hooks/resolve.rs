@@ -5,6 +5,8 @@
 //! in list order. Pods that finished (phase Succeeded/Failed) or are being deleted get none.
 //! Containers are resolved against the pod spec here; a hook whose container cannot be
 //! resolved stays in the list, marked with a [`HookDefect`], so that it fails in its place.
+//! [`has_same_run_once_hook`] asks the same of another pod of the owner: whether it resolves
+//! to the run-once hook too, and so may be chosen to run it.
 //!
 //! Governance (`governance.annotationHooks`) applies to annotation hooks only, after the
 //! container is resolved (so a hook that names no container is judged by the pod's first
@@ -24,8 +26,8 @@ use k8s_openapi::api::core::v1::Pod;
 use super::annotations::{read_annotation_hook, AnnotationWarning};
 use super::governance::{AnnotationHookPolicy, PolicyRefusal, RefusalCause};
 use super::template::{self, UnknownVariable};
-use super::workload::{RunOnce, GROUP_ANNOTATION, RUN_ONCE_PER_ANNOTATION, RUN_ON_ANNOTATION};
-use super::{Config, HookSource, LabelSelector, Phase, PodRef, ResolvedHook, ANNOTATION_HOOK_NAME};
+use super::workload::{RunOnce, GROUP_ANNOTATION};
+use super::{Config, HookSource, Phase, PodRef, ResolvedHook, ANNOTATION_HOOK_NAME};
 
 /// The hooks of one pod and phase, with what the caller should log about them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -181,7 +183,7 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
         .argv()
         .is_some();
         let mut run_once_warnings = Vec::new();
-        let run_once = annotation_run_once(&pod_ref, annotations, &mut run_once_warnings);
+        let run_once = RunOnce::from_annotations(&pod_ref, annotations, &mut run_once_warnings);
         if phase == Phase::Pre || !pre_has_hook {
             warnings.extend(run_once_warnings);
         }
@@ -263,56 +265,27 @@ pub fn group_of(pod: &Pod, config: &Config) -> Option<String> {
         .find_map(|rule| rule.group().map(str::to_owned))
 }
 
-/// `quiesce.dev/run-once-per` and `quiesce.dev/run-on`, for the pod's annotation hooks.
-pub(super) fn annotation_run_once(
-    pod_ref: &PodRef,
-    annotations: &BTreeMap<String, String>,
-    warnings: &mut Vec<AnnotationWarning>,
-) -> Option<RunOnce> {
-    let invalid = |key: &str, value: &str, reason: String| AnnotationWarning::InvalidOption {
-        pod: pod_ref.clone(),
-        key: key.to_owned(),
-        value: value.to_owned(),
-        reason,
-    };
-    let run_on = annotations.get(RUN_ON_ANNOTATION);
-    let per = annotations.get(RUN_ONCE_PER_ANNOTATION);
-    match per.map(String::as_str) {
-        Some("owner") => {}
-        Some(other) => {
-            warnings.push(invalid(
-                RUN_ONCE_PER_ANNOTATION,
-                other,
-                "the only value is \"owner\"; the hooks run in this pod as usual".to_owned(),
-            ));
-            return None;
+/// Whether `candidate` (a pod of the same owner) carries the run-once hook `hook` too, so that
+/// choosing it runs the hook: for an annotation hook, the same `run-once-per` and `run-on`
+/// annotations; for a rule hook, the same rule applies to it. A replica the hook's rule does
+/// not select must never be chosen, or no pod would run the hook.
+pub fn has_same_run_once_hook(candidate: &Pod, hook: &ResolvedHook, config: &Config) -> bool {
+    let empty = BTreeMap::new();
+    match hook.source {
+        HookSource::Annotation => {
+            let annotations = candidate.metadata.annotations.as_ref().unwrap_or(&empty);
+            let theirs =
+                RunOnce::from_annotations(&PodRef::of(candidate), annotations, &mut Vec::new());
+            theirs.is_some() && theirs == hook.run_once
         }
-        None => {
-            if let Some(text) = run_on {
-                warnings.push(invalid(
-                    RUN_ON_ANNOTATION,
-                    text,
-                    format!("it has no effect without {RUN_ONCE_PER_ANNOTATION}: owner"),
-                ));
-            }
-            return None;
-        }
-    }
-    let Some(text) = run_on else {
-        return Some(RunOnce::default());
-    };
-    match LabelSelector::parse(text) {
-        Ok(selector) => Some(RunOnce {
-            run_on: Some(selector),
-            run_on_text: Some(text.clone()),
-        }),
-        Err(error) => {
-            warnings.push(invalid(
-                RUN_ON_ANNOTATION,
-                text,
-                format!("not a label selector ({error}); the lowest ordinal or oldest pod runs"),
-            ));
-            Some(RunOnce::default())
+        HookSource::Spec => {
+            let namespace = candidate.metadata.namespace.as_deref().unwrap_or_default();
+            let labels = candidate.metadata.labels.as_ref().unwrap_or(&empty);
+            config.rules().iter().any(|rule| {
+                rule.name() == hook.name
+                    && rule.run_once().is_some()
+                    && rule.applies_to(namespace, labels)
+            })
         }
     }
 }

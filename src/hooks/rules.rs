@@ -1,13 +1,13 @@
 //! Hook rules from the plugin ConfigMap: `data["config.yaml"]` holds
 //! `hooks: {resources: [...]}` with the schema of Velero's `Backup.spec.hooks.resources[]`,
-//! plus the top-level `maxFreeze` and `governance` (parsed in `governance.rs`).
+//! plus the top-level `maxFreeze` and `governance` (parsed in `governance.rs`). What a problem
+//! is and where it sits is `problem.rs`'s, shared with `governance.rs`.
 //!
 //! The YAML is walked by hand (not `deny_unknown_fields`) so that every problem carries a
 //! precise field path and the rule it belongs to. A rule with an error is left out while the
 //! other rules keep working; warnings keep the rule. Nothing is dropped silently.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::time::Duration;
 
 use serde_yaml_ng::{Mapping, Value};
@@ -16,88 +16,20 @@ use super::duration::{effective_timeout, parse_go_duration, TimeoutAdjustment};
 use super::execution::{Builder, Field};
 use super::glob::Glob;
 use super::governance::{parse_governance, Governance};
+use super::problem::{
+    kind_of, list_of, mapping_of, nullable, unknown_field, Location, Problem, Severity, CONFIG_KEY,
+};
 use super::selector::{check_label_key, check_label_value, LabelSelector, Operator, Requirement};
 use super::template;
 use super::workload::RunOnce;
 use super::{Execution, OnError, Phase, DEFAULT_TIMEOUT};
-
-/// The ConfigMap data key holding the YAML configuration.
-pub const CONFIG_KEY: &str = "config.yaml";
-
-/// How serious a configuration problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    /// Something is ignored or adjusted; everything else still applies.
-    Warning,
-    /// The rule it belongs to (or the whole document) is not used.
-    Error,
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        })
-    }
-}
-
-/// Where in `config.yaml` a problem is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Location {
-    /// Field path such as `hooks.resources[2].pre[0].exec.timeout`; empty for the document.
-    pub path: String,
-    /// Position of the rule in `hooks.resources`, if the problem is inside a rule.
-    pub rule_index: Option<usize>,
-    /// The rule's `name`, if it has a usable one.
-    pub rule_name: Option<String>,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(CONFIG_KEY)?;
-        if !self.path.is_empty() {
-            write!(f, " at {}", self.path)?;
-        }
-        if let Some(name) = &self.rule_name {
-            write!(f, " (rule {name:?})")?;
-        }
-        Ok(())
-    }
-}
-
-/// A validation problem in the configuration, with its location.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Warning (applied anyway) or error (rule left out).
-    pub severity: Severity,
-    /// Where it is.
-    pub location: Location,
-    /// What is wrong, as an English sentence fragment naming the field and value.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)?;
-        if self.severity == Severity::Error {
-            match (self.location.rule_index, &self.location.rule_name) {
-                (Some(_), Some(name)) => write!(f, "; rule {name:?} is ignored")?,
-                (Some(index), None) => write!(f, "; rule #{index} is ignored")?,
-                (None, _) => {}
-            }
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Problem {}
 
 /// The validated hook configuration: rules in the order they were written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     rules: Vec<Rule>,
     max_freeze: Option<Duration>,
+    thaw_at_snapshot_cut: Option<bool>,
     governance: Governance,
 }
 
@@ -161,13 +93,12 @@ impl Config {
             Some(text) => Config::from_yaml(text),
             None => (
                 Config::default(),
-                vec![Problem {
-                    severity: Severity::Warning,
-                    location: Location::default(),
-                    message: format!(
+                vec![Problem::warning(
+                    Location::document(),
+                    format!(
                         "the plugin ConfigMap has no {CONFIG_KEY:?} key; no hook rules are loaded"
                     ),
-                }],
+                )],
             ),
         }
     }
@@ -178,22 +109,24 @@ impl Config {
         let document = match serde_yaml_ng::from_str::<Value>(text) {
             Ok(document) => document,
             Err(error) => {
-                problems.push(document_error(format!(
-                    "is not valid YAML ({error}); no hook rules are loaded"
-                )));
+                problems.push(Problem::error(
+                    Location::document(),
+                    format!("is not valid YAML ({error}); no hook rules are loaded"),
+                ));
                 return (Config::default(), problems);
             }
         };
-        let config = match &document {
-            Value::Null => Config::default(),
-            Value::Mapping(top) => parse_top_level(top, &mut problems),
-            other => {
-                problems.push(document_error(format!(
-                    "must be a mapping with a \"hooks\" key, found {}; no hook rules are loaded",
-                    kind_of(other)
-                )));
-                Config::default()
-            }
+        let top = nullable(&document, mapping_of, |found| {
+            problems.push(Problem::error(
+                Location::document(),
+                format!(
+                    "must be a mapping with a \"hooks\" key, found {found}; no hook rules are loaded"
+                ),
+            ))
+        });
+        let config = match top {
+            Some(top) => parse_top_level(top, &mut problems),
+            None => Config::default(),
         };
         (config, problems)
     }
@@ -202,6 +135,12 @@ impl Config {
     /// `quiesce.dev/max-freeze` annotation says otherwise.
     pub fn max_freeze(&self) -> Option<Duration> {
         self.max_freeze
+    }
+
+    /// The top-level `thawAtSnapshotCut` (`true`/`false`), when set: whether a pod frozen for
+    /// CSI snapshots thaws as soon as they are cut.
+    pub fn thaw_at_snapshot_cut(&self) -> Option<bool> {
+        self.thaw_at_snapshot_cut
     }
 
     /// The valid rules, in the order they were written.
@@ -285,49 +224,30 @@ impl Rule {
     }
 }
 
-fn document_error(message: String) -> Problem {
-    Problem {
-        severity: Severity::Error,
-        location: Location::default(),
-        message,
-    }
-}
-
-fn top_level_warning(path: &str, message: String) -> Problem {
-    Problem {
-        severity: Severity::Warning,
-        location: Location {
-            path: path.to_owned(),
-            ..Location::default()
-        },
-        message,
-    }
-}
-
-fn top_level_error(path: &str, message: String) -> Problem {
-    Problem {
-        severity: Severity::Error,
-        location: Location {
-            path: path.to_owned(),
-            ..Location::default()
-        },
-        message,
-    }
-}
-
 fn parse_top_level(top: &Mapping, problems: &mut Vec<Problem>) -> Config {
     let mut config = Config::default();
     for (key, value) in top {
         match key.as_str() {
             Some("hooks") => config.rules = parse_hooks(value, problems),
             Some("maxFreeze") => config.max_freeze = parse_max_freeze(value, problems),
+            Some("thawAtSnapshotCut") => match value {
+                Value::Bool(on) => config.thaw_at_snapshot_cut = Some(*on),
+                other => problems.push(Problem::error(
+                    Location::at("thawAtSnapshotCut"),
+                    format!(
+                        "thawAtSnapshotCut must be true or false, found {}; the default (true) \
+                         applies",
+                        kind_of(other)
+                    ),
+                )),
+            },
             Some("governance") => config.governance = parse_governance(value, problems),
-            Some(other) => problems.push(top_level_warning(
-                other,
+            Some(other) => problems.push(Problem::warning(
+                Location::at(other),
                 format!("unknown top-level field {other:?} is ignored"),
             )),
-            None => problems.push(top_level_warning(
-                "",
+            None => problems.push(Problem::warning(
+                Location::document(),
                 format!("a top-level key that is {} is ignored", kind_of(key)),
             )),
         }
@@ -348,40 +268,36 @@ fn parse_max_freeze(value: &Value, problems: &mut Vec<Problem>) -> Option<Durati
             kind_of(other)
         ),
     };
-    problems.push(top_level_error(
-        "maxFreeze",
+    problems.push(Problem::error(
+        Location::at("maxFreeze"),
         format!("maxFreeze {reason}; the default applies"),
     ));
     None
 }
 
 fn parse_hooks(value: &Value, problems: &mut Vec<Problem>) -> Vec<Rule> {
-    let hooks = match value {
-        Value::Null => return Vec::new(),
-        Value::Mapping(hooks) => hooks,
-        other => {
-            problems.push(top_level_error(
-                "hooks",
-                format!(
-                    "hooks must be a mapping with a \"resources\" list, found {}; no hook rules are loaded",
-                    kind_of(other)
-                ),
-            ));
-            return Vec::new();
-        }
+    let Some(hooks) = nullable(value, mapping_of, |found| {
+        problems.push(Problem::error(
+            Location::at("hooks"),
+            format!(
+                "hooks must be a mapping with a \"resources\" list, found {found}; no hook rules are loaded"
+            ),
+        ))
+    }) else {
+        return Vec::new();
     };
     let mut rules = Vec::new();
     for (key, value) in hooks {
         match key.as_str() {
             Some("resources") => rules = parse_resources(value, problems),
-            Some(other) => problems.push(top_level_warning(
-                &format!("hooks.{other}"),
+            Some(other) => problems.push(Problem::warning(
+                Location::at(&format!("hooks.{other}")),
                 format!(
                     "unknown field {other:?} under hooks is ignored (only \"resources\" is read)"
                 ),
             )),
-            None => problems.push(top_level_warning(
-                "hooks",
+            None => problems.push(Problem::warning(
+                Location::at("hooks"),
                 format!("a key that is {} is ignored", kind_of(key)),
             )),
         }
@@ -390,19 +306,15 @@ fn parse_hooks(value: &Value, problems: &mut Vec<Problem>) -> Vec<Rule> {
 }
 
 fn parse_resources(value: &Value, problems: &mut Vec<Problem>) -> Vec<Rule> {
-    let items = match value {
-        Value::Null => return Vec::new(),
-        Value::Sequence(items) => items,
-        other => {
-            problems.push(top_level_error(
-                "hooks.resources",
-                format!(
-                    "hooks.resources must be a list of rules, found {}; no hook rules are loaded",
-                    kind_of(other)
-                ),
-            ));
-            return Vec::new();
-        }
+    let Some(items) = nullable(value, list_of, |found| {
+        problems.push(Problem::error(
+            Location::at("hooks.resources"),
+            format!(
+                "hooks.resources must be a list of rules, found {found}; no hook rules are loaded"
+            ),
+        ))
+    }) else {
+        return Vec::new();
     };
     let mut rules: Vec<Rule> = Vec::new();
     let mut seen_names = BTreeSet::new();
@@ -453,11 +365,7 @@ impl RuleContext<'_> {
         }
         self.problems.push(Problem {
             severity,
-            location: Location {
-                path: path.to_owned(),
-                rule_index: Some(self.index),
-                rule_name: self.name.clone(),
-            },
+            location: Location::in_rule(path, self.index, self.name.clone()),
             message,
         });
     }
@@ -486,23 +394,12 @@ impl RuleContext<'_> {
     }
 
     fn unknown_field(&mut self, path: &str, field: &str, known: &[&str]) {
-        let hint = known
-            .iter()
-            .find(|candidate| candidate.eq_ignore_ascii_case(field))
-            .map(|candidate| format!(" (did you mean {candidate:?}?)"))
-            .unwrap_or_default();
         let at = if path.is_empty() {
             self.base()
         } else {
             path.to_owned()
         };
-        self.error(
-            &format!("{at}.{field}"),
-            format!(
-                "unknown field {field:?}{hint}; known fields here are {}",
-                known.join(", ")
-            ),
-        );
+        self.error(&format!("{at}.{field}"), unknown_field(field, known));
     }
 
     /// A required or optional string; `None` (with an error pushed) if it is another type.
@@ -521,16 +418,14 @@ impl RuleContext<'_> {
 
     /// A list of strings; null is an empty list.
     fn string_list(&mut self, value: &Value, path: &str, what: &str) -> Option<Vec<String>> {
-        let items = match value {
-            Value::Null => return Some(Vec::new()),
-            Value::Sequence(items) => items,
-            other => {
-                self.error(
-                    path,
-                    format!("{what} must be a list of strings, found {}", kind_of(other)),
-                );
-                return None;
-            }
+        let Some(items) = nullable(value, list_of, |found| {
+            self.error(
+                path,
+                format!("{what} must be a list of strings, found {found}"),
+            )
+        }) else {
+            // Null reads as an empty list; anything else was reported.
+            return matches!(value, Value::Null).then(Vec::new);
         };
         let mut strings = Vec::with_capacity(items.len());
         let mut ok = true;
@@ -777,17 +672,12 @@ const SELECTOR_FIELDS: &[&str] = &["matchLabels", "matchExpressions"];
 const EXPRESSION_FIELDS: &[&str] = &["key", "operator", "values"];
 
 fn label_selector(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Option<LabelSelector> {
-    let mapping = match value {
-        Value::Null => return None,
-        Value::Mapping(mapping) => mapping,
-        other => {
-            ctx.error(
-                path,
-                format!("labelSelector must be a mapping, found {}", kind_of(other)),
-            );
-            return None;
-        }
-    };
+    let mapping = nullable(value, mapping_of, |found| {
+        ctx.error(
+            path,
+            format!("labelSelector must be a mapping, found {found}"),
+        )
+    })?;
     let mut selector = LabelSelector::default();
     for (field, value) in ctx.entries(mapping, path) {
         let field_path = format!("{path}.{field}");
@@ -804,16 +694,13 @@ fn label_selector(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Optio
 
 fn match_labels(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
-    let mapping = match value {
-        Value::Null => return labels,
-        Value::Mapping(mapping) => mapping,
-        other => {
-            ctx.error(
-                path,
-                format!("matchLabels must be a mapping, found {}", kind_of(other)),
-            );
-            return labels;
-        }
+    let Some(mapping) = nullable(value, mapping_of, |found| {
+        ctx.error(
+            path,
+            format!("matchLabels must be a mapping, found {found}"),
+        )
+    }) else {
+        return labels;
     };
     for (key, value) in ctx.entries(mapping, path) {
         let entry_path = format!("{path}.{key}");
@@ -840,16 +727,13 @@ fn match_labels(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> BTreeMa
 }
 
 fn match_expressions(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Vec<Requirement> {
-    let items = match value {
-        Value::Null => return Vec::new(),
-        Value::Sequence(items) => items,
-        other => {
-            ctx.error(
-                path,
-                format!("matchExpressions must be a list, found {}", kind_of(other)),
-            );
-            return Vec::new();
-        }
+    let Some(items) = nullable(value, list_of, |found| {
+        ctx.error(
+            path,
+            format!("matchExpressions must be a list, found {found}"),
+        )
+    }) else {
+        return Vec::new();
     };
     let mut requirements = Vec::new();
     for (i, item) in items.iter().enumerate() {
@@ -968,19 +852,13 @@ const EXEC_FIELDS: &[&str] = &[
 ];
 
 fn hook_list(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Vec<ExecHook> {
-    let items = match value {
-        Value::Null => return Vec::new(),
-        Value::Sequence(items) => items,
-        other => {
-            ctx.error(
-                path,
-                format!(
-                    "must be a list of hooks (each with an exec), found {}",
-                    kind_of(other)
-                ),
-            );
-            return Vec::new();
-        }
+    let Some(items) = nullable(value, list_of, |found| {
+        ctx.error(
+            path,
+            format!("must be a list of hooks (each with an exec), found {found}"),
+        )
+    }) else {
+        return Vec::new();
     };
     let mut hooks = Vec::new();
     for (i, item) in items.iter().enumerate() {
@@ -1185,18 +1063,6 @@ fn option_text(value: &Value) -> Option<String> {
             .collect::<Option<Vec<_>>>()
             .map(|codes| codes.join(",")),
         _ => None,
-    }
-}
-
-pub(super) fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
     }
 }
 

@@ -1,7 +1,9 @@
 //! Pod-wide hook settings that look beyond the one pod: run once per workload
 //! (`quiesce.dev/run-once-per: owner`, `quiesce.dev/run-on: <selector>`) and consistency groups
-//! (`quiesce.dev/group: <name>`), and the pure choice of the one pod of a workload that runs
-//! the hooks. Which pods are candidates (listed, in the backup) is the engine's business.
+//! (`quiesce.dev/group: <name>`), read from the pod's annotations ([`RunOnce::from_annotations`])
+//! or a rule, and the pure choice of the one pod of a workload that runs the hooks. Which pods
+//! are candidates (listed, in the backup, resolving to the same hook) is decided above: by
+//! `resolve.rs` and by the engine.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -9,7 +11,8 @@ use std::fmt;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::{Config, HookSource, LabelSelector, PodRef, ResolvedHook};
+use super::annotations::AnnotationWarning;
+use super::{LabelSelector, PodRef};
 
 /// Pods sharing this value (within a namespace) are frozen and thawed together.
 pub const GROUP_ANNOTATION: &str = "quiesce.dev/group";
@@ -34,6 +37,65 @@ impl fmt::Display for RunOnce {
             write!(f, " (run-on {text})")?;
         }
         Ok(())
+    }
+}
+
+impl RunOnce {
+    /// Reads `quiesce.dev/run-once-per` and `quiesce.dev/run-on` for the pod's annotation
+    /// hooks: `None` when the hooks run in every pod. Unusable values are warned about.
+    pub(super) fn from_annotations(
+        pod_ref: &PodRef,
+        annotations: &BTreeMap<String, String>,
+        warnings: &mut Vec<AnnotationWarning>,
+    ) -> Option<RunOnce> {
+        let invalid = |key: &str, value: &str, reason: String| AnnotationWarning::InvalidOption {
+            pod: pod_ref.clone(),
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason,
+        };
+        let run_on = annotations.get(RUN_ON_ANNOTATION);
+        let per = annotations.get(RUN_ONCE_PER_ANNOTATION);
+        match per.map(String::as_str) {
+            Some("owner") => {}
+            Some(other) => {
+                warnings.push(invalid(
+                    RUN_ONCE_PER_ANNOTATION,
+                    other,
+                    "the only value is \"owner\"; the hooks run in this pod as usual".to_owned(),
+                ));
+                return None;
+            }
+            None => {
+                if let Some(text) = run_on {
+                    warnings.push(invalid(
+                        RUN_ON_ANNOTATION,
+                        text,
+                        format!("it has no effect without {RUN_ONCE_PER_ANNOTATION}: owner"),
+                    ));
+                }
+                return None;
+            }
+        }
+        let Some(text) = run_on else {
+            return Some(RunOnce::default());
+        };
+        match LabelSelector::parse(text) {
+            Ok(selector) => Some(RunOnce {
+                run_on: Some(selector),
+                run_on_text: Some(text.clone()),
+            }),
+            Err(error) => {
+                warnings.push(invalid(
+                    RUN_ON_ANNOTATION,
+                    text,
+                    format!(
+                        "not a label selector ({error}); the lowest ordinal or oldest pod runs"
+                    ),
+                ));
+                Some(RunOnce::default())
+            }
+        }
     }
 }
 
@@ -66,34 +128,6 @@ pub fn owner_of(pod: &Pod) -> Option<Owner> {
         name: owner.name.clone(),
         uid: owner.uid.clone(),
     })
-}
-
-/// Whether `candidate` (a pod of the same owner) carries the run-once hook `hook` too, so that
-/// choosing it runs the hook: for an annotation hook, the same `run-once-per` and `run-on`
-/// annotations; for a rule hook, the same rule applies to it. A replica the hook's rule does
-/// not select must never be chosen, or no pod would run the hook.
-pub fn has_same_run_once_hook(candidate: &Pod, hook: &ResolvedHook, config: &Config) -> bool {
-    let empty = BTreeMap::new();
-    match hook.source {
-        HookSource::Annotation => {
-            let annotations = candidate.metadata.annotations.as_ref().unwrap_or(&empty);
-            let theirs = super::resolve::annotation_run_once(
-                &PodRef::of(candidate),
-                annotations,
-                &mut Vec::new(),
-            );
-            theirs.is_some() && theirs == hook.run_once
-        }
-        HookSource::Spec => {
-            let namespace = candidate.metadata.namespace.as_deref().unwrap_or_default();
-            let labels = candidate.metadata.labels.as_ref().unwrap_or(&empty);
-            config.rules().iter().any(|rule| {
-                rule.name() == hook.name
-                    && rule.run_once().is_some()
-                    && rule.applies_to(namespace, labels)
-            })
-        }
-    }
 }
 
 /// Why a pod was chosen to run the hooks of its workload.
@@ -302,54 +336,5 @@ mod tests {
         assert_eq!(owner_of(&pod).unwrap().to_string(), "ReplicaSet/web-5d9");
         let orphan: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}})).unwrap();
         assert_eq!(owner_of(&orphan), None);
-    }
-
-    #[test]
-    fn only_replicas_with_the_same_run_once_hook_are_candidates() {
-        let (config, _) = Config::from_yaml(
-            "hooks:\n  resources:\n  - name: dump\n    runOncePer: owner\n    labelSelector:\n      \
-             matchLabels: {backup: \"yes\"}\n    pre:\n    - exec:\n        command: [dump]\n",
-        );
-        let with_label = pod(
-            "db-1",
-            "2026-01-01T00:00:00Z",
-            json!({"backup": "yes"}),
-            "StatefulSet",
-        );
-        let without = pod("db-0", "2026-01-01T00:00:00Z", json!({}), "StatefulSet");
-        let hook =
-            crate::hooks::resolve(&with_label, super::super::Phase::Pre, &config).hooks[0].clone();
-        assert!(has_same_run_once_hook(&with_label, &hook, &config));
-        assert!(!has_same_run_once_hook(&without, &hook, &config));
-
-        let annotated = |name: &str, run_on: Option<&str>| {
-            let mut pod = pod(name, "2026-01-01T00:00:00Z", json!({}), "ReplicaSet");
-            let mut annotations = BTreeMap::from([
-                (
-                    "pre.hook.backup.quiesce.dev/command".to_owned(),
-                    "x".to_owned(),
-                ),
-                (RUN_ONCE_PER_ANNOTATION.to_owned(), "owner".to_owned()),
-            ]);
-            if let Some(run_on) = run_on {
-                annotations.insert(RUN_ON_ANNOTATION.to_owned(), run_on.to_owned());
-            }
-            pod.metadata.annotations = Some(annotations);
-            pod
-        };
-        let mine = annotated("a", Some("role=primary"));
-        let hook = crate::hooks::resolve(&mine, super::super::Phase::Pre, &Config::default()).hooks
-            [0]
-        .clone();
-        assert!(has_same_run_once_hook(
-            &annotated("b", Some("role=primary")),
-            &hook,
-            &Config::default()
-        ));
-        assert!(!has_same_run_once_hook(
-            &annotated("c", None),
-            &hook,
-            &Config::default()
-        ));
     }
 }

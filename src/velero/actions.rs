@@ -1,5 +1,5 @@
 //! quiesce's actions as Velero calls them: `v2.BackupItemAction` on pods and persistent
-//! volumes, `v1.ItemBlockAction` on pods, each handing the item to the freeze/thaw
+//! volumes, `v1.ItemBlockAction` on pods and claims, each handing the item to the freeze/thaw
 //! [`Engine`]. Every item goes back to Velero byte-for-byte unchanged, with no additional
 //! items: quiesce only acts beside the backup, never on it.
 
@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 use super::error::Error;
 use super::item::{backup_name, ItemIdentity};
 use super::plugins::{PluginKind, Plugins};
+use crate::engine::Engine;
 use crate::proto::generated::{OperationProgress, ResourceSelector};
 use crate::proto::v1::{
     item_block_action_server::ItemBlockAction, ItemBlockActionAppliesToRequest,
@@ -20,7 +21,6 @@ use crate::proto::v2::{
     BackupItemActionProgressRequest, BackupItemActionProgressResponse, ExecuteRequest,
     ExecuteResponse,
 };
-use crate::quiesce::Engine;
 
 /// Go's zero `time.Time` as a protobuf Timestamp: "not started", as a Go plugin would send it.
 const GO_ZERO_TIME: prost_types::Timestamp = prost_types::Timestamp {
@@ -39,7 +39,9 @@ fn selector(resources: &[&str]) -> Option<ResourceSelector> {
 /// pods mounting it before Velero snapshots it; on a pod, thaws it once its volumes are
 /// snapshotted (freezing first if no volume did).
 pub struct PodHooksBackupAction {
+    /// What this process serves, to check the plugin name of each call.
     pub plugins: Plugins,
+    /// Where items go.
     pub engine: Engine,
 }
 
@@ -59,7 +61,7 @@ impl PodHooksBackupAction {
             "PersistentVolume" => {
                 self.engine
                     .freeze_pods_of_volume(&request.item, &request.backup)
-                    .await;
+                    .await?
             }
             "Pod" => {
                 self.engine
@@ -130,11 +132,14 @@ impl BackupItemAction for PodHooksBackupAction {
     }
 }
 
-/// `quiesce.dev/pod-hooks` as an ItemBlockAction: sees every pod while Velero forms item
-/// blocks, before any of the block is backed up. Adds no related items (Velero's own pod
-/// action already groups a pod with its claims).
+/// `quiesce.dev/pod-hooks` as an ItemBlockAction: sees every pod and claim while Velero forms
+/// item blocks, before any of the block is backed up — pods for their hooks, claims for their
+/// volume group (Velero 1.17+). Adds no related items (Velero's own actions already group a
+/// pod with its claims, and a group's claims and pods into one block).
 pub struct PodHooksItemBlockAction {
+    /// What this process serves, to check the plugin name of each call.
     pub plugins: Plugins,
+    /// Where pods are indexed.
     pub engine: Engine,
 }
 
@@ -147,7 +152,7 @@ impl ItemBlockAction for PodHooksItemBlockAction {
         self.plugins
             .check(PluginKind::ItemBlockAction, &request.get_ref().plugin)?;
         Ok(Response::new(ItemBlockActionAppliesToResponse {
-            resource_selector: selector(&["pods"]),
+            resource_selector: selector(&["pods", "persistentvolumeclaims"]),
         }))
     }
 
@@ -177,10 +182,18 @@ impl PodHooksItemBlockAction {
             backup = %backup_name(&request.backup),
             "Indexing for quiesce.dev/pod-hooks"
         );
-        if item.kind == "Pod" {
-            self.engine
-                .index_pod(&request.item, &request.backup)
-                .await?;
+        match item.kind.as_str() {
+            "Pod" => {
+                self.engine
+                    .index_pod(&request.item, &request.backup)
+                    .await?
+            }
+            "PersistentVolumeClaim" => {
+                self.engine
+                    .index_claim(&request.item, &request.backup)
+                    .await
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -32,7 +32,7 @@ pub enum ErrorKind {
     InvalidItem(String),
     /// The freeze/thaw engine refused the item (e.g. a failed pre hook with on-error Fail).
     #[error(transparent)]
-    Hooks(#[from] crate::quiesce::Error),
+    Hooks(#[from] crate::engine::Error),
 }
 
 /// An [`ErrorKind`] and where in quiesce it was raised.
@@ -67,9 +67,9 @@ impl From<ErrorKind> for Error {
     }
 }
 
-impl From<crate::quiesce::Error> for Error {
+impl From<crate::engine::Error> for Error {
     #[track_caller]
-    fn from(error: crate::quiesce::Error) -> Self {
+    fn from(error: crate::engine::Error) -> Self {
         ErrorKind::from(error).into()
     }
 }

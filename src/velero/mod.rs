@@ -7,20 +7,20 @@ pub mod error;
 pub mod item;
 pub mod log;
 pub mod plugins;
+pub mod settings;
 
 use std::sync::Arc;
 
 use tonic::service::Routes;
 
-use crate::args::PluginArgs;
-use crate::exec::{velero_namespace, ClusterClient, KubeExecutor};
-use crate::goplugin::{self, Handshake};
+use crate::engine::{Engine, Options};
+use crate::goplugin::{self, Handshake, PrivateSocket};
+use crate::kube_api::Kube;
 use crate::proto::generated::plugin_lister_server::PluginListerServer;
 use crate::proto::v1::item_block_action_server::ItemBlockActionServer;
 use crate::proto::v2::backup_item_action_server::BackupItemActionServer;
-use crate::quiesce::cluster::KubeCluster;
-use crate::quiesce::{Engine, Options};
 use plugins::{PluginKind, Plugins, Registration};
+pub use settings::Settings;
 
 /// The one plugin name quiesce registers, under two kinds.
 pub const PLUGIN_NAME: &str = "quiesce.dev/pod-hooks";
@@ -35,18 +35,6 @@ pub const HANDSHAKE: Handshake = Handshake {
 /// Largest request or response message, each way. Velero sends up to 2 GiB; items with the
 /// Backup JSON are far smaller, and this bounds what one call can make us hold.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
-
-/// Environment switch for Velero before 1.15, which refuses to start when a plugin lists the
-/// ItemBlockAction kind: `QUIESCE_ITEM_BLOCK_ACTION=false` on the Velero deployment.
-pub const ITEM_BLOCK_ACTION_ENV: &str = "QUIESCE_ITEM_BLOCK_ACTION";
-
-/// Whether to register the ItemBlockAction, from [`ITEM_BLOCK_ACTION_ENV`] (default: yes).
-pub fn item_block_action_enabled(value: Option<&str>) -> bool {
-    !matches!(
-        value.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
-        Some("false" | "0" | "no" | "off")
-    )
-}
 
 /// The plugins this binary registers: the BackupItemAction v2 always, the ItemBlockAction
 /// unless switched off.
@@ -87,7 +75,8 @@ pub fn routes(command: String, plugins: Plugins, engine: Engine) -> Routes {
 }
 
 /// Runs the plugin as Velero launched it, until Velero stops it. The cookie was checked.
-pub async fn serve(args: PluginArgs) -> Result<(), goplugin::Error> {
+pub async fn serve(settings: Settings) -> Result<(), goplugin::Error> {
+    let args = &settings.args;
     let level = args
         .log_level
         .as_deref()
@@ -102,20 +91,35 @@ pub async fn serve(args: PluginArgs) -> Result<(), goplugin::Error> {
     tracing::debug!(features = %args.features.join(","), "Starting velero-plugin-quiesce");
     // The client is built on first use, after the handshake: start-up never waits for the
     // API server, and discovery (which only lists plugins) never touches it.
-    let client = ClusterClient::infer();
-    let item_block_action =
-        item_block_action_enabled(std::env::var(ITEM_BLOCK_ACTION_ENV).ok().as_deref());
+    let kube = Arc::new(Kube::new(settings.client_source()));
     let engine = Engine::new(
-        Arc::new(KubeExecutor::new(client.clone())),
-        Arc::new(KubeCluster::new(client, velero_namespace())),
+        kube.clone(),
+        kube,
         Options {
-            discover_pods_of_volumes: !item_block_action,
+            discover_pods_of_volumes: !settings.item_block_action,
+            velero_namespace: settings.velero_namespace.clone(),
+            fs_backup_timeout: settings.fs_backup_timeout,
+            thaw_at_cut: settings.thaw_at_cut,
             ..Options::default()
         },
     );
-    let routes = routes(args.command, plugins(item_block_action), engine.clone());
+    let routes = routes(
+        args.command.clone(),
+        plugins(settings.item_block_action),
+        engine.clone(),
+    );
     let drain = async move { engine.drain().await };
-    goplugin::serve(&HANDSHAKE, routes, drain, std::io::stdout()).await
+    let listener = PrivateSocket::bind_in(&settings.socket_dir)?;
+    let shutdown = goplugin::sigterm()?;
+    goplugin::serve(
+        &HANDSHAKE,
+        listener,
+        routes,
+        drain,
+        shutdown,
+        std::io::stdout(),
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -123,13 +127,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_item_block_action_is_on_unless_switched_off() {
-        assert!(item_block_action_enabled(None));
-        assert!(item_block_action_enabled(Some("true")));
-        assert!(item_block_action_enabled(Some("")));
-        for off in ["false", "FALSE", " 0 ", "no", "off"] {
-            assert!(!item_block_action_enabled(Some(off)), "{off}");
-        }
+    fn the_item_block_action_is_listed_unless_switched_off() {
         let kinds = |p: Plugins| p.registrations().iter().map(|r| r.kind).collect::<Vec<_>>();
         assert_eq!(
             kinds(plugins(true)),

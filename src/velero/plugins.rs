@@ -11,13 +11,21 @@ use crate::proto::generated::{
 /// (which is the order actions run in, spec §7.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PluginKind {
+    /// `BackupItemAction` (v1).
     BackupItemAction,
+    /// `BackupItemActionV2`: quiesce's action on pods and persistent volumes.
     BackupItemActionV2,
+    /// `VolumeSnapshotter`.
     VolumeSnapshotter,
+    /// `ObjectStore`.
     ObjectStore,
+    /// `RestoreItemAction` (v1).
     RestoreItemAction,
+    /// `RestoreItemActionV2`.
     RestoreItemActionV2,
+    /// `DeleteItemAction`.
     DeleteItemAction,
+    /// `ItemBlockAction` (Velero 1.15+): quiesce's indexing of pods.
     ItemBlockAction,
 }
 
@@ -40,7 +48,9 @@ impl PluginKind {
 /// One (kind, name) this binary answers for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Registration {
+    /// The kind it is registered under.
     pub kind: PluginKind,
+    /// The plugin's name, e.g. `quiesce.dev/pod-hooks`.
     pub name: &'static str,
 }
 
@@ -91,6 +101,7 @@ impl Plugins {
 pub struct Lister {
     /// argv[0] verbatim: Velero execs exactly this later.
     pub command: String,
+    /// What to list.
     pub plugins: Plugins,
 }
 

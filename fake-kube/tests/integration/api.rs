@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use fake_kube::objects::pod;
 use fake_kube::FakeKube;
 use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
@@ -40,20 +41,30 @@ async fn discovery_lists_core_and_velero_resources() {
     }
 }
 
-fn pod(namespace: &str, name: &str, app: &str) -> serde_json::Value {
-    json!({
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": app}},
-        "spec": {"containers": [{"name": "main"}]},
-        "status": {"phase": "Running"}
-    })
-}
-
 #[tokio::test]
 async fn pods_list_by_namespace_all_namespaces_and_label() {
     let kube = FakeKube::start().await.unwrap();
-    kube.add_pod(pod("a", "db-0", "db")).unwrap();
-    kube.add_pod(pod("a", "web-0", "web")).unwrap();
-    kube.add_pod(pod("b", "db-1", "db")).unwrap();
+    kube.add_pod(
+        pod("a", "db-0")
+            .label("app", "db")
+            .container("main")
+            .build(),
+    )
+    .unwrap();
+    kube.add_pod(
+        pod("a", "web-0")
+            .label("app", "web")
+            .container("main")
+            .build(),
+    )
+    .unwrap();
+    kube.add_pod(
+        pod("b", "db-1")
+            .label("app", "db")
+            .container("main")
+            .build(),
+    )
+    .unwrap();
     let client = client(&kube).await;
     let names = |list: kube::api::ObjectList<Pod>| {
         list.items
@@ -186,7 +197,13 @@ async fn watch_streams_changes_after_the_list_version() {
         .unwrap();
     let mut stream = stream.boxed();
     kube.set_pod_phase("default", "p", "Failed").unwrap();
-    kube.add_pod(pod("default", "late", "x")).unwrap();
+    kube.add_pod(
+        pod("default", "late")
+            .label("app", "x")
+            .container("main")
+            .build(),
+    )
+    .unwrap();
     let first = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
         .await
         .unwrap()

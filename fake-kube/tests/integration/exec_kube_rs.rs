@@ -9,6 +9,7 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::util::{api_error, client, exec, start};
 
+/// Output on both streams and exit codes 0 and non-zero, over http or https.
 async fn stdout_stderr_and_exit_codes(https: bool) {
     let kube = start(https).await;
     let client = client(&kube).await;
@@ -190,6 +191,7 @@ async fn ten_mebibytes_of_stdout_arrive_complete() {
     assert_eq!(result.code, Some(0));
 }
 
+/// Whether the process no longer runs (gone from /proc, or a zombie).
 fn process_is_gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,

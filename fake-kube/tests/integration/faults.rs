@@ -2,10 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use fake_kube::objects::pod;
 use fake_kube::{ExecOutcome, Fault, FaultRule};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
-use serde_json::json;
 
 use crate::util::{api_error, client, exec, start};
 
@@ -68,10 +68,12 @@ async fn server_error_applies_to_any_request_until_removed() {
 #[tokio::test]
 async fn faults_scoped_to_a_pod_leave_other_pods_alone() {
     let kube = start(false).await;
-    kube.add_pod(json!({
-        "metadata": {"name": "q"},
-        "spec": {"containers": [{"name": "main"}]},
-    }))
+    kube.add_pod(
+        pod("default", "q")
+            .container("main")
+            .without_status()
+            .build(),
+    )
     .unwrap();
     kube.add_fault(FaultRule::exec(Fault::Reject { code: 403 }).pod("default", "q"));
     let client = client(&kube).await;

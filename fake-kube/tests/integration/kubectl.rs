@@ -10,6 +10,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::util::start;
 
+/// The first `kubectl` on `PATH`, if any.
 fn find_kubectl() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)

@@ -1,24 +1,21 @@
 //! Shared helpers: start a server with standard pods, build a kube-rs client from the generated
 //! kubeconfig, run an exec and collect its output and exit code.
 
+use fake_kube::objects::{container, pod};
 use fake_kube::FakeKube;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-use serde_json::json;
 use tokio::io::AsyncReadExt;
 
 /// A running pod `default/p` with containers `main` and `sidecar`.
 pub fn standard_pod() -> serde_json::Value {
-    json!({
-        "metadata": {"name": "p", "namespace": "default", "labels": {"app": "db"}},
-        "spec": {"containers": [
-            {"name": "main", "image": "busybox", "env": [{"name": "GREETING", "value": "hello"}]},
-            {"name": "sidecar", "image": "busybox"}
-        ]},
-        "status": {"phase": "Running"}
-    })
+    pod("default", "p")
+        .label("app", "db")
+        .container(container("main").image("busybox").env("GREETING", "hello"))
+        .container(container("sidecar").image("busybox"))
+        .build()
 }
 
 /// Starts a server (http or https) holding [`standard_pod`].
@@ -50,9 +47,11 @@ pub struct ExecResult {
 }
 
 impl ExecResult {
+    /// Stdout as text (lossy UTF-8).
     pub fn stdout_text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
+    /// Stderr as text (lossy UTF-8).
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }

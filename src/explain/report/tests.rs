@@ -65,7 +65,7 @@ fn velero_and_quiesce_keys_together_are_a_double_quiesce_problem() {
     annotations["pre.hook.backup.velero.io/command"] = json!("/bin/true");
     let report = run(vec![annotated("db-0", annotations)]);
     assert!(report.has_problems());
-    assert_eq!(report.pods[0].problems[0].kind, "double-quiesce");
+    assert_eq!(report.pods[0].problems[0].kind, FindingKind::DoubleQuiesce);
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn only_velero_keys_are_a_migration_notice_not_a_problem() {
         json!({"hook.backup.velero.io/command": "/bin/true"}),
     )]);
     assert!(!report.has_problems());
-    assert_eq!(report.pods[0].notices[0].kind, "velero-hooks");
+    assert_eq!(report.pods[0].notices[0].kind, FindingKind::VeleroHooks);
     assert!(report.pods[0].notices[0].message.contains("quiesce.dev"));
 }
 
@@ -98,7 +98,7 @@ fn a_hook_after_a_failing_fail_hook_is_not_reached() {
     let hooks = &report.pods[0].phases.pre.hooks;
     assert!(hooks[0].defect.is_some() && hooks[0].reached);
     assert!(!hooks[1].reached);
-    assert_eq!(report.pods[0].problems[0].kind, "hook-defect");
+    assert_eq!(report.pods[0].problems[0].kind, FindingKind::HookDefect);
 }
 
 #[test]
@@ -117,7 +117,7 @@ fn an_unbound_claim_moves_the_freeze_to_the_pods_own_item() {
         report.pods[0].phases.pre.moment.as_deref(),
         Some("at the pod's own item: claims not seen first, snapshots may precede the freeze")
     );
-    assert_eq!(report.pods[0].notices[0].kind, "late-freeze");
+    assert_eq!(report.pods[0].notices[0].kind, FindingKind::LateFreeze);
 }
 
 #[test]
@@ -149,7 +149,10 @@ fn a_pod_sharing_a_claim_with_a_selected_pod_is_pulled_in_despite_the_selector()
     let by_name = |n: &str| report.pods.iter().find(|p| p.name == n).unwrap();
     assert!(by_name("db-0").skipped.is_none());
     assert!(by_name("db-0-reader").skipped.is_none());
-    assert_eq!(by_name("db-0-reader").notices[0].kind, "pulled-in");
+    assert_eq!(
+        by_name("db-0-reader").notices[0].kind,
+        FindingKind::PulledIn
+    );
     assert!(by_name("web")
         .skipped
         .as_deref()
@@ -199,12 +202,9 @@ fn a_refused_annotation_hook_is_a_policy_warning_and_not_listed_as_a_hook() {
     let pod = &report.pods[0];
     assert!(pod.phases.pre.hooks.is_empty() && pod.phases.post.hooks.is_empty());
     assert_eq!(report.summary.hooks, 0);
-    let kinds: Vec<(&str, &str)> = pod
-        .problems
-        .iter()
-        .map(|f| (f.kind.as_str(), f.severity.as_str()))
-        .collect();
-    assert_eq!(kinds, [("policy", "warning"), ("policy", "warning")]);
+    let kinds: Vec<_> = pod.problems.iter().map(|f| (f.kind, f.severity)).collect();
+    let refused = (FindingKind::Policy, FindingSeverity::Warning);
+    assert_eq!(kinds, [refused, refused]);
     assert_eq!(
         pod.problems[1].location.as_deref(),
         Some("post.hook.backup.quiesce.dev/command")
@@ -227,12 +227,12 @@ fn an_invalid_governance_is_a_config_error_and_refuses_annotation_hooks() {
         vec![annotated("db-0", freeze())],
         "governance:\n  annotationHooks:\n    deniednamespaces: [kube-system]\n",
     );
-    assert_eq!(report.problems[0].kind, "config");
-    assert_eq!(report.problems[0].severity, "error");
+    assert_eq!(report.problems[0].kind, FindingKind::Config);
+    assert_eq!(report.problems[0].severity, FindingSeverity::Error);
     assert!(report.problems[0].message.contains("did you mean"));
     let pod = &report.pods[0];
     assert_eq!(pod.problems.len(), 2);
-    assert!(pod.problems.iter().all(|f| f.kind == "policy"));
+    assert!(pod.problems.iter().all(|f| f.kind == FindingKind::Policy));
     assert!(pod.problems[0]
         .message
         .contains("governance in config.yaml has errors"));
@@ -317,7 +317,7 @@ fn a_defect_in_a_hook_another_pod_runs_counts_but_blocks_nothing_here() {
     let db1 = report.pods.iter().find(|p| p.name == "db-1").unwrap();
     assert!(!db1.phases.pre.hooks[0].runs_here());
     assert!(db1.phases.pre.hooks[0].defect.is_some());
-    assert_eq!(db1.problems[0].kind, "hook-defect");
+    assert_eq!(db1.problems[0].kind, FindingKind::HookDefect);
     assert!(report.has_problems());
     assert_eq!(db1.phases.pre.hooks[0].rendered_command, None);
 }
@@ -331,7 +331,7 @@ fn run_once_per_on_a_pod_with_only_rule_hooks_is_a_notice() {
         "hooks:\n  resources:\n  - name: r\n    labelSelector: {matchLabels: {app: cache}}\n    pre:\n    - exec: {command: [sync]}\n",
     );
     let pod = &report.pods[0];
-    assert_eq!(pod.notices[0].kind, "run-once-ignored");
+    assert_eq!(pod.notices[0].kind, FindingKind::RunOnceIgnored);
     assert!(pod.phases.pre.hooks[0].run_once.is_none());
     assert!(!report.has_problems());
 }
@@ -351,7 +351,10 @@ fn a_group_counts_only_its_members_in_the_backup() {
     let report = run(vec![annotated("db-0", grouped), out]);
     assert_eq!(report.groups.len(), 1);
     assert_eq!(report.groups[0].members, ["db-0"]);
-    assert_eq!(report.notices.last().unwrap().kind, "single-member-group");
+    assert_eq!(
+        report.notices.last().unwrap().kind,
+        FindingKind::SingleMemberGroup
+    );
     // A group of one changes nothing about the pod's own moments.
     assert_eq!(
         report.pods[0].phases.pre.moment.as_deref(),
@@ -391,13 +394,13 @@ fn templated_commands_render_with_the_backup_and_unknown_values_get_a_placeholde
         hook.rendered_command.as_ref().unwrap()[1],
         "<backup.namespace>/<backup.name>/db-0/pre"
     );
-    let kinds: Vec<&str> = report.notices.iter().map(|n| n.kind.as_str()).collect();
+    let kinds: Vec<FindingKind> = report.notices.iter().map(|n| n.kind).collect();
     assert_eq!(
         kinds,
         [
-            "no-config-map",
-            "template-value-unknown",
-            "template-value-unknown"
+            FindingKind::NoConfigMap,
+            FindingKind::TemplateValueUnknown,
+            FindingKind::TemplateValueUnknown
         ]
     );
 }

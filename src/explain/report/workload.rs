@@ -5,47 +5,21 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
-use serde::Serialize;
 
 use crate::hooks::{
     choose_runner, group_of, has_same_run_once_hook, owner_of, resolve, Config, Owner, Phase,
     PodRef, ResolvedHook, RunOnce,
 };
 
-use super::{Finding, Membership};
+use super::view::{GroupReport, RunOnceView};
+use super::{Finding, FindingKind, Membership, NamespacedName};
 
-/// How a run-once hook is decided for one pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunOnceView {
-    /// The pod's owner, e.g. `StatefulSet/db`; `null` when it has none (run-once has no
-    /// effect then, and the hook runs in the pod).
-    pub owner: Option<String>,
-    /// The `run-on` selector as written, if any.
-    pub run_on: Option<String>,
-    /// Whether this pod runs the hook. When false the hook is skipped here. True as well
-    /// when no pod can be chosen: the plugin then runs it in every pod, as Velero does.
-    pub runs_here: bool,
-    /// `namespace/name` of the pod that runs it; `null` when none is chosen (or no owner).
-    pub runner: Option<String>,
-    /// Why, in English: the choice's reason, or why there is no choice.
-    pub reason: String,
-}
-
-/// A consistency group with its members in this backup.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GroupReport {
-    /// The members' namespace (a group never spans namespaces).
-    pub namespace: String,
+/// A pod's consistency group, with its members in the backup.
+pub(super) struct PodGroup<'a> {
     /// `quiesce.dev/group`, or the `group` of the first rule that applies.
-    pub name: String,
-    /// Names of the member pods in the backup, sorted.
-    pub members: Vec<String>,
-    /// When the members' pre hooks run.
-    pub pre: String,
-    /// When the members' post hooks run.
-    pub post: String,
+    pub(super) name: String,
+    /// Names of its members in the backup (running pods with hooks), sorted.
+    pub(super) members: &'a [String],
 }
 
 /// The pods of the input as run-once and groups see them.
@@ -53,16 +27,16 @@ pub(super) struct Workloads<'a> {
     /// Candidates to run a run-once hook, by [`owner_key`]: pods in the backup, in phase
     /// Running and not being deleted.
     candidates: BTreeMap<String, Vec<&'a Pod>>,
-    /// Members in the backup by (namespace, group), pod names sorted: running pods with
+    /// Members in the backup by namespace and group name, pod names sorted: running pods with
     /// hooks, as the plugin forms groups.
-    groups: BTreeMap<(String, String), Vec<String>>,
+    groups: BTreeMap<NamespacedName, Vec<String>>,
 }
 
 impl<'a> Workloads<'a> {
     /// Indexes `pods` (sorted by namespace and name) with their backup membership.
     pub(super) fn new(pods: &[&'a Pod], membership: &[Membership], config: &Config) -> Self {
         let mut candidates: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
-        let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        let mut groups: BTreeMap<NamespacedName, Vec<String>> = BTreeMap::new();
         for (pod, member) in pods.iter().zip(membership) {
             if matches!(member, Membership::Out(_)) {
                 continue;
@@ -81,7 +55,10 @@ impl<'a> Workloads<'a> {
                 if let Some(group) = group_of(pod, config) {
                     let pod_ref = PodRef::of(pod);
                     groups
-                        .entry((pod_ref.namespace, group))
+                        .entry(NamespacedName {
+                            namespace: pod_ref.namespace,
+                            name: group,
+                        })
                         .or_default()
                         .push(pod_ref.name);
                 }
@@ -141,15 +118,14 @@ impl<'a> Workloads<'a> {
     }
 
     /// The pod's group and its members in the backup, if it is in one.
-    pub(super) fn group(&self, pod: &Pod, config: &Config) -> Option<(String, &[String])> {
+    pub(super) fn group(&self, pod: &Pod, config: &Config) -> Option<PodGroup<'_>> {
         let name = group_of(pod, config)?;
-        let namespace = PodRef::of(pod).namespace;
         let members = self
             .groups
-            .get(&(namespace, name.clone()))
+            .get(&NamespacedName::new(&PodRef::of(pod).namespace, &name))
             .map(Vec::as_slice)
             .unwrap_or_default();
-        Some((name, members))
+        Some(PodGroup { name, members })
     }
 
     /// Every group with a member in the backup, and a notice for each group of one.
@@ -158,11 +134,11 @@ impl<'a> Workloads<'a> {
         let reports = self
             .groups
             .iter()
-            .map(|((namespace, name), members)| {
+            .map(|(NamespacedName { namespace, name }, members)| {
                 if members.len() == 1 {
                     notices.push(
                         Finding::notice(
-                            "single-member-group",
+                            FindingKind::SingleMemberGroup,
                             format!(
                                 "group {namespace}/{name} has a single member in this backup \
                                  ({}): grouping has no effect",

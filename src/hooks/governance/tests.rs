@@ -288,6 +288,13 @@ fn a_refusal_names_pod_phase_key_container_and_rule() {
          \"istio-proxy\" of governance.annotationHooks.deniedContainers; no rule hook runs in its \
          place"
     );
+    assert_eq!(
+        refusal.without_pod(),
+        refusal
+            .to_string()
+            .strip_prefix("pod shop/db-0: ")
+            .unwrap_or_default()
+    );
 }
 
 #[test]

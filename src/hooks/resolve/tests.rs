@@ -5,7 +5,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::hooks::{OnError, PolicyRule, RefusalCause, DEFAULT_TIMEOUT};
+use crate::hooks::{
+    OnError, PolicyRule, RefusalCause, DEFAULT_TIMEOUT, RUN_ONCE_PER_ANNOTATION, RUN_ON_ANNOTATION,
+};
 
 /// A running pod `shop/db-0` with containers `db` and `fsfreeze`, plus `extra` merged into
 /// its JSON (metadata/spec/status keys are merged one level deep).
@@ -894,4 +896,54 @@ fn a_bad_run_once_annotation_is_reported_by_one_phase_only() {
             .len(),
         1
     );
+}
+
+/// A running pod `shop/<name>` with `labels`, controlled by the `owner_kind` named `db`.
+fn replica(name: &str, labels: Value, owner_kind: &str) -> Pod {
+    pod_with(json!({"metadata": {
+        "name": name, "labels": labels,
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner_kind, "name": "db",
+                             "uid": "owner-uid", "controller": true}]
+    }}))
+}
+
+#[test]
+fn only_replicas_with_the_same_run_once_hook_are_candidates() {
+    let (config, _) = Config::from_yaml(
+        "hooks:\n  resources:\n  - name: dump\n    runOncePer: owner\n    labelSelector:\n      \
+         matchLabels: {backup: \"yes\"}\n    pre:\n    - exec:\n        command: [dump]\n",
+    );
+    let with_label = replica("db-1", json!({"backup": "yes"}), "StatefulSet");
+    let without = replica("db-0", json!({}), "StatefulSet");
+    let hook = crate::hooks::resolve(&with_label, Phase::Pre, &config).hooks[0].clone();
+    assert!(has_same_run_once_hook(&with_label, &hook, &config));
+    assert!(!has_same_run_once_hook(&without, &hook, &config));
+
+    let annotated = |name: &str, run_on: Option<&str>| {
+        let mut pod = replica(name, json!({}), "ReplicaSet");
+        let mut annotations = BTreeMap::from([
+            (
+                "pre.hook.backup.quiesce.dev/command".to_owned(),
+                "x".to_owned(),
+            ),
+            (RUN_ONCE_PER_ANNOTATION.to_owned(), "owner".to_owned()),
+        ]);
+        if let Some(run_on) = run_on {
+            annotations.insert(RUN_ON_ANNOTATION.to_owned(), run_on.to_owned());
+        }
+        pod.metadata.annotations = Some(annotations);
+        pod
+    };
+    let mine = annotated("a", Some("role=primary"));
+    let hook = crate::hooks::resolve(&mine, Phase::Pre, &Config::default()).hooks[0].clone();
+    assert!(has_same_run_once_hook(
+        &annotated("b", Some("role=primary")),
+        &hook,
+        &Config::default()
+    ));
+    assert!(!has_same_run_once_hook(
+        &annotated("c", None),
+        &hook,
+        &Config::default()
+    ));
 }

@@ -874,6 +874,21 @@ fn max_freeze_is_read_from_the_top_level() {
 }
 
 #[test]
+fn thaw_at_snapshot_cut_is_a_top_level_switch() {
+    assert_eq!(
+        load_clean("thawAtSnapshotCut: false\n").thaw_at_snapshot_cut(),
+        Some(false)
+    );
+    assert_eq!(load_clean("hooks: {}\n").thaw_at_snapshot_cut(), None);
+    let (config, problems) = load("thawAtSnapshotCut: \"no\"\n");
+    assert_eq!(config.thaw_at_snapshot_cut(), None);
+    assert_eq!(
+        paths(&problems),
+        vec![(Severity::Error, "thawAtSnapshotCut")]
+    );
+}
+
+#[test]
 fn an_invalid_max_freeze_is_an_error_and_the_default_applies() {
     for bad in [
         "maxFreeze: soon",

@@ -147,7 +147,7 @@ func TestManagerResolvesActions(t *testing.T) {
 	if err != nil {
 		t.Fatalf("IBA AppliesTo: %v", err)
 	}
-	if want := (velero.ResourceSelector{IncludedResources: []string{"pods"}}); !sameSelector(sel, want) {
+	if want := (velero.ResourceSelector{IncludedResources: []string{"pods", "persistentvolumeclaims"}}); !sameSelector(sel, want) {
 		t.Errorf("IBA AppliesTo = %+v, want %+v", sel, want)
 	}
 
@@ -178,7 +178,7 @@ func TestManagerResolvesActions(t *testing.T) {
 	probes := []probe{
 		{"pods", "shop", pod, true, true},
 		{"persistentvolumes", "", pv, true, false},
-		{"persistentvolumeclaims", "shop", pvc, false, false},
+		{"persistentvolumeclaims", "shop", pvc, false, true},
 		{"secrets", "shop", nil, false, false},
 		{"deployments.apps", "shop", nil, false, false},
 	}

@@ -1,13 +1,11 @@
 //! The host contract, end to end: the real binary launched as Velero launches it, called over
 //! its socket as Velero calls it, stopped as Velero stops it.
 
-mod util;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use prost::Message;
-use quiesce::proto::generated::{Empty, Stack};
+use quiesce::proto::generated::Stack;
 use quiesce::proto::plugin::grpc_broker_client::GrpcBrokerClient;
 use quiesce::proto::plugin::grpc_stdio_client::GrpcStdioClient;
 use quiesce::proto::plugin::ConnInfo;
@@ -18,19 +16,13 @@ use quiesce::proto::v2::{
 };
 use serde_json::Value;
 use tonic::Code;
-use util::{backup_json, bin, launch_with_cluster, pod_json, Plugin};
 
-const NAME: &str = "quiesce.dev/pod-hooks";
+use crate::util::{
+    backup_json, bin, execute_request, launch_with_cluster, pod_json, Plugin, PLUGIN_NAME,
+};
+
 /// What go-plugin's `Kill` waits for a graceful exit before it SIGKILLs.
 const HOST_GRACE: Duration = Duration::from_secs(2);
-
-fn execute(item: Vec<u8>) -> ExecuteRequest {
-    ExecuteRequest {
-        plugin: NAME.into(),
-        item,
-        backup: backup_json(),
-    }
-}
 
 #[test]
 fn without_the_cookie_it_explains_itself_and_exits_1() {
@@ -80,14 +72,7 @@ async fn list_plugins_reports_argv0_and_both_kinds_in_velero_order() {
     std::os::unix::fs::symlink(bin(), &link).unwrap();
     let command = link.to_str().unwrap();
     let plugin = Plugin::launch_as(command, &[]);
-    let plugins = plugin
-        .lister()
-        .await
-        .list_plugins(Empty {})
-        .await
-        .unwrap()
-        .into_inner()
-        .plugins;
+    let plugins = plugin.list_plugins().await;
     let listed: Vec<_> = plugins
         .iter()
         .map(|p| (p.command.as_str(), p.kind.as_str(), p.name.as_str()))
@@ -95,8 +80,8 @@ async fn list_plugins_reports_argv0_and_both_kinds_in_velero_order() {
     assert_eq!(
         listed,
         [
-            (command, "BackupItemActionV2", NAME),
-            (command, "ItemBlockAction", NAME),
+            (command, "BackupItemActionV2", PLUGIN_NAME),
+            (command, "ItemBlockAction", PLUGIN_NAME),
         ]
     );
 }
@@ -127,7 +112,7 @@ async fn backup_action_applies_to_pods_and_persistent_volumes() {
         .backup_action()
         .await
         .applies_to(BackupItemActionAppliesToRequest {
-            plugin: NAME.into(),
+            plugin: PLUGIN_NAME.into(),
         })
         .await
         .unwrap()
@@ -148,7 +133,7 @@ async fn execute_returns_the_item_byte_for_byte() {
     let pv = br#"{"apiVersion":"v1","kind":"PersistentVolume","metadata":{"name":"pv-1"},"spec":{"claimRef":{"name":"data-db-0","namespace":"shop"}}}"#.to_vec();
     for item in [pod, pv] {
         let response = action
-            .execute(execute(item.clone()))
+            .execute(execute_request(item.clone()))
             .await
             .unwrap()
             .into_inner();
@@ -165,7 +150,7 @@ async fn progress_always_answers_with_a_progress_and_cancel_succeeds() {
     let mut action = plugin.backup_action().await;
     let progress = action
         .progress(BackupItemActionProgressRequest {
-            plugin: NAME.into(),
+            plugin: PLUGIN_NAME.into(),
             operation_id: "op-1".into(),
             backup: backup_json(),
         })
@@ -179,7 +164,7 @@ async fn progress_always_answers_with_a_progress_and_cancel_succeeds() {
     assert_eq!(progress.started.unwrap().seconds, -62_135_596_800);
     action
         .cancel(BackupItemActionCancelRequest {
-            plugin: NAME.into(),
+            plugin: PLUGIN_NAME.into(),
             operation_id: "op-1".into(),
             backup: backup_json(),
         })
@@ -193,17 +178,20 @@ async fn item_block_action_applies_to_pods_and_relates_nothing() {
     let mut action = plugin.item_block_action().await;
     let selector = action
         .applies_to(ItemBlockActionAppliesToRequest {
-            plugin: NAME.into(),
+            plugin: PLUGIN_NAME.into(),
         })
         .await
         .unwrap()
         .into_inner()
         .resource_selector
         .unwrap();
-    assert_eq!(selector.included_resources, ["pods"]);
+    assert_eq!(
+        selector.included_resources,
+        ["pods", "persistentvolumeclaims"]
+    );
     let related = action
         .get_related_items(ItemBlockActionGetRelatedItemsRequest {
-            plugin: NAME.into(),
+            plugin: PLUGIN_NAME.into(),
             item: pod_json("shop", "db-0"),
             backup: backup_json(),
         })
@@ -222,7 +210,7 @@ async fn a_wrong_plugin_name_is_an_unknown_error_with_a_matching_stack_detail() 
         .await
         .execute(ExecuteRequest {
             plugin: "velero.io/pod".into(),
-            ..execute(pod_json("shop", "db-0"))
+            ..execute_request(pod_json("shop", "db-0"))
         })
         .await
         .unwrap_err();
@@ -275,7 +263,10 @@ async fn bad_items_get_clear_errors() {
         (b"[]", "the item is not a Kubernetes object"),
     ];
     for (item, expected) in cases {
-        let status = action.execute(execute(item.to_vec())).await.unwrap_err();
+        let status = action
+            .execute(execute_request(item.to_vec()))
+            .await
+            .unwrap_err();
         assert_eq!(status.code(), Code::Unknown);
         assert!(
             status
@@ -288,7 +279,7 @@ async fn bad_items_get_clear_errors() {
     }
     // The process is still serving.
     action
-        .execute(execute(pod_json("shop", "db-0")))
+        .execute(execute_request(pod_json("shop", "db-0")))
         .await
         .unwrap();
 }
@@ -304,7 +295,7 @@ async fn a_32_mib_item_comes_back_unchanged() {
     let response = plugin
         .backup_action()
         .await
-        .execute(execute(item.clone()))
+        .execute(execute_request(item.clone()))
         .await
         .unwrap()
         .into_inner();
@@ -321,7 +312,7 @@ async fn sixty_four_concurrent_executes_on_one_connection() {
         async move {
             let item = pod_json("shop", &format!("db-{i}"));
             let response = action
-                .execute(execute(item.clone()))
+                .execute(execute_request(item.clone()))
                 .await
                 .unwrap()
                 .into_inner();
@@ -335,22 +326,12 @@ async fn sixty_four_concurrent_executes_on_one_connection() {
 async fn a_client_may_disconnect_and_reconnect_any_number_of_times() {
     let (plugin, _cluster) = launch_with_cluster(&[]).await;
     for _ in 0..5 {
-        let mut lister = plugin.lister().await;
-        assert_eq!(
-            lister
-                .list_plugins(Empty {})
-                .await
-                .unwrap()
-                .into_inner()
-                .plugins
-                .len(),
-            2
-        );
-        drop(lister); // closes the connection
+        // Each call dials a connection of its own and closes it when it returns.
+        assert_eq!(plugin.list_plugins().await.len(), 2);
     }
     let mut action = plugin.backup_action().await;
     action
-        .execute(execute(pod_json("shop", "db-0")))
+        .execute(execute_request(pod_json("shop", "db-0")))
         .await
         .unwrap();
 }
@@ -405,7 +386,7 @@ async fn shutdown_while_calls_are_in_flight_still_exits_cleanly() {
             let mut action = action.clone();
             tokio::spawn(async move {
                 let _ = action
-                    .execute(execute(pod_json("shop", &format!("p{i}"))))
+                    .execute(execute_request(pod_json("shop", &format!("p{i}"))))
                     .await;
             })
         })
@@ -430,7 +411,7 @@ async fn sigterm_takes_the_orderly_path_and_sigint_is_ignored() {
         plugin.child.try_wait().unwrap().is_none(),
         "SIGINT must not stop the plugin"
     );
-    plugin.lister().await.list_plugins(Empty {}).await.unwrap();
+    plugin.list_plugins().await;
 
     plugin.signal(15); // SIGTERM
     let status = plugin.wait_exit(HOST_GRACE).expect("exited after SIGTERM");
@@ -449,7 +430,7 @@ async fn stderr_carries_only_velero_log_lines_at_the_requested_level() {
     plugin
         .backup_action()
         .await
-        .execute(execute(pod_json("shop", "db-0")))
+        .execute(execute_request(pod_json("shop", "db-0")))
         .await
         .unwrap();
     plugin.shutdown().await;
@@ -483,7 +464,7 @@ async fn a_backup_without_hooks_adds_no_warnings_or_errors_to_velero() {
     plugin
         .backup_action()
         .await
-        .execute(execute(pod_json("shop", "db-0")))
+        .execute(execute_request(pod_json("shop", "db-0")))
         .await
         .unwrap();
     plugin.shutdown().await;
@@ -499,7 +480,7 @@ async fn a_backup_without_hooks_adds_no_warnings_or_errors_to_velero() {
 #[tokio::test]
 async fn an_unknown_log_level_is_a_warning_not_a_failure() {
     let plugin = Plugin::launch(&["--log-level=chatty"]);
-    plugin.lister().await.list_plugins(Empty {}).await.unwrap();
+    plugin.list_plugins().await;
     std::thread::sleep(Duration::from_millis(50));
     let lines = plugin.stderr_lines();
     assert!(

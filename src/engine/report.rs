@@ -9,53 +9,44 @@ use tokio::time::Instant;
 
 use crate::exec::HookOutcome;
 use crate::hooks::{PodRef, ResolvedHook};
+use crate::kube_api::PodEvent;
 
 /// Events allowed in a burst, and refilled per second, per plugin process.
 const EVENT_BURST: f64 = 50.0;
 const EVENTS_PER_SECOND: f64 = 10.0;
 
-/// One hook outcome as a Kubernetes Event on its pod.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HookEvent {
-    /// The pod the event is about.
-    pub pod: PodRef,
-    /// `metadata.uid` of the pod (the event's `involvedObject.uid`).
-    pub pod_uid: String,
-    /// `QuiesceHookSucceeded` or `QuiesceHookFailed`.
-    pub reason: &'static str,
-    /// `Normal` or `Warning`.
-    pub kind: &'static str,
-    /// Phase, hook, container, exit code or error, duration.
-    pub message: String,
-}
-
-impl HookEvent {
-    /// The event for `outcome` of `hook` on `pod`.
-    pub fn new(pod: &PodRef, pod_uid: &str, hook: &ResolvedHook, outcome: &HookOutcome) -> Self {
-        let what = format!(
-            "{} hook {} in container {}",
-            hook.phase, hook.name, hook.container
-        );
-        let took = outcome.duration.as_millis();
-        let (reason, kind, message) = match outcome.error_text() {
-            None => (
-                "QuiesceHookSucceeded",
-                "Normal",
-                format!("{what} succeeded (exit code 0) in {took} ms"),
-            ),
-            Some(error) => (
-                "QuiesceHookFailed",
-                "Warning",
-                format!("{what} failed after {took} ms: {error}"),
-            ),
-        };
-        HookEvent {
-            pod: pod.clone(),
-            pod_uid: pod_uid.to_owned(),
-            reason,
-            kind,
-            message,
-        }
+/// One hook outcome as a Kubernetes Event on its pod: `QuiesceHookSucceeded` (`Normal`) or
+/// `QuiesceHookFailed` (`Warning`), naming phase, hook, container, exit code or error, and
+/// duration.
+pub fn hook_event(
+    pod: &PodRef,
+    pod_uid: &str,
+    hook: &ResolvedHook,
+    outcome: &HookOutcome,
+) -> PodEvent {
+    let what = format!(
+        "{} hook {} in container {}",
+        hook.phase, hook.name, hook.container
+    );
+    let took = outcome.duration.as_millis();
+    let (reason, kind, message) = match outcome.error_text() {
+        None => (
+            "QuiesceHookSucceeded",
+            "Normal",
+            format!("{what} succeeded (exit code 0) in {took} ms"),
+        ),
+        Some(error) => (
+            "QuiesceHookFailed",
+            "Warning",
+            format!("{what} failed after {took} ms: {error}"),
+        ),
+    };
+    PodEvent {
+        pod: pod.clone(),
+        pod_uid: pod_uid.to_owned(),
+        reason,
+        kind,
+        message,
     }
 }
 
@@ -116,6 +107,8 @@ pub struct Summary {
     pub longest_freeze: Option<(Duration, PodRef)>,
     /// Pods the watchdog thawed.
     pub auto_thawed: Vec<PodRef>,
+    /// Volumes whose snapshot was refused because a pod mounting them failed to freeze.
+    pub volumes_refused: u64,
 }
 
 impl Summary {
@@ -162,6 +155,7 @@ impl Summary {
             longestFreezeMs = longest_ms,
             longestFreezePod = %longest_pod,
             autoThawedPods = %auto_thawed.join(","),
+            volumesRefused = self.volumes_refused,
             eventsDropped = self.events_dropped,
             "quiesce backup summary"
         );
@@ -211,7 +205,7 @@ mod tests {
 
     #[test]
     fn a_success_is_a_normal_event_naming_phase_hook_container_and_time() {
-        let event = HookEvent::new(&pod(), "u1", &hook(), &outcome(None));
+        let event = hook_event(&pod(), "u1", &hook(), &outcome(None));
         assert_eq!(
             (event.reason, event.kind),
             ("QuiesceHookSucceeded", "Normal")
@@ -227,7 +221,7 @@ mod tests {
         let failed = outcome(Some(HookFailure::Exec(ExecError::TimedOut(
             Duration::from_secs(30),
         ))));
-        let event = HookEvent::new(&pod(), "u1", &hook(), &failed);
+        let event = hook_event(&pod(), "u1", &hook(), &failed);
         assert_eq!((event.reason, event.kind), ("QuiesceHookFailed", "Warning"));
         assert!(
             event

@@ -2,30 +2,35 @@
 //! found interesting: every crash a fuzzer finds lands here, next to the edge cases each
 //! target was seeded with. See `fuzz/README.md` for running the fuzzers themselves.
 
-#[path = "../fuzz/src/invariants.rs"]
+#[path = "../../fuzz/src/invariants.rs"]
 mod invariants;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
+use fake_kube::objects::{container, pod, PodBuilder};
 use k8s_openapi::api::core::v1::Pod;
 use quiesce::hooks::Config;
 use serde_json::{json, Value};
 
 use invariants::*;
 
-fn pod(annotations: Value, spec: Value) -> Pod {
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "db-0", "namespace": "shop", "uid": "uid-db-0",
-                     "labels": {"quiesce.dev/fsfreeze": "true"}, "annotations": annotations},
-        "spec": spec,
-        "status": {"phase": "Running"}
-    }))
-    .expect("test pod JSON")
+/// Running pod `shop/db-0` labelled `quiesce.dev/fsfreeze=true`, so that [`RULES_YAML`]'s
+/// rules apply to it, with `annotations` and no containers yet.
+fn db_pod(annotations: Value) -> PodBuilder {
+    pod("shop", "db-0")
+        .uid("uid-db-0")
+        .label("quiesce.dev/fsfreeze", "true")
+        .annotations(annotations)
 }
 
+/// The pod as the plugin parses it.
+fn typed(pod: PodBuilder) -> Pod {
+    serde_json::from_value(pod.build()).expect("test pod JSON")
+}
+
+/// [`RULES_YAML`] loaded, with no problem.
 fn rules() -> Config {
     let (config, problems) = Config::from_yaml(RULES_YAML);
     assert!(problems.is_empty(), "{problems:?}");
@@ -36,11 +41,11 @@ fn rules() -> Config {
 
 #[test]
 fn annotation_hook_in_a_native_sidecar_resolves_without_defect() {
-    let pod = pod(
-        json!({"pre.hook.backup.quiesce.dev/command": "[\"pre\"]",
-               "pre.hook.backup.quiesce.dev/container": "fsfreeze"}),
-        json!({"containers": [{"name": "app"}],
-               "initContainers": [{"name": "fsfreeze", "restartPolicy": "Always"}]}),
+    let pod = typed(
+        db_pod(json!({"pre.hook.backup.quiesce.dev/command": "[\"pre\"]",
+                      "pre.hook.backup.quiesce.dev/container": "fsfreeze"}))
+        .container("app")
+        .init_container(container("fsfreeze").restart_policy("Always")),
     );
     check_resolution(&pod, &Config::default());
     let resolution = quiesce::hooks::resolve(&pod, quiesce::hooks::Phase::Pre, &Config::default());
@@ -51,12 +56,13 @@ fn annotation_hook_in_a_native_sidecar_resolves_without_defect() {
 #[test]
 fn hooks_naming_plain_init_or_absent_containers_carry_a_defect() {
     for container in ["init", "missing", ""] {
-        let pod = pod(
-            json!({"pre.hook.backup.quiesce.dev/command": "[\"pre\"]",
-                   "pre.hook.backup.quiesce.dev/container": container,
-                   "post.hook.backup.quiesce.dev/command": "[]",
-                   "post.hook.backup.quiesce.dev/timeout": "-5h"}),
-            json!({"containers": [{"name": "app"}], "initContainers": [{"name": "init"}]}),
+        let pod = typed(
+            db_pod(json!({"pre.hook.backup.quiesce.dev/command": "[\"pre\"]",
+                          "pre.hook.backup.quiesce.dev/container": container,
+                          "post.hook.backup.quiesce.dev/command": "[]",
+                          "post.hook.backup.quiesce.dev/timeout": "-5h"}))
+            .container("app")
+            .init_container("init"),
         );
         check_resolution(&pod, &rules());
     }
@@ -64,8 +70,8 @@ fn hooks_naming_plain_init_or_absent_containers_carry_a_defect() {
 
 #[test]
 fn pods_without_containers_or_spec_resolve_rule_hooks_with_defects() {
-    check_resolution(&pod(json!({}), json!({"containers": []})), &rules());
-    let mut no_spec = pod(json!({}), json!({"containers": []}));
+    check_resolution(&typed(db_pod(json!({}))), &rules());
+    let mut no_spec = typed(db_pod(json!({})));
     no_spec.spec = None;
     check_resolution(&no_spec, &rules());
 }
@@ -81,10 +87,10 @@ fn extreme_annotation_timeouts_stay_within_four_hours() {
         "300",
         "1d",
     ] {
-        let pod = pod(
-            json!({"pre.hook.backup.quiesce.dev/command": "pre",
-                   "pre.hook.backup.quiesce.dev/timeout": timeout}),
-            json!({"containers": [{"name": "app"}]}),
+        let pod = typed(
+            db_pod(json!({"pre.hook.backup.quiesce.dev/command": "pre",
+                          "pre.hook.backup.quiesce.dev/timeout": timeout}))
+            .container("app"),
         );
         check_resolution(&pod, &Config::default());
     }
@@ -148,10 +154,12 @@ fn config_yaml_edge_documents_keep_rules_valid() {
 
 // 4. Execute / GetRelatedItems
 
+/// The Backup the Velero calls carry.
 fn backup() -> Vec<u8> {
     br#"{"kind":"Backup","metadata":{"name":"b","namespace":"velero","uid":"uid-1"},"status":{"phase":"InProgress"}}"#.to_vec()
 }
 
+/// A Velero call of `method` on `item` for this plugin.
 fn call(method: Method, item: &[u8]) -> VeleroCall {
     VeleroCall {
         method,
@@ -161,17 +169,15 @@ fn call(method: Method, item: &[u8]) -> VeleroCall {
     }
 }
 
+/// [`db_pod`] as Velero sends it: containers `app` and `db`, a native `istio-proxy` sidecar,
+/// claim `data-0`.
 fn pod_json(annotations: Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "db-0", "namespace": "shop", "uid": "uid-db-0",
-                     "labels": {"quiesce.dev/fsfreeze": "true"}, "annotations": annotations},
-        "spec": {"containers": [{"name": "app"}, {"name": "db"}],
-                 "initContainers": [{"name": "istio-proxy", "restartPolicy": "Always"}],
-                 "volumes": [{"name": "data-0", "persistentVolumeClaim": {"claimName": "data-0"}}]},
-        "status": {"phase": "Running"}
-    }))
-    .expect("pod JSON")
+    let pod = db_pod(annotations)
+        .container("app")
+        .container("db")
+        .init_container(container("istio-proxy").restart_policy("Always"))
+        .claims(["data-0"]);
+    serde_json::to_vec(&pod.build()).expect("pod JSON")
 }
 
 #[test]

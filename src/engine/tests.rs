@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::exec::{Captured, ExecError, ExecOutput, ExecRequest};
+use crate::kube_api::{self, PodEvent, PodVolumeBackup, SnapshotEvent, VolumeSnapshotState};
 
 /// What happened, in order: `pre pod`, `post pod`, `snapshot pv`, …
 #[derive(Default)]
@@ -64,34 +65,41 @@ struct FakeCluster {
     config: Config,
     pvbs: Mutex<Vec<PodVolumeBackup>>,
     pods: Mutex<Vec<Pod>>,
-    events: Mutex<Vec<HookEvent>>,
+    events: Mutex<Vec<PodEvent>>,
     /// Namespaces listed, in order.
     listings: Mutex<Vec<String>>,
     /// How many listings fail before they succeed.
     failing_listings: Mutex<usize>,
+    /// The VolumeSnapshot watches started: their namespace, label selector and feed.
+    snapshot_watches: Mutex<Vec<(String, String, SnapshotFeed)>>,
+    /// Whether a VolumeSnapshot watch fails to start (RBAC, no CRD).
+    snapshot_watch_refused: bool,
 }
+
+type SnapshotFeed = tokio::sync::mpsc::UnboundedSender<Result<SnapshotEvent, kube_api::Error>>;
 
 #[async_trait::async_trait]
 impl Cluster for FakeCluster {
-    async fn load_config(&self) -> Config {
+    async fn load_config(&self, _velero_namespace: &str) -> Config {
         self.config.clone()
     }
     async fn pod_volume_backups(
         &self,
-        _backup: &BackupInfo,
-    ) -> Result<Vec<PodVolumeBackup>, String> {
+        _velero_namespace: &str,
+        _backup_uid: &str,
+    ) -> Result<Vec<PodVolumeBackup>, kube_api::Error> {
         Ok(self.pvbs.lock().unwrap().clone())
     }
-    async fn record_event(&self, event: &HookEvent) -> Result<(), String> {
+    async fn record_event(&self, event: &PodEvent) -> Result<(), kube_api::Error> {
         self.events.lock().unwrap().push(event.clone());
         Ok(())
     }
-    async fn pods_in_namespace(&self, namespace: &str) -> Result<Vec<Pod>, String> {
+    async fn pods_in_namespace(&self, namespace: &str) -> Result<Vec<Pod>, kube_api::Error> {
         self.listings.lock().unwrap().push(namespace.to_owned());
         let mut failing = self.failing_listings.lock().unwrap();
         if *failing > 0 {
             *failing -= 1;
-            return Err(format!("listing pods in namespace {namespace}: 503"));
+            return Err(kube_api::Error::Timeout(Duration::from_secs(10)));
         }
         let pods = self.pods.lock().unwrap();
         Ok(pods
@@ -99,6 +107,19 @@ impl Cluster for FakeCluster {
             .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
             .cloned()
             .collect())
+    }
+    fn watch_volume_snapshots(&self, namespace: &str, labels: &str) -> kube_api::SnapshotEvents {
+        let (feed, events) = tokio::sync::mpsc::unbounded_channel();
+        if self.snapshot_watch_refused {
+            let _ = feed.send(Err(kube_api::Error::NoClient("forbidden".into())));
+        } else {
+            self.snapshot_watches.lock().unwrap().push((
+                namespace.to_owned(),
+                labels.to_owned(),
+                feed,
+            ));
+        }
+        Box::pin(tokio_stream::wrappers::UnboundedReceiverStream::new(events))
     }
 }
 
@@ -135,6 +156,31 @@ fn harness_with_cluster(
     discover_pods_of_volumes: bool,
     cluster: FakeCluster,
 ) -> Harness {
+    let options = Options {
+        discover_pods_of_volumes,
+        ..test_options()
+    };
+    harness_with_everything(script, delay, cluster, options)
+}
+
+/// The engine options of every harness: PodVolumeBackups polled every 100 ms.
+fn test_options() -> Options {
+    Options {
+        pvb_poll: Duration::from_millis(100),
+        ..Options::default()
+    }
+}
+
+fn harness_with_engine_options(options: Options) -> Harness {
+    harness_with_everything(&[], Duration::ZERO, FakeCluster::default(), options)
+}
+
+fn harness_with_everything(
+    script: &[(&str, Result<i32, ExecError>)],
+    delay: Duration,
+    cluster: FakeCluster,
+    options: Options,
+) -> Harness {
     let timeline = Arc::new(Timeline::default());
     let cluster = Arc::new(cluster);
     let executor = ScriptedExecutor {
@@ -144,10 +190,6 @@ fn harness_with_cluster(
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
         delay,
-    };
-    let options = Options {
-        pvb_poll: Duration::from_millis(100),
-        discover_pods_of_volumes,
     };
     let engine = Engine::new(Arc::new(executor), cluster.clone(), options);
     Harness {
@@ -187,22 +229,76 @@ fn pod_value(name: &str, claims: &[&str], annotations: Value) -> Value {
     })
 }
 
+/// A CSI PersistentVolume bound to `claim`.
 fn pv(name: &str, claim: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "apiVersion": "v1", "kind": "PersistentVolume",
         "metadata": {"name": name},
-        "spec": {"claimRef": {"namespace": "shop", "name": claim}}
+        "spec": {
+            "claimRef": {"namespace": "shop", "name": claim},
+            "csi": {"driver": "hostpath.csi.k8s.io", "volumeHandle": name}
+        }
+    }))
+    .unwrap()
+}
+
+/// A PersistentVolume without CSI (native snapshots, or none), bound to `claim`.
+fn native_pv(name: &str, claim: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": name},
+        "spec": {"claimRef": {"namespace": "shop", "name": claim}, "awsElasticBlockStore": {"volumeID": "vol-1"}}
     }))
     .unwrap()
 }
 
 impl Harness {
-    /// Velero's order for a pod's claim: Execute(PV), then the snapshot is cut.
+    /// The snapshot controller cuts `claim`'s VolumeSnapshot: every watch sees it.
+    fn cut(&self, claim: &str) {
+        self.snapshot_of(claim, |s| {
+            s.cut_at = Some(k8s_openapi::jiff::Timestamp::now())
+        });
+        self.timeline.push(format!("cut {claim}"));
+    }
+
+    /// Sends every watch a VolumeSnapshot of `claim`, as `edit` leaves it.
+    fn snapshot_of(&self, claim: &str, edit: impl FnOnce(&mut VolumeSnapshotState)) {
+        let mut snapshot = VolumeSnapshotState {
+            name: format!("velero-{claim}-x7k2p"),
+            claim: Some(claim.to_owned()),
+            created: None,
+            backup_uid: None,
+            cut_at: None,
+            error: None,
+        };
+        edit(&mut snapshot);
+        for (_, _, feed) in self.cluster.snapshot_watches.lock().unwrap().iter() {
+            let _ = feed.send(Ok(SnapshotEvent::Seen(snapshot.clone())));
+        }
+    }
+
+    /// Waits (a bounded time) until `event` is on the timeline.
+    async fn wait_for(&self, event: &str) {
+        for _ in 0..200 {
+            if self.timeline.count(event) > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{event:?} never came: {:?}", self.timeline.events());
+    }
+
+    /// Velero's order for a pod's claim: Execute(PV), then the snapshot is cut — unless the
+    /// volume was refused, then Velero takes no snapshot (`refused pv`).
     async fn volume(&self, pv_name: &str, claim: &str) {
-        self.engine
+        match self
+            .engine
             .freeze_pods_of_volume(&pv(pv_name, claim), &backup())
-            .await;
-        self.timeline.push(format!("snapshot {pv_name}"));
+            .await
+        {
+            Ok(()) => self.timeline.push(format!("snapshot {pv_name}")),
+            Err(_) => self.timeline.push(format!("refused {pv_name}")),
+        }
     }
 }
 
@@ -269,18 +365,77 @@ async fn a_pod_never_indexed_is_still_frozen_and_thawed() {
 }
 
 #[tokio::test]
-async fn a_failed_pre_hook_with_fail_stops_the_pod_and_still_thaws_it() {
+async fn a_failed_fail_freeze_refuses_the_volume_and_thaws_the_pod_at_once() {
     let h = harness(&[("pre", Ok(1))]);
     let db = pod("db", &["data"], json!({}));
     h.engine.index_pod(&db, &backup()).await.unwrap();
-    h.volume("pv-1", "data").await;
+    let error = h
+        .engine
+        .freeze_pods_of_volume(&pv("pv-1", "data"), &backup())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::VolumeRefused { .. }));
+    let message = error.to_string();
+    assert_eq!(
+        message,
+        "volume pv-1 (claim shop/data) is not snapshotted: pre hook \"<from-annotation>\" \
+         failed in container \"app\" of pod shop/db: command terminated with exit code 1"
+    );
+    // The failing freeze command ran, so it may have frozen: the thaw runs now, once, as
+    // Velero will never send the pod's own Execute.
+    assert_eq!(h.timeline.events(), ["pre db", "post db"]);
+    // Every later Execute of the volume gets the same answer, and runs nothing.
+    let again = h
+        .engine
+        .freeze_pods_of_volume(&pv("pv-1", "data"), &backup())
+        .await
+        .unwrap_err();
+    assert_eq!(again.to_string(), message);
+    // Should the pod's Execute come all the same, it still drops the pod, thawing nothing twice.
     let error = h.engine.back_up_pod(&db, &backup()).await.unwrap_err();
     assert!(matches!(error, Error::PreHookFailed { .. }));
-    let message = error.to_string();
-    assert!(message.contains("pod shop/db"), "{message}");
-    assert!(message.contains("exit code 1"), "{message}");
-    // The failing freeze command ran, so it may have frozen: the thaw still runs, once.
+    assert_eq!(h.timeline.events(), ["pre db", "post db"]);
+    assert_eq!(lock(&h.engine.inner.summary).volumes_refused, 1);
+}
+
+#[tokio::test]
+async fn a_shared_volume_is_refused_when_one_of_its_pods_fails_to_freeze() {
+    let h = harness(&[("pre-b", Ok(2))]);
+    let a = pod("a", &["shared"], json!({}));
+    let b = pod(
+        "b",
+        &["shared"],
+        json!({"pre.hook.backup.quiesce.dev/command": "[\"pre-b\"]"}),
+    );
+    h.engine.index_pod(&a, &backup()).await.unwrap();
+    h.engine.index_pod(&b, &backup()).await.unwrap();
+    h.volume("pv-rwx", "shared").await;
+    assert_eq!(h.timeline.count("refused pv-rwx"), 1);
+    assert_eq!(h.timeline.count("snapshot pv-rwx"), 0);
+    // Both pods are thawed right away, before Velero goes on.
+    let refused = h.timeline.position("refused pv-rwx");
+    assert!(h.timeline.position("post a") < refused);
+    assert!(h.timeline.position("post b") < refused);
+    // The pod that froze is still backed up (without the volume); the one that failed is not.
+    h.engine.back_up_pod(&a, &backup()).await.unwrap();
+    assert!(h.engine.back_up_pod(&b, &backup()).await.is_err());
+    assert_eq!(h.timeline.count("post a"), 1);
+    assert_eq!(h.timeline.count("post b"), 1);
+}
+
+#[tokio::test]
+async fn a_failed_continue_freeze_still_takes_the_snapshot() {
+    let h = harness(&[("pre", Ok(1))]);
+    let db = pod(
+        "db",
+        &["data"],
+        json!({"pre.hook.backup.quiesce.dev/on-error": "Continue"}),
+    );
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
     assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
+    assert_eq!(lock(&h.engine.inner.summary).volumes_refused, 0);
 }
 
 #[tokio::test]
@@ -346,6 +501,307 @@ async fn a_file_system_backup_pod_thaws_only_when_its_pod_volume_backups_are_don
     *h.cluster.pvbs.lock().unwrap() = vec![pvb("Completed")];
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upload_longer_than_ten_minutes_does_not_cut_a_file_system_backup_freeze_short() {
+    let h = harness(&[]);
+    let db = pod(
+        "db",
+        &["data"],
+        json!({"backup.velero.io/backup-volumes": "data"}),
+    );
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    // Thirty minutes of upload: past the 10m default, well within Velero's 4h fs-backup timeout.
+    tokio::time::sleep(Duration::from_secs(30 * 60)).await;
+    assert_eq!(
+        h.timeline.count("post db"),
+        0,
+        "thawed in the middle of its upload"
+    );
+    *h.cluster.pvbs.lock().unwrap() = vec![PodVolumeBackup {
+        pod_namespace: "shop".into(),
+        pod_name: "db".into(),
+        volume: "data".into(),
+        phase: "Completed".into(),
+    }];
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
+    assert!(lock(&h.engine.inner.summary).auto_thawed.is_empty());
+}
+
+/// A Backup as Velero 1.17+ sends it: `volumeGroupSnapshotLabelKey` filled in.
+fn backup_with_volume_groups() -> Vec<u8> {
+    br#"{"metadata":{"name":"b1","namespace":"velero","uid":"backup-uid"},"spec":{"volumeGroupSnapshotLabelKey":"velero.io/volume-group"},"status":{"phase":"InProgress"}}"#.to_vec()
+}
+
+fn claim(name: &str, group: Option<&str>) -> Vec<u8> {
+    let labels = match group {
+        Some(group) => json!({"velero.io/volume-group": group}),
+        None => json!({}),
+    };
+    serde_json::to_vec(&json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": "shop", "labels": labels},
+        "spec": {"volumeName": format!("pv-{name}")},
+        "status": {"phase": "Bound"}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_pod_of_a_volume_group_freezes_before_the_groups_first_snapshot() {
+    let h = harness(&[]);
+    let backup = backup_with_volume_groups();
+    // One item block, as Velero's claim action forms it: the group's claims and their pods.
+    for (name, group) in [
+        ("a-data", Some("orders")),
+        ("b-data", Some("orders")),
+        ("c-data", None),
+    ] {
+        h.engine.index_claim(&claim(name, group), &backup).await;
+    }
+    let (a, b, c) = (
+        pod("a", &["a-data"], json!({})),
+        pod("b", &["b-data"], json!({})),
+        pod("c", &["c-data"], json!({})),
+    );
+    for p in [&a, &b, &c] {
+        h.engine.index_pod(p, &backup).await.unwrap();
+    }
+    // Velero's CSI action cuts the whole group at its first claim.
+    h.engine
+        .freeze_pods_of_volume(&pv("pv-a-data", "a-data"), &backup)
+        .await
+        .unwrap();
+    h.timeline.push("group snapshot orders".into());
+    let cut = h.timeline.position("group snapshot orders");
+    assert!(h.timeline.position("pre a") < cut);
+    assert!(
+        h.timeline.position("pre b") < cut,
+        "b is frozen before the group is cut"
+    );
+    assert_eq!(h.timeline.count("pre c"), 0, "c is not in the group");
+    h.engine
+        .freeze_pods_of_volume(&pv("pv-b-data", "b-data"), &backup)
+        .await
+        .unwrap();
+    h.engine.back_up_pod(&a, &backup).await.unwrap();
+    assert_eq!(
+        h.timeline.count("post b"),
+        0,
+        "each pod thaws at its own item"
+    );
+    h.engine.back_up_pod(&b, &backup).await.unwrap();
+    h.engine
+        .freeze_pods_of_volume(&pv("pv-c-data", "c-data"), &backup)
+        .await
+        .unwrap();
+    h.engine.back_up_pod(&c, &backup).await.unwrap();
+    for name in ["a", "b", "c"] {
+        assert_eq!(h.timeline.count(&format!("pre {name}")), 1);
+        assert_eq!(h.timeline.count(&format!("post {name}")), 1);
+    }
+    assert!(h.timeline.position("post a") > cut && h.timeline.position("post b") > cut);
+}
+
+#[tokio::test]
+async fn without_a_volume_group_label_key_claims_freeze_only_their_own_pods() {
+    // Velero 1.16 sends no volumeGroupSnapshotLabelKey: labels on claims mean nothing.
+    let h = harness(&[]);
+    for name in ["a-data", "b-data"] {
+        h.engine
+            .index_claim(&claim(name, Some("orders")), &backup())
+            .await;
+    }
+    let (a, b) = (
+        pod("a", &["a-data"], json!({})),
+        pod("b", &["b-data"], json!({})),
+    );
+    h.engine.index_pod(&a, &backup()).await.unwrap();
+    h.engine.index_pod(&b, &backup()).await.unwrap();
+    h.volume("pv-a-data", "a-data").await;
+    assert_eq!(h.timeline.events(), ["pre a", "snapshot pv-a-data"]);
+}
+
+#[tokio::test]
+async fn a_failed_freeze_in_a_volume_group_refuses_every_volume_of_the_group() {
+    let h = harness(&[("pre-b", Ok(1))]);
+    let backup = backup_with_volume_groups();
+    for name in ["a-data", "b-data"] {
+        h.engine
+            .index_claim(&claim(name, Some("orders")), &backup)
+            .await;
+    }
+    let a = pod("a", &["a-data"], json!({}));
+    let b = pod(
+        "b",
+        &["b-data"],
+        json!({"pre.hook.backup.quiesce.dev/command": "[\"pre-b\"]"}),
+    );
+    h.engine.index_pod(&a, &backup).await.unwrap();
+    h.engine.index_pod(&b, &backup).await.unwrap();
+    for volume in ["a-data", "b-data"] {
+        let refused = h
+            .engine
+            .freeze_pods_of_volume(&pv(&format!("pv-{volume}"), volume), &backup)
+            .await;
+        assert!(
+            refused.is_err(),
+            "{volume} would be snapshotted with b never frozen"
+        );
+    }
+    assert_eq!(
+        (h.timeline.count("post a"), h.timeline.count("post b")),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_csi_pod_thaws_when_its_snapshot_is_cut_not_when_its_item_comes() {
+    let h = harness(&[]);
+    let db = pod("db", &["data"], json!({}));
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    let watches = h.cluster.snapshot_watches.lock().unwrap().len();
+    assert_eq!(watches, 1, "one watch for the namespace");
+    assert_eq!(
+        h.cluster.snapshot_watches.lock().unwrap()[0].1,
+        "velero.io/backup-name=b1"
+    );
+    // Velero's CSI action created the VolumeSnapshot; the controller has not cut it yet.
+    h.snapshot_of("data", |_| {});
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.timeline.count("post db"), 0, "thawed before the cut");
+    h.cut("data");
+    h.wait_for("post db").await;
+    // Velero's poll returns later and sends the pod's item: nothing runs again.
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(
+        h.timeline.events(),
+        ["pre db", "snapshot pv-1", "cut data", "post db"]
+    );
+}
+
+#[tokio::test]
+async fn a_pod_with_two_claims_thaws_once_both_are_cut() {
+    let h = harness(&[]);
+    let db = pod("db", &["data", "wal"], json!({}));
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-data", "data").await;
+    h.cut("data");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.timeline.count("post db"), 0, "wal is not snapshotted yet");
+    h.volume("pv-wal", "wal").await;
+    h.cut("wal");
+    h.wait_for("post db").await;
+    assert!(h.timeline.position("post db") > h.timeline.position("cut wal"));
+}
+
+#[tokio::test]
+async fn pods_whose_snapshots_are_not_all_cut_thaw_at_their_item() {
+    let h = harness(&[]);
+    // A failed snapshot, a file-system-backup pod and a stale snapshot of an earlier run of a
+    // backup with the same name: none of them is a cut of this backup's volume.
+    let failed = pod("failed", &["a"], json!({}));
+    let uploads = pod(
+        "uploads",
+        &["b"],
+        json!({"backup.velero.io/backup-volumes": "b"}),
+    );
+    let stale = pod("stale", &["c"], json!({}));
+    let backup = serde_json::to_vec(&json!({
+        "metadata": {"name": "b1", "namespace": "velero", "uid": "backup-uid",
+                     "creationTimestamp": "2026-12-06T10:00:00Z"},
+        "spec": {}, "status": {"phase": "InProgress"}
+    }))
+    .unwrap();
+    for (p, claim) in [(&failed, "a"), (&uploads, "b"), (&stale, "c")] {
+        h.engine.index_pod(p, &backup).await.unwrap();
+        h.engine
+            .freeze_pods_of_volume(&pv(&format!("pv-{claim}"), claim), &backup)
+            .await
+            .unwrap();
+    }
+    let now = k8s_openapi::jiff::Timestamp::now();
+    h.snapshot_of("a", |s| s.error = Some("quota exceeded".into()));
+    h.snapshot_of("a", |s| s.cut_at = Some(now));
+    h.snapshot_of("b", |s| s.cut_at = Some(now));
+    h.snapshot_of("c", |s| {
+        s.created = "2026-12-05T10:00:00Z".parse().ok();
+        s.cut_at = s.created;
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        h.timeline.events(),
+        ["pre failed", "pre uploads", "pre stale"]
+    );
+    h.engine.back_up_pod(&failed, &backup).await.unwrap();
+    h.engine.back_up_pod(&stale, &backup).await.unwrap();
+    assert_eq!(
+        h.timeline.count("post failed") + h.timeline.count("post stale"),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_volume_without_csi_starts_no_snapshot_watch() {
+    let h = harness(&[]);
+    let db = pod("db", &["data"], json!({}));
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.engine
+        .freeze_pods_of_volume(&native_pv("pv-1", "data"), &backup())
+        .await
+        .unwrap();
+    assert!(h.cluster.snapshot_watches.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_snapshot_watch_that_cannot_start_leaves_pods_to_their_item() {
+    let cluster = FakeCluster {
+        snapshot_watch_refused: true,
+        ..FakeCluster::default()
+    };
+    let h = harness_with_cluster(&[], Duration::ZERO, false, cluster);
+    let db = pod("db", &["data"], json!({}));
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.timeline.count("post db"), 0);
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
+}
+
+#[tokio::test]
+async fn with_thaw_at_cut_switched_off_no_snapshot_is_watched() {
+    let by_environment = harness_with_engine_options(Options {
+        thaw_at_cut: false,
+        ..test_options()
+    });
+    let (config, problems) = Config::from_configmap_data(&std::collections::BTreeMap::from([(
+        crate::hooks::CONFIG_KEY.to_owned(),
+        "thawAtSnapshotCut: false\n".to_owned(),
+    )]));
+    assert!(problems.is_empty());
+    let by_config_map = harness_with_everything(
+        &[],
+        Duration::ZERO,
+        FakeCluster {
+            config,
+            ..FakeCluster::default()
+        },
+        test_options(),
+    );
+    for h in [by_environment, by_config_map] {
+        let db = pod("db", &["data"], json!({}));
+        h.engine.index_pod(&db, &backup()).await.unwrap();
+        h.volume("pv-1", "data").await;
+        assert!(h.cluster.snapshot_watches.lock().unwrap().is_empty());
+        h.engine.back_up_pod(&db, &backup()).await.unwrap();
+        assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
+    }
 }
 
 #[tokio::test]
@@ -475,7 +931,8 @@ async fn two_hundred_pods_at_eight_concurrent_callers_freeze_and_thaw_exactly_on
                 if i % 3 != 0 {
                     engine
                         .freeze_pods_of_volume(&pv(&format!("pv{i}"), &format!("c{i}")), &backup())
-                        .await;
+                        .await
+                        .unwrap();
                 }
                 engine.back_up_pod(p, &backup()).await.unwrap();
             }
@@ -528,7 +985,8 @@ async fn without_an_item_block_action_a_pod_the_backup_does_not_select_is_not_fr
     .unwrap();
     h.engine
         .freeze_pods_of_volume(&pv("pv-1", "data"), &backup)
-        .await;
+        .await
+        .unwrap();
     h.timeline.push("snapshot pv-1".into());
     h.engine.back_up_pod(&items[0], &backup).await.unwrap();
     assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);

@@ -2,195 +2,34 @@
 //! order by a replaying host, running real commands through the fake API server. Every
 //! scenario asserts on the fake server's timeline: freeze < snapshot < thaw.
 
-mod util;
-
 use std::time::Duration;
 
-use fake_kube::{ExecOutcome, FakeKube, TimelineEvent, TimelineEventKind};
-use quiesce::proto::generated::Empty;
-use quiesce::proto::v1::{
-    item_block_action_client::ItemBlockActionClient, ItemBlockActionGetRelatedItemsRequest,
-};
-use quiesce::proto::v2::backup_item_action_client::BackupItemActionClient;
-use serde_json::{json, Value};
-use tonic::transport::Channel;
-use util::{backup_json, execute_request, launch_with_cluster, launch_with_cluster_env, Plugin};
+use fake_kube::objects::PodBuilder;
+use fake_kube::{ExecOutcome, TimelineEventKind};
+use serde_json::Value;
 
-const NAME: &str = "quiesce.dev/pod-hooks";
+use crate::util::backup_json;
+use crate::util::velero::{pod_volume_backup, shop_pod, Velero};
+
 /// Generous bound for "it happens at all" waits; never a performance assertion.
 const EVENTUALLY: Duration = Duration::from_secs(20);
 
-/// Replays what Velero does with the plugin during one backup.
-struct Velero {
-    plugin: Plugin,
-    cluster: FakeKube,
-    bia: BackupItemActionClient<Channel>,
-    iba: ItemBlockActionClient<Channel>,
-}
-
-impl Velero {
-    async fn start() -> Velero {
-        Self::start_with(&[]).await
-    }
-
-    async fn start_with(args: &[&str]) -> Velero {
-        let (plugin, cluster) = launch_with_cluster(args).await;
-        let bia = plugin.backup_action().await;
-        let iba = plugin.item_block_action().await;
-        Velero {
-            plugin,
-            cluster,
-            bia,
-            iba,
-        }
-    }
-
-    /// Adds the pod to the cluster and has Velero see it while forming item blocks.
-    async fn index(&mut self, pod: &Value) {
-        self.cluster.add_pod(pod.clone()).unwrap();
-        self.iba
-            .get_related_items(ItemBlockActionGetRelatedItemsRequest {
-                plugin: NAME.into(),
-                item: serde_json::to_vec(pod).unwrap(),
-                backup: backup_json(),
-            })
-            .await
-            .unwrap();
-    }
-
-    /// Execute(persistentvolume) in the claim's chain, then the snapshot Velero cuts after it.
-    async fn volume(&mut self, pv: &str, claim: &str) {
-        let item = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
-                          "spec": {"claimRef": {"namespace": "shop", "name": claim}}});
-        let item = serde_json::to_vec(&item).unwrap();
-        let answer = self
-            .bia
-            .execute(execute_request(item.clone()))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(answer.item, item, "the PV goes back unchanged");
-        self.cluster.mark(format!("snapshot {pv}"));
-    }
-
-    /// Execute(pod), after its additional items (claims and volumes) were backed up.
-    async fn pod(&mut self, pod: &Value) -> Result<(), tonic::Status> {
-        let item = serde_json::to_vec(pod).unwrap();
-        let answer = self
-            .bia
-            .execute(execute_request(item.clone()))
-            .await?
-            .into_inner();
-        assert_eq!(answer.item, item, "the pod goes back unchanged");
-        Ok(())
-    }
-
-    /// A pod whose volumes are all backed up the way Velero orders it.
-    async fn back_up(
-        &mut self,
-        pod: &Value,
-        volumes: &[(&str, &str)],
-    ) -> Result<(), tonic::Status> {
-        self.index(pod).await;
-        for (pv, claim) in volumes {
-            self.volume(pv, claim).await;
-        }
-        self.pod(pod).await
-    }
-
-    fn timeline(&self) -> Timeline {
-        Timeline(self.cluster.timeline())
-    }
-
-    /// Waits until the timeline holds `count` finished execs of `verb` on `pod`.
-    async fn wait_for(&self, verb: &str, pod: &str, count: usize) -> bool {
-        let (verb, pod) = (verb.to_owned(), pod.to_owned());
-        self.cluster
-            .wait_for_timeline(EVENTUALLY, move |events| {
-                Timeline(events.to_vec()).finished(&verb, &pod) >= count
-            })
-            .await
-    }
-
-    fn stderr(&self) -> Vec<Value> {
-        self.plugin
-            .stderr_lines()
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
-
-/// A running pod whose hooks `echo freeze` and `echo thaw` in container `app`.
-fn pod(name: &str, claims: &[&str], extra_annotations: Value) -> Value {
-    let mut annotations = json!({
-        "pre.hook.backup.quiesce.dev/command": "[\"echo\",\"freeze\"]",
-        "post.hook.backup.quiesce.dev/command": "[\"echo\",\"thaw\"]",
-    });
-    for (k, v) in extra_annotations.as_object().unwrap() {
-        annotations[k] = v.clone();
-    }
-    let volumes: Vec<Value> = claims
-        .iter()
-        .map(|c| json!({"name": c, "persistentVolumeClaim": {"claimName": c}}))
-        .collect();
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"), "annotations": annotations},
-        "spec": {"containers": [{"name": "app", "image": "app:1"}], "volumes": volumes},
-        "status": {"phase": "Running"}
-    })
-}
-
-struct Timeline(Vec<TimelineEvent>);
-
-impl Timeline {
-    /// Timeline position where `verb` (argv[1]) started on `pod`.
-    fn started(&self, verb: &str, pod: &str) -> u64 {
-        self.find(|k| matches!(k, TimelineEventKind::ExecStarted { exec, .. } if exec.pod == pod && exec.argv.get(1).map(String::as_str) == Some(verb)))
-            .unwrap_or_else(|| panic!("no {verb} started on {pod}: {:#?}", self.0))
-    }
-
-    /// Timeline position where `verb` ended on `pod`.
-    fn ended(&self, verb: &str, pod: &str) -> u64 {
-        self.find(|k| matches!(k, TimelineEventKind::ExecFinished { exec, .. } if exec.pod == pod && exec.argv.get(1).map(String::as_str) == Some(verb)))
-            .unwrap_or_else(|| panic!("no {verb} ended on {pod}: {:#?}", self.0))
-    }
-
-    fn marker(&self, label: &str) -> u64 {
-        self.find(|k| matches!(k, TimelineEventKind::Marker { label: l } if l == label))
-            .unwrap_or_else(|| panic!("no marker {label}"))
-    }
-
-    fn finished(&self, verb: &str, pod: &str) -> usize {
-        self.0
-            .iter()
-            .filter(|e| matches!(&e.kind, TimelineEventKind::ExecFinished { exec, .. } if exec.pod == pod && exec.argv.get(1).map(String::as_str) == Some(verb)))
-            .count()
-    }
-
-    fn find(&self, predicate: impl Fn(&TimelineEventKind) -> bool) -> Option<u64> {
-        self.0.iter().find(|e| predicate(&e.kind)).map(|e| e.seq)
-    }
-
-    /// freeze ends before the snapshot, thaw starts after it.
-    fn assert_frozen_around(&self, pod: &str, snapshot: &str) {
-        let snapshot = self.marker(snapshot);
-        assert!(
-            self.ended("freeze", pod) < snapshot,
-            "{pod}: freeze must end before {snapshot}"
-        );
-        assert!(
-            self.started("thaw", pod) > snapshot,
-            "{pod}: thaw must start after {snapshot}"
-        );
-    }
+/// A running pod of `shop` whose hooks `echo freeze` and `echo thaw` in container `app`, with
+/// a volume for each of `claims`.
+fn hooked(name: &str, claims: &[&str]) -> PodBuilder {
+    shop_pod(name)
+        .annotation(
+            "pre.hook.backup.quiesce.dev/command",
+            r#"["echo","freeze"]"#,
+        )
+        .annotation("post.hook.backup.quiesce.dev/command", r#"["echo","thaw"]"#)
+        .claims(claims)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_with_one_claim_is_frozen_just_around_its_snapshot() {
     let mut velero = Velero::start().await;
-    let db = pod("db", &["data"], json!({}));
+    let db = hooked("db", &["data"]).build();
     velero.back_up(&db, &[("pv-data", "data")]).await.unwrap();
     let timeline = velero.timeline();
     timeline.assert_frozen_around("db", "snapshot pv-data");
@@ -235,7 +74,7 @@ async fn a_pod_with_one_claim_is_frozen_just_around_its_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_with_two_claims_stays_frozen_across_both_snapshots() {
     let mut velero = Velero::start().await;
-    let db = pod("db", &["data", "wal"], json!({}));
+    let db = hooked("db", &["data", "wal"]).build();
     velero
         .back_up(&db, &[("pv-data", "data"), ("pv-wal", "wal")])
         .await
@@ -250,12 +89,12 @@ async fn a_pod_with_two_claims_stays_frozen_across_both_snapshots() {
 async fn pods_sharing_a_claim_are_all_frozen_before_its_snapshot() {
     let mut velero = Velero::start().await;
     let (a, b) = (
-        pod("web-a", &["shared"], json!({})),
-        pod("web-b", &["shared"], json!({})),
+        hooked("web-a", &["shared"]).build(),
+        hooked("web-b", &["shared"]).build(),
     );
     velero.index(&a).await;
     velero.index(&b).await;
-    velero.volume("pv-shared", "shared").await;
+    velero.volume("pv-shared", "shared").await.unwrap();
     velero.pod(&a).await.unwrap();
     velero.pod(&b).await.unwrap();
     let timeline = velero.timeline();
@@ -266,7 +105,7 @@ async fn pods_sharing_a_claim_are_all_frozen_before_its_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_without_claims_is_frozen_and_thawed_at_its_own_execute() {
     let mut velero = Velero::start().await;
-    let web = pod("web", &[], json!({}));
+    let web = hooked("web", &[]).build();
     velero.back_up(&web, &[]).await.unwrap();
     let timeline = velero.timeline();
     assert!(timeline.ended("freeze", "web") < timeline.started("thaw", "web"));
@@ -279,7 +118,7 @@ async fn a_pod_without_claims_is_frozen_and_thawed_at_its_own_execute() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_whose_claim_is_unbound_is_frozen_late_with_a_warning() {
     let mut velero = Velero::start().await;
-    let db = pod("db", &["pending-claim"], json!({}));
+    let db = hooked("db", &["pending-claim"]).build();
     velero.back_up(&db, &[]).await.unwrap(); // no PV: Velero never calls Execute(PV)
     let timeline = velero.timeline();
     assert!(timeline.ended("freeze", "db") < timeline.started("thaw", "db"));
@@ -300,11 +139,9 @@ async fn a_pod_whose_claim_is_unbound_is_frozen_late_with_a_warning() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_system_backup_pod_thaws_only_after_its_pod_volume_backups() {
     let mut velero = Velero::start().await;
-    let db = pod(
-        "db",
-        &["data"],
-        json!({"backup.velero.io/backup-volumes": "data"}),
-    );
+    let db = hooked("db", &["data"])
+        .annotation("backup.velero.io/backup-volumes", "data")
+        .build();
     velero.back_up(&db, &[("pv-data", "data")]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
@@ -312,15 +149,7 @@ async fn a_file_system_backup_pod_thaws_only_after_its_pod_volume_backups() {
         0,
         "thaw waits for the PodVolumeBackup"
     );
-    let pvb = |phase: &str| {
-        json!({
-            "apiVersion": "velero.io/v1", "kind": "PodVolumeBackup",
-            "metadata": {"name": "nightly-1-abcde", "namespace": "velero",
-                         "labels": {"velero.io/backup-uid": "b-uid", "velero.io/backup-name": "nightly-1"}},
-            "spec": {"pod": {"kind": "Pod", "namespace": "shop", "name": "db", "uid": "uid-db"}, "volume": "data"},
-            "status": {"phase": phase}
-        })
-    };
+    let pvb = |phase: &str| pod_volume_backup("abcde", "db", phase);
     velero.cluster.add_object(pvb("InProgress")).unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
@@ -342,11 +171,12 @@ async fn a_file_system_backup_pod_thaws_only_after_its_pod_volume_backups() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_pre_hook_with_fail_drops_the_pod_and_still_thaws_it() {
     let mut velero = Velero::start().await;
-    let db = pod(
-        "db",
-        &[],
-        json!({"pre.hook.backup.quiesce.dev/command": "[\"sh\",\"-c\",\"exit 7\",\"freeze\"]"}),
-    );
+    let db = hooked("db", &[])
+        .annotation(
+            "pre.hook.backup.quiesce.dev/command",
+            "[\"sh\",\"-c\",\"exit 7\",\"freeze\"]",
+        )
+        .build();
     let status = velero.back_up(&db, &[]).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unknown);
     assert!(
@@ -375,12 +205,13 @@ async fn a_failed_pre_hook_with_fail_drops_the_pod_and_still_thaws_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_pre_hook_with_continue_is_a_warning_and_the_pod_is_backed_up() {
     let mut velero = Velero::start().await;
-    let db = pod(
-        "db",
-        &[],
-        json!({"pre.hook.backup.quiesce.dev/command": "[\"sh\",\"-c\",\"exit 3\",\"freeze\"]",
-               "pre.hook.backup.quiesce.dev/on-error": "Continue"}),
-    );
+    let db = hooked("db", &[])
+        .annotation(
+            "pre.hook.backup.quiesce.dev/command",
+            "[\"sh\",\"-c\",\"exit 3\",\"freeze\"]",
+        )
+        .annotation("pre.hook.backup.quiesce.dev/on-error", "Continue")
+        .build();
     velero.back_up(&db, &[]).await.unwrap();
     assert_eq!(velero.timeline().finished("thaw", "db"), 1);
     let lines = velero.stderr();
@@ -393,12 +224,13 @@ async fn a_failed_pre_hook_with_continue_is_a_warning_and_the_pod_is_backed_up()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thaw_that_hangs_is_cancelled_at_its_timeout() {
     let mut velero = Velero::start().await;
-    let db = pod(
-        "db",
-        &["data"],
-        json!({"post.hook.backup.quiesce.dev/command": "[\"sh\",\"-c\",\"sleep 60\",\"thaw\"]",
-               "post.hook.backup.quiesce.dev/timeout": "1s"}),
-    );
+    let db = hooked("db", &["data"])
+        .annotation(
+            "post.hook.backup.quiesce.dev/command",
+            "[\"sh\",\"-c\",\"sleep 60\",\"thaw\"]",
+        )
+        .annotation("post.hook.backup.quiesce.dev/timeout", "1s")
+        .build();
     velero.back_up(&db, &[("pv-data", "data")]).await.unwrap();
     assert!(
         velero
@@ -423,13 +255,15 @@ async fn a_thaw_that_hangs_is_cancelled_at_its_timeout() {
     assert!(error.to_string().contains("timed out after 1s"), "{error}");
 }
 
+/// Three pods, each with one claim, frozen at their volumes and never sent their own Execute;
+/// returns their names.
 async fn frozen_pods(velero: &mut Velero) -> Vec<String> {
     let names: Vec<String> = (1..=3).map(|i| format!("db-{i}")).collect();
     for name in &names {
         let claim = format!("data-{name}");
-        let p = pod(name, &[&claim], json!({}));
+        let p = hooked(name, &[&claim]).build();
         velero.index(&p).await;
-        velero.volume(&format!("pv-{name}"), &claim).await;
+        velero.volume(&format!("pv-{name}"), &claim).await.unwrap();
     }
     for name in &names {
         assert_eq!(velero.timeline().finished("thaw", name), 0);
@@ -437,6 +271,7 @@ async fn frozen_pods(velero: &mut Velero) -> Vec<String> {
     names
 }
 
+/// Asserts that each pod was thawed exactly once.
 fn assert_thawed_once(velero: &Velero, names: &[String]) {
     let timeline = velero.timeline();
     for name in names {
@@ -452,10 +287,9 @@ fn assert_thawed_once(velero: &Velero, names: &[String]) {
 async fn shutdown_thaws_every_pod_still_frozen_before_the_process_exits() {
     let mut velero = Velero::start().await;
     let names = frozen_pods(&mut velero).await;
-    velero.plugin.shutdown().await;
     let status = velero
-        .plugin
-        .wait_exit(Duration::from_secs(2))
+        .stop(Duration::from_secs(2))
+        .await
         .expect("exited within Velero's grace");
     assert_eq!(status.code(), Some(0));
     assert_thawed_once(&velero, &names);
@@ -474,9 +308,11 @@ async fn sigterm_thaws_every_pod_still_frozen_before_the_process_exits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watchdog_thaws_a_pod_frozen_past_its_max_freeze() {
     let mut velero = Velero::start().await;
-    let db = pod("db", &["data"], json!({"quiesce.dev/max-freeze": "1s"}));
+    let db = hooked("db", &["data"])
+        .annotation("quiesce.dev/max-freeze", "1s")
+        .build();
     velero.index(&db).await;
-    velero.volume("pv-data", "data").await;
+    velero.volume("pv-data", "data").await.unwrap();
     // Velero never gets to the pod's Execute (say, a slow snapshot): the watchdog steps in.
     assert!(
         velero.wait_for("thaw", "db", 1).await,
@@ -511,7 +347,7 @@ async fn two_hundred_pods_at_eight_concurrent_callers_each_freeze_and_thaw_once(
             } else {
                 vec![claim.as_str()]
             };
-            let p = pod(&name, &claims, json!({}));
+            let p = hooked(&name, &claims).build();
             (name, p)
         })
         .collect();
@@ -521,20 +357,17 @@ async fn two_hundred_pods_at_eight_concurrent_callers_each_freeze_and_thaw_once(
     let pods = std::sync::Arc::new(pods);
     let workers: Vec<_> = (0..8)
         .map(|w| {
-            let (mut bia, mut iba, pods) = (velero.bia.clone(), velero.iba.clone(), pods.clone());
+            let (mut worker, pods) = (velero.worker(), pods.clone());
             tokio::spawn(async move {
                 for i in (w..200).step_by(8) {
                     let (name, p) = &pods[i];
-                    let item = serde_json::to_vec(p).unwrap();
-                    iba.get_related_items(ItemBlockActionGetRelatedItemsRequest {
-                        plugin: NAME.into(), item: item.clone(), backup: backup_json(),
-                    }).await.unwrap();
-                    if i % 4 != 0 {
-                        let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": format!("pv-{name}")},
-                                        "spec": {"claimRef": {"namespace": "shop", "name": format!("c{i:03}")}}});
-                        bia.execute(execute_request(serde_json::to_vec(&pv).unwrap())).await.unwrap();
-                    }
-                    bia.execute(execute_request(item)).await.unwrap();
+                    let (pv, claim) = (format!("pv-{name}"), format!("c{i:03}"));
+                    let volumes: &[(&str, &str)] = if i % 4 != 0 {
+                        &[(pv.as_str(), claim.as_str())]
+                    } else {
+                        &[]
+                    };
+                    worker.back_up(p, volumes).await.unwrap();
                 }
             })
         })
@@ -559,16 +392,11 @@ async fn two_hundred_pods_at_eight_concurrent_callers_each_freeze_and_thaw_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_velero_before_1_15_the_item_block_action_can_be_switched_off() {
-    let (plugin, cluster) =
-        launch_with_cluster_env(&[], &[("QUIESCE_ITEM_BLOCK_ACTION", "false")]).await;
-    let kinds: Vec<String> = plugin
-        .lister()
+    let mut velero = Velero::start_with_env(&[("QUIESCE_ITEM_BLOCK_ACTION", "false")]).await;
+    let kinds: Vec<String> = velero
+        .plugin
+        .list_plugins()
         .await
-        .list_plugins(Empty {})
-        .await
-        .unwrap()
-        .into_inner()
-        .plugins
         .into_iter()
         .map(|p| p.kind)
         .collect();
@@ -578,25 +406,19 @@ async fn for_velero_before_1_15_the_item_block_action_can_be_switched_off() {
         "Velero < 1.15 refuses the ItemBlockAction kind"
     );
     // No GetRelatedItems: the pods of the volume are found through the API.
-    let db = pod("db", &["data"], json!({}));
-    cluster.add_pod(db.clone()).unwrap();
-    let mut bia = plugin.backup_action().await;
-    let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-data"},
-                    "spec": {"claimRef": {"namespace": "shop", "name": "data"}}});
-    bia.execute(execute_request(serde_json::to_vec(&pv).unwrap()))
-        .await
-        .unwrap();
-    cluster.mark("snapshot pv-data");
-    bia.execute(execute_request(serde_json::to_vec(&db).unwrap()))
-        .await
-        .unwrap();
-    let timeline = Timeline(cluster.timeline());
+    let db = hooked("db", &["data"]).build();
+    velero.cluster.add_pod(db.clone()).unwrap();
+    velero.volume("pv-data", "data").await.unwrap();
+    velero.pod(&db).await.unwrap();
+    let timeline = velero.timeline();
     timeline.assert_frozen_around("db", "snapshot pv-data");
 }
 
 /// A pod of consistency group `shop`.
 fn member(name: &str, claims: &[&str]) -> Value {
-    pod(name, claims, json!({"quiesce.dev/group": "shop"}))
+    hooked(name, claims)
+        .annotation("quiesce.dev/group", "shop")
+        .build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -614,7 +436,7 @@ async fn a_group_of_three_pods_across_two_blocks_freezes_and_thaws_together() {
     velero.back_up(&a, &[("pv-a", "data-a")]).await.unwrap();
     velero.index(&b).await;
     velero.index(&c).await;
-    velero.volume("pv-b", "data-b").await;
+    velero.volume("pv-b", "data-b").await.unwrap();
     velero.pod(&b).await.unwrap();
     velero.pod(&c).await.unwrap();
 
@@ -645,15 +467,12 @@ async fn a_group_of_three_pods_across_two_blocks_freezes_and_thaws_together() {
 
 /// Replica `name` of StatefulSet `db` with label `role`, hooks once per owner on the primary.
 fn replica(name: &str, role: &str) -> Value {
-    let mut replica = pod(
-        name,
-        &[],
-        json!({"quiesce.dev/run-once-per": "owner", "quiesce.dev/run-on": "role=primary"}),
-    );
-    replica["metadata"]["labels"] = json!({"role": role});
-    replica["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1",
-        "kind": "StatefulSet", "name": "db", "uid": "sts-db", "controller": true}]);
-    replica
+    hooked(name, &[])
+        .annotation("quiesce.dev/run-once-per", "owner")
+        .annotation("quiesce.dev/run-on", "role=primary")
+        .label("role", role)
+        .owner("apps/v1", "StatefulSet", "db", "sts-db")
+        .build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -702,12 +521,12 @@ async fn three_replicas_run_their_hooks_once_on_the_primary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn templated_arguments_reach_the_command_as_single_elements() {
     let mut velero = Velero::start().await;
-    let db = pod(
-        "db",
-        &[],
-        json!({"pre.hook.backup.quiesce.dev/command":
-            "[\"echo\", \"freeze\", \"{{backup.namespace}}/{{backup.name}}\", \"{{pod.name}} {{container}} {{phase}}\"]"}),
-    );
+    let db = hooked("db", &[])
+        .annotation(
+            "pre.hook.backup.quiesce.dev/command",
+            "[\"echo\", \"freeze\", \"{{backup.namespace}}/{{backup.name}}\", \"{{pod.name}} {{container}} {{phase}}\"]",
+        )
+        .build();
     velero.back_up(&db, &[]).await.unwrap();
     let execs = velero.cluster.execs();
     let backup: Value = serde_json::from_slice(&backup_json()).unwrap();
@@ -725,11 +544,12 @@ async fn templated_arguments_reach_the_command_as_single_elements() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_template_variable_fails_the_pod_without_an_exec() {
     let mut velero = Velero::start().await;
-    let db = pod(
-        "db",
-        &[],
-        json!({"pre.hook.backup.quiesce.dev/command": "[\"echo\", \"freeze\", \"{{backup.nmae}}\"]"}),
-    );
+    let db = hooked("db", &[])
+        .annotation(
+            "pre.hook.backup.quiesce.dev/command",
+            "[\"echo\", \"freeze\", \"{{backup.nmae}}\"]",
+        )
+        .build();
     let status = velero.back_up(&db, &[]).await.unwrap_err();
     assert!(
         status

@@ -1,8 +1,12 @@
 //! Shared helpers for the integration tests: launch the real binary the way Velero's
 //! go-plugin client does (cookie in the environment, all of `velero server`'s flags, read
-//! the first stdout line, dial the socket it names) and watch what it writes.
+//! the first stdout line, dial the socket it names), watch what it writes, and the requests
+//! and objects of one backup as Velero sends them. [`velero`] replays a whole backup.
+//!
+//! The integration binary uses every helper; `tests/soak.rs`, the benches and the demo
+//! include this module by path and use part of it.
 
-#![allow(dead_code)]
+pub mod velero;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -12,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use hyper_util::rt::TokioIo;
 use quiesce::proto::generated::plugin_lister_client::PluginListerClient;
+use quiesce::proto::generated::{Empty, PluginIdentifier};
 use quiesce::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use quiesce::proto::v1::item_block_action_client::ItemBlockActionClient;
+use quiesce::proto::v1::ItemBlockActionGetRelatedItemsRequest;
 use quiesce::proto::v2::backup_item_action_client::BackupItemActionClient;
 use quiesce::proto::v2::ExecuteRequest;
 use tonic::transport::{Channel, Endpoint};
@@ -44,8 +50,11 @@ pub const VELERO_SERVER_FLAGS: &[&str] = &[
 
 /// A running plugin process.
 pub struct Plugin {
+    /// The plugin process.
     pub child: Child,
+    /// The Unix socket the handshake line names.
     pub socket: PathBuf,
+    /// The handshake line, newline included.
     pub handshake: String,
     stdout_rest: Arc<Mutex<Vec<u8>>>,
     stderr: Arc<Mutex<Vec<u8>>>,
@@ -145,16 +154,31 @@ impl Plugin {
         connect(&self.socket).await
     }
 
-    pub async fn lister(&self) -> PluginListerClient<Channel> {
+    /// A `PluginLister` client, as Velero asks what the binary serves.
+    async fn lister(&self) -> PluginListerClient<Channel> {
         PluginListerClient::new(self.connect().await)
     }
 
+    /// What the binary serves, as Velero's `ListPlugins` asks at start, on a connection of its
+    /// own that is closed before this returns.
+    pub async fn list_plugins(&self) -> Vec<PluginIdentifier> {
+        let mut lister = self.lister().await;
+        lister
+            .list_plugins(Empty {})
+            .await
+            .unwrap()
+            .into_inner()
+            .plugins
+    }
+
+    /// A BackupItemAction v2 client with message size limits lifted, for large items.
     pub async fn backup_action(&self) -> BackupItemActionClient<Channel> {
         BackupItemActionClient::new(self.connect().await)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX)
     }
 
+    /// An ItemBlockAction v1 client.
     pub async fn item_block_action(&self) -> ItemBlockActionClient<Channel> {
         ItemBlockActionClient::new(self.connect().await)
     }
@@ -222,6 +246,7 @@ impl Plugin {
         self.stdout_rest.lock().unwrap().clone()
     }
 
+    /// Sends `signal` to the process, as `kill -SIGNAL PID` does.
     pub fn signal(&self, signal: i32) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
@@ -280,10 +305,23 @@ pub fn pod_json(namespace: &str, name: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The name the plugin registers its actions under, as Velero addresses them.
+pub const PLUGIN_NAME: &str = "quiesce.dev/pod-hooks";
+
 /// BackupItemAction `Execute` of `item` in [`backup_json`]'s backup, as Velero sends it.
 pub fn execute_request(item: Vec<u8>) -> ExecuteRequest {
     ExecuteRequest {
-        plugin: "quiesce.dev/pod-hooks".into(),
+        plugin: PLUGIN_NAME.into(),
+        item,
+        backup: backup_json(),
+    }
+}
+
+/// ItemBlockAction `GetRelatedItems` of `item` in [`backup_json`]'s backup, as Velero sends it
+/// while forming item blocks.
+pub fn related_items_request(item: Vec<u8>) -> ItemBlockActionGetRelatedItemsRequest {
+    ItemBlockActionGetRelatedItemsRequest {
+        plugin: PLUGIN_NAME.into(),
         item,
         backup: backup_json(),
     }

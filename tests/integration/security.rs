@@ -2,13 +2,13 @@
 //! listener), removed on every orderly exit path; hostile annotation values give bounded, clean
 //! log lines; secrets from the environment and the kubeconfig never reach the log.
 
-mod util;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use util::{execute_request, launch_with_cluster_env, Plugin};
+use fake_kube::objects::pod;
+use serde_json::Value;
+
+use crate::util::{execute_request, launch_with_cluster_env, Plugin};
 
 /// Velero's host gives the plugin 2 s after Shutdown before it SIGKILLs it.
 const HOST_GRACE: Duration = Duration::from_secs(2);
@@ -53,10 +53,11 @@ fn tcp_listeners(pid: u32) -> HashSet<String> {
 async fn the_plugin_listens_on_no_tcp_port_even_while_talking_to_the_api_server() {
     let (plugin, cluster) = launch_with_cluster_env(&[], &[]).await;
     // Make it open a client connection to the API server first.
-    let pod = json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "db", "namespace": "shop", "uid": "u1",
-                     "annotations": {"pre.hook.backup.quiesce.dev/command": "[\"true\"]"}},
-        "spec": {"containers": [{"name": "app"}]}, "status": {"phase": "Running"}});
+    let pod = pod("shop", "db")
+        .uid("u1")
+        .annotation("pre.hook.backup.quiesce.dev/command", "[\"true\"]")
+        .container("app")
+        .build();
     cluster.add_pod(pod.clone()).unwrap();
     plugin
         .backup_action()
@@ -108,17 +109,20 @@ async fn hostile_annotations_give_bounded_clean_log_lines() {
     let (plugin, cluster) = launch_with_cluster_env(&[], &[]).await;
     let control = "\u{1b}[31m\u{0}\r\n\u{7}\u{202e}".repeat(16 * 1024);
     let huge = "x".repeat(200 * 1024);
-    let pod = json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "db", "namespace": "shop", "uid": "u1", "annotations": {
-            "pre.hook.backup.quiesce.dev/command": format!("[\"{huge}\", \"{}\"]", control.escape_default()),
-            "pre.hook.backup.quiesce.dev/container": control.clone(),
-            "pre.hook.backup.quiesce.dev/timeout": control.clone(),
-            "pre.hook.backup.quiesce.dev/on-error": huge.clone(),
-            "pre.hook.backup.quiesce.dev/retries": control.clone(),
-            "quiesce.dev/run-on": control.clone(),
-            "quiesce.dev/run-once-per": "owner",
-        }},
-        "spec": {"containers": [{"name": "app"}]}, "status": {"phase": "Running"}});
+    let pod = pod("shop", "db")
+        .uid("u1")
+        .annotation(
+            "pre.hook.backup.quiesce.dev/command",
+            format!("[\"{huge}\", \"{}\"]", control.escape_default()),
+        )
+        .annotation("pre.hook.backup.quiesce.dev/container", control.clone())
+        .annotation("pre.hook.backup.quiesce.dev/timeout", control.clone())
+        .annotation("pre.hook.backup.quiesce.dev/on-error", huge.clone())
+        .annotation("pre.hook.backup.quiesce.dev/retries", control.clone())
+        .annotation("quiesce.dev/run-on", control.clone())
+        .annotation("quiesce.dev/run-once-per", "owner")
+        .container("app")
+        .build();
     cluster.add_pod(pod.clone()).unwrap();
     let answer = plugin
         .backup_action()
@@ -163,12 +167,12 @@ async fn secrets_in_the_environment_and_kubeconfig_never_reach_the_log() {
         ],
     )
     .await;
-    let pod = json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "db", "namespace": "shop", "uid": "u1", "annotations": {
-            "pre.hook.backup.quiesce.dev/command": "[\"false\"]",
-            "post.hook.backup.quiesce.dev/command": "[\"true\"]",
-        }},
-        "spec": {"containers": [{"name": "app"}]}, "status": {"phase": "Running"}});
+    let pod = pod("shop", "db")
+        .uid("u1")
+        .annotation("pre.hook.backup.quiesce.dev/command", "[\"false\"]")
+        .annotation("post.hook.backup.quiesce.dev/command", "[\"true\"]")
+        .container("app")
+        .build();
     cluster.add_pod(pod.clone()).unwrap();
     let _ = plugin
         .backup_action()

@@ -11,12 +11,13 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fake_kube::FakeKube;
+use fake_kube::{objects, FakeKube};
 use quiesce::explain::{self, EXIT_CLEAN, EXIT_PROBLEMS, EXIT_USAGE};
 use serde_json::{json, Value};
 
 const FIXTURES: &str = "tests/fixtures/explain";
 
+/// The path of a fixture file.
 fn fixture(name: &str) -> String {
     format!("{FIXTURES}/{name}")
 }
@@ -48,7 +49,7 @@ fn assert_golden(name: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e}; create it with UPDATE_GOLDEN=1 cargo test --test explain",
+            "{}: {e}; create it with UPDATE_GOLDEN=1 cargo test --test integration explain::",
             path.display()
         )
     });
@@ -59,6 +60,7 @@ fn assert_golden(name: &str, actual: &str) {
     );
 }
 
+/// Arguments of `explain` on the problems fixture and backup, output format `output`.
 fn problems_args(output: &str) -> Vec<String> {
     vec![
         "-f".into(),
@@ -70,6 +72,7 @@ fn problems_args(output: &str) -> Vec<String> {
     ]
 }
 
+/// [`run`] with owned arguments.
 async fn run_owned(args: &[String]) -> (u8, String, String) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run(&args).await
@@ -164,6 +167,7 @@ async fn groups_fixture_json_matches_its_golden_and_exits_0() {
     assert_golden("groups.json", &out);
 }
 
+/// Arguments of `explain` on the templates fixture and backup, output format `output`.
 fn templates_args(output: &str) -> Vec<String> {
     vec![
         "-f".into(),
@@ -206,6 +210,7 @@ async fn template_errors_fixture_json_matches_its_golden_and_exits_1() {
 
 // ----- what the problems fixture must contain -----
 
+/// The report entry of pod `name`.
 fn pod<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["pods"]
         .as_array()
@@ -215,6 +220,7 @@ fn pod<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("pod {name} not in the report"))
 }
 
+/// The `kind` of each finding.
 fn kinds(findings: &Value) -> Vec<&str> {
     findings
         .as_array()
@@ -333,6 +339,7 @@ async fn governance_refusals_are_policy_warnings_on_their_pods_and_rule_hooks_st
 
 // ----- run once per owner, consistency groups, templates, execution options -----
 
+/// The first hook of `phase` in the report entry of pod `pod_name`.
 fn hook<'a>(report: &'a Value, pod_name: &str, phase: &str) -> &'a Value {
     &pod(report, pod_name)["phases"][phase]["hooks"][0]
 }
@@ -685,6 +692,7 @@ async fn cluster_with_clean_fixture() -> (FakeKube, PathBuf, tempfile::TempDir) 
     (kube, kubeconfig, dir)
 }
 
+/// Asserts that explain read the cluster with GETs only and sent no exec.
 fn assert_no_exec(kube: &FakeKube) {
     let requests = kube.requests();
     assert!(
@@ -726,14 +734,13 @@ async fn the_cluster_gives_the_same_report_as_the_files_and_no_exec_is_sent() {
 #[tokio::test]
 async fn a_problem_in_the_cluster_exits_1_and_still_no_exec_is_sent() {
     let (kube, kubeconfig, _dir) = cluster_with_clean_fixture().await;
-    kube.add_pod(json!({
-        "metadata": {"name": "broken-0", "namespace": "shop", "annotations": {
-            "pre.hook.backup.quiesce.dev/command": "[\"sync\"]",
-            "pre.hook.backup.quiesce.dev/container": "nosuch",
-        }},
-        "spec": {"containers": [{"name": "main"}]},
-        "status": {"phase": "Running"},
-    }))
+    kube.add_pod(
+        objects::pod("shop", "broken-0")
+            .annotation("pre.hook.backup.quiesce.dev/command", "[\"sync\"]")
+            .annotation("pre.hook.backup.quiesce.dev/container", "nosuch")
+            .container("main")
+            .build(),
+    )
     .unwrap();
     let (code, out, err) = run(&[
         "--kubeconfig",
@@ -788,6 +795,7 @@ async fn the_plugin_config_map_is_read_from_the_velero_namespace_only() {
 
 // ----- the binary (needs `explain` dispatched in main.rs) -----
 
+/// The plugin binary as a plain command, without Velero's environment.
 fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_velero-plugin-quiesce"));
     command
@@ -796,6 +804,7 @@ fn binary() -> Command {
     command
 }
 
+/// The content of a golden file.
 fn golden_text(name: &str) -> String {
     std::fs::read_to_string(Path::new(FIXTURES).join(name)).unwrap()
 }

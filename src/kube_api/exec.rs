@@ -1,5 +1,6 @@
-//! [`KubeExecutor`]: [`Executor`] over the `pods/exec` subresource with kube-rs
-//! (WebSocket, `v5.channel.k8s.io` with `v4.channel.k8s.io` as the fallback kube-rs offers).
+//! [`Executor`] for [`Kube`]: one command in one container over the `pods/exec` subresource
+//! with kube-rs (WebSocket, `v5.channel.k8s.io` with `v4.channel.k8s.io` as the fallback
+//! kube-rs offers).
 //!
 //! One call = one exec, over the client without kube's hidden retry of 429/503/504 (see
 //! [`super::client`]): the container is always named, stdout and stderr are requested, stdin
@@ -12,23 +13,24 @@
 //! What stderr carried before a timeout (or a dropped stream) is kept for
 //! [`Executor::exec_keeping_partial_stderr`]: kill-on-timeout reads the hook's PID from it.
 //!
-//! [`Executor::observe_container`] is one `GET pod` (`Api::<Pod>::get`), the container's state
-//! taken from the pod's status by [`super::container_observation`].
+//! [`Executor::observe_container`] is one `GET pod` ([`Kube::get_pod`]), the container's state
+//! taken from the pod's status by [`container_observation`].
 //!
 //! This module maps kube-rs and HTTP failures to [`ExecError`]; it does not log (the caller,
-//! [`super::hook`], logs with the hook's fields), does not wait and does not retry.
+//! [`crate::exec::hook`], logs with the hook's fields), does not wait and does not retry.
 
 use std::time::Instant;
 
-use ::kube::api::{Api, AttachParams, AttachedProcess};
-use ::kube::core::Status;
 use futures_util::FutureExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status as ChannelStatus;
+use kube::api::{Api, AttachParams, AttachedProcess};
+use kube::core::Status;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::client::{chain, ClusterClient};
-use super::{
+use super::error::chain;
+use super::{Error, Kube};
+use crate::exec::{
     container_observation, Captured, ContainerObservation, ExecAttempt, ExecError, ExecOutput,
     ExecRequest, Executor, OUTPUT_LIMIT,
 };
@@ -40,23 +42,7 @@ const PIPE_BUFFER: usize = 64 * 1024;
 /// Size of one read from the pipe.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Runs commands in pod containers through the Kubernetes API (`pods/exec`).
-#[derive(Debug, Clone)]
-pub struct KubeExecutor {
-    client: ClusterClient,
-}
-
-impl KubeExecutor {
-    /// An executor using `client`, which is built on the first exec (never here).
-    pub fn new(client: ClusterClient) -> Self {
-        KubeExecutor { client }
-    }
-
-    /// The client holder, to share it (e.g. with [`super::load_hook_config`]).
-    pub fn client(&self) -> &ClusterClient {
-        &self.client
-    }
-
+impl Kube {
     /// Everything the timeout covers: building the client, the upgrade, the streams, the
     /// status. Output is captured into `stdout` and `stderr`, which outlive a cancellation.
     async fn exec_uncancelled(
@@ -65,11 +51,7 @@ impl KubeExecutor {
         stdout: &mut Captured,
         stderr: &mut Captured,
     ) -> Result<i32, ExecError> {
-        let client = self
-            .client
-            .get_for_exec()
-            .await
-            .map_err(ExecError::NoClient)?;
+        let client = self.get_for_exec().await.map_err(ExecError::NoClient)?;
         let pods: Api<Pod> = Api::namespaced(client, &request.namespace);
         let params = AttachParams::default()
             .container(request.container.clone())
@@ -99,19 +81,10 @@ impl KubeExecutor {
             }
         }
     }
-
-    /// `GET pod`, failures mapped like the exec's.
-    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Pod, ExecError> {
-        let client = self.client.get().await.map_err(ExecError::NoClient)?;
-        let pods: Api<Pod> = Api::namespaced(client, namespace);
-        pods.get(name)
-            .await
-            .map_err(|error| map_get_error(namespace, name, error))
-    }
 }
 
 #[async_trait::async_trait]
-impl Executor for KubeExecutor {
+impl Executor for Kube {
     async fn exec(&self, request: &ExecRequest) -> Result<ExecOutput, ExecError> {
         self.exec_keeping_partial_stderr(request).await.result
     }
@@ -150,7 +123,10 @@ impl Executor for KubeExecutor {
         pod: &str,
         container: &str,
     ) -> Result<ContainerObservation, ExecError> {
-        let pod = self.get_pod(namespace, pod).await?;
+        let pod = self
+            .get_pod(namespace, pod)
+            .await
+            .map_err(|error| pod_read_failed(namespace, pod, error))?;
         Ok(container_observation(&pod, container))
     }
 }
@@ -279,11 +255,11 @@ pub(crate) fn exit_code_from_status(status: &ChannelStatus) -> Result<i32, ExecE
 }
 
 /// Maps the failure of the exec request itself (before any stream) to an [`ExecError`].
-fn map_exec_error(request: &ExecRequest, error: ::kube::Error) -> ExecError {
+fn map_exec_error(request: &ExecRequest, error: kube::Error) -> ExecError {
     match error {
-        ::kube::Error::Api(status) => map_rejection(request, &status),
-        ::kube::Error::UpgradeConnection(upgrade) => match upgrade {
-            ::kube::client::UpgradeConnectionError::ProtocolSwitch(code) => {
+        kube::Error::Api(status) => map_rejection(request, &status),
+        kube::Error::UpgradeConnection(upgrade) => match upgrade {
+            kube::client::UpgradeConnectionError::ProtocolSwitch(code) => {
                 ExecError::UpgradeRejected {
                     code: code.as_u16(),
                     message: format!(
@@ -293,7 +269,7 @@ fn map_exec_error(request: &ExecRequest, error: ::kube::Error) -> ExecError {
             }
             // The server said 101 but the connection was lost while taking it over: it may
             // have started the command.
-            ::kube::client::UpgradeConnectionError::GetPendingUpgrade(error) => {
+            kube::client::UpgradeConnectionError::GetPendingUpgrade(error) => {
                 ExecError::StreamDropped(chain(&error))
             }
             other => ExecError::UpgradeRejected {
@@ -301,32 +277,28 @@ fn map_exec_error(request: &ExecRequest, error: ::kube::Error) -> ExecError {
                 message: chain(&other),
             },
         },
-        ::kube::Error::HyperError(error) => ExecError::Unreachable(chain(&error)),
-        ::kube::Error::Service(error) => ExecError::Unreachable(chain(error.as_ref())),
+        kube::Error::HyperError(error) => ExecError::Unreachable(chain(&error)),
+        kube::Error::Service(error) => ExecError::Unreachable(chain(error.as_ref())),
         other => ExecError::Request(chain(&other)),
     }
 }
 
-/// Maps the failure of `GET pod` to an [`ExecError`].
-fn map_get_error(namespace: &str, name: &str, error: ::kube::Error) -> ExecError {
+/// Maps a failed `GET pod` (the wait before an exec) to an [`ExecError`].
+fn pod_read_failed(namespace: &str, name: &str, error: Error) -> ExecError {
     match error {
-        ::kube::Error::Api(status) if status.code == 404 => ExecError::PodNotFound {
+        Error::NotFound(_) => ExecError::PodNotFound {
             namespace: namespace.to_owned(),
             pod: name.to_owned(),
         },
-        ::kube::Error::Api(status) => ExecError::PodReadFailed {
+        Error::Forbidden(_) | Error::Status(_) => ExecError::PodReadFailed {
             namespace: namespace.to_owned(),
             pod: name.to_owned(),
-            code: status.code,
-            message: if status.message.is_empty() {
-                format!("HTTP {} {}", status.code, status.reason)
-            } else {
-                status.message.clone()
-            },
+            code: error.code().unwrap_or_default(),
+            message: error.to_string(),
         },
-        ::kube::Error::HyperError(error) => ExecError::Unreachable(chain(&error)),
-        ::kube::Error::Service(error) => ExecError::Unreachable(chain(error.as_ref())),
-        other => ExecError::Request(chain(&other)),
+        Error::NoClient(reason) => ExecError::NoClient(reason),
+        Error::Unreachable(error) => ExecError::Unreachable(chain(&error)),
+        Error::Timeout(_) | Error::Client(_) => ExecError::Request(error.to_string()),
     }
 }
 
@@ -355,7 +327,41 @@ fn map_rejection(request: &ExecRequest, status: &Status) -> ExecError {
             container: request.container.clone(),
         };
     }
+    if code == 403 {
+        return ExecError::UpgradeRejected {
+            code,
+            message: forbidden_exec_message(request, status),
+        };
+    }
     ExecError::UpgradeRejected { code, message }
+}
+
+/// A refused exec as the API server put it — and, when its message names no reason, which
+/// grant is missing. Kubernetes 1.35+ authorizes a WebSocket exec (a GET) for `create` on
+/// `pods/exec` too, and RBAC's denial of that second check carries an empty reason, so the
+/// message ends in `is forbidden: ` (kubectl shows a full reason because it falls back to
+/// SPDY, whose POST is authorized for `create` directly).
+fn forbidden_exec_message(request: &ExecRequest, status: &Status) -> String {
+    let message = status.message.trim_end();
+    if !message.is_empty() && !message.ends_with(':') {
+        return status.message.clone();
+    }
+    let said = if message.is_empty() {
+        format!("pods {:?} is forbidden:", request.pod)
+    } else {
+        message.to_owned()
+    };
+    format!(
+        "{said} the API server gave no reason (HTTP 403 {}); exec over WebSocket needs \
+         \"create\" as well as \"get\" on \"pods/exec\" in namespace {:?} (Kubernetes 1.35+): \
+         grant both to the plugin's identity (plugin-manifest/rbac.yaml)",
+        if status.reason.is_empty() {
+            "Forbidden"
+        } else {
+            status.reason.as_str()
+        },
+        request.namespace
+    )
 }
 
 #[cfg(test)]
@@ -453,6 +459,30 @@ mod tests {
             error.to_string(),
             "no such container: \"main\" in pod ns/db"
         );
+    }
+
+    #[test]
+    fn a_forbidden_exec_keeps_the_servers_reason_or_names_the_missing_verb() {
+        let full = Status::failure(
+            "pods \"db\" is forbidden: User \"velero\" cannot get resource \"pods/exec\" in API group \"\" in the namespace \"ns\"",
+            "Forbidden",
+        )
+        .with_code(403);
+        assert_eq!(
+            map_rejection(&request(), &full).to_string(),
+            format!("unable to upgrade connection: {}", full.message)
+        );
+        // What a 1.35 API server sends when `create` is missing: no reason after the colon.
+        let empty = Status::failure("pods \"db\" is forbidden: ", "Forbidden").with_code(403);
+        let error = map_rejection(&request(), &empty);
+        assert_eq!(
+            error.to_string(),
+            "unable to upgrade connection: pods \"db\" is forbidden: the API server gave no \
+             reason (HTTP 403 Forbidden); exec over WebSocket needs \"create\" as well as \"get\" \
+             on \"pods/exec\" in namespace \"ns\" (Kubernetes 1.35+): grant both to the plugin's \
+             identity (plugin-manifest/rbac.yaml)"
+        );
+        assert!(!error.is_transient());
     }
 
     #[test]

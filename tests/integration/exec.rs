@@ -1,4 +1,4 @@
-//! `src/exec` against the in-repo fake API server (`fake-kube`): [`KubeExecutor`] over real
+//! `src/exec` against the in-repo fake API server (`fake-kube`): [`Kube`] over real
 //! WebSocket exec (v5 and the v4 fallback, http and https), every failure mapped to its
 //! `ExecError`, the timeout cancelling the stream (the fake kills the orphan and says so in
 //! its timeline), bounded output, the lazy client, `run_hook`'s Velero log lines, the
@@ -10,14 +10,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fake_kube::objects::{container, pod};
 use fake_kube::{ExecOutcome, FakeKube, Fault, FaultRule};
 use quiesce::exec::{
-    load_hook_config, run_hook, ClusterClient, ExecError, ExecOutput, ExecRequest, Executor,
-    HookFailure, KubeExecutor, OUTPUT_LIMIT,
+    run_hook, ExecError, ExecOutput, ExecRequest, Executor, HookFailure, OUTPUT_LIMIT,
 };
 use quiesce::hooks::{
     Execution, HookSource, OnError, Phase, PodRef, ResolvedHook, WaitFor, ANNOTATION_HOOK_NAME,
 };
+use quiesce::kube_api::{load_hook_config, Kube};
 use quiesce::velero::log::MemoryLog;
 use serde_json::{json, Value};
 use tracing_subscriber::filter::LevelFilter;
@@ -29,22 +30,19 @@ const POD: &str = "db-0";
 /// kubeconfig for it, and an executor using that kubeconfig.
 struct Cluster {
     kube: FakeKube,
-    executor: KubeExecutor,
+    executor: Kube,
     kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
 }
 
+/// Puts pod `shop/db-0` into `kube` and builds an executor from its kubeconfig.
 async fn cluster_with(kube: FakeKube) -> Cluster {
-    kube.add_pod(json!({
-        "metadata": {"name": POD, "namespace": NS},
-        "spec": {"containers": [{"name": "main"}, {"name": "sidecar"}]},
-        "status": {"phase": "Running"},
-    }))
-    .unwrap();
+    kube.add_pod(pod(NS, POD).container("main").container("sidecar").build())
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig).unwrap();
-    let executor = KubeExecutor::new(ClusterClient::from_kubeconfig_file(&kubeconfig));
+    let executor = Kube::from_kubeconfig_file(&kubeconfig);
     Cluster {
         kube,
         executor,
@@ -53,10 +51,12 @@ async fn cluster_with(kube: FakeKube) -> Cluster {
     }
 }
 
+/// A [`Cluster`] on a default fake API server.
 async fn cluster() -> Cluster {
     cluster_with(FakeKube::start().await.unwrap()).await
 }
 
+/// An exec of `command` in container `main` of `shop/db-0`.
 fn request(command: &[&str], timeout: Duration) -> ExecRequest {
     ExecRequest {
         namespace: NS.into(),
@@ -67,10 +67,12 @@ fn request(command: &[&str], timeout: Duration) -> ExecRequest {
     }
 }
 
+/// `sh -c SCRIPT` in `main`, with a 10 s timeout.
 fn sh(script: &str) -> ExecRequest {
     request(&["sh", "-c", script], Duration::from_secs(10))
 }
 
+/// A pre hook from the annotations running `command` in `main`, 10 s timeout.
 fn hook(command: &[&str], on_error: OnError) -> ResolvedHook {
     ResolvedHook {
         phase: Phase::Pre,
@@ -87,6 +89,7 @@ fn hook(command: &[&str], on_error: OnError) -> ResolvedHook {
     }
 }
 
+/// The test pod, `shop/db-0`.
 fn pod_ref() -> PodRef {
     PodRef {
         namespace: NS.into(),
@@ -94,6 +97,7 @@ fn pod_ref() -> PodRef {
     }
 }
 
+/// Runs `request` through the cluster's executor.
 async fn exec(cluster: &Cluster, request: &ExecRequest) -> Result<ExecOutput, ExecError> {
     cluster.executor.exec(request).await
 }
@@ -123,6 +127,7 @@ fn point_kubeconfig_at_a_closed_port(cluster: &Cluster) {
     std::fs::write(&cluster.kubeconfig, yaml).unwrap();
 }
 
+/// The `@message` of each log line.
 fn messages(lines: &[Value]) -> Vec<String> {
     lines
         .iter()
@@ -130,7 +135,7 @@ fn messages(lines: &[Value]) -> Vec<String> {
         .collect()
 }
 
-// ----- exec through KubeExecutor -----
+// ----- exec through Kube -----
 
 #[tokio::test]
 async fn command_output_and_exit_code_zero_come_back() {
@@ -441,7 +446,7 @@ async fn a_delay_beyond_the_timeout_times_out_before_the_command_starts() {
 async fn a_closed_port_is_unreachable() {
     let cluster = cluster().await;
     point_kubeconfig_at_a_closed_port(&cluster);
-    let executor = KubeExecutor::new(ClusterClient::from_kubeconfig_file(&cluster.kubeconfig));
+    let executor = Kube::from_kubeconfig_file(&cluster.kubeconfig);
     let error = executor
         .exec(&request(&["true"], Duration::from_secs(10)))
         .await
@@ -463,8 +468,8 @@ async fn the_client_is_built_on_first_use_and_a_failure_is_retried() {
     let cluster = cluster().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("later-kubeconfig");
-    let executor = KubeExecutor::new(ClusterClient::from_kubeconfig_file(&path));
-    assert!(!executor.client().is_built());
+    let executor = Kube::from_kubeconfig_file(&path);
+    assert!(!executor.is_built());
 
     let error = executor
         .exec(&request(&["true"], Duration::from_secs(10)))
@@ -483,14 +488,14 @@ async fn the_client_is_built_on_first_use_and_a_failure_is_retried() {
         .await
         .unwrap();
     assert_eq!(output.exit_code, 0);
-    assert!(executor.client().is_built());
+    assert!(executor.is_built());
 }
 
 #[tokio::test]
 async fn an_executor_without_any_configuration_constructs_fine() {
     // Building reads nothing: no kubeconfig, no in-cluster environment needed.
-    let executor = KubeExecutor::new(ClusterClient::infer());
-    assert!(!executor.client().is_built());
+    let executor = Kube::infer();
+    assert!(!executor.is_built());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -507,7 +512,7 @@ async fn concurrent_execs_share_one_client() {
         let output = task.await.unwrap().unwrap();
         assert_eq!(output.stdout.bytes, format!("{i}\n").as_bytes());
     }
-    assert!(cluster.executor.client().is_built());
+    assert!(cluster.executor.is_built());
     assert_eq!(cluster.kube.execs().len(), 16);
 }
 
@@ -656,6 +661,7 @@ async fn huge_hook_output_is_logged_cut_and_marked() {
 
 // ----- run_hook: waiting for the container -----
 
+/// [`hook`] that first waits up to `timeout` for its container to run (and be ready).
 fn waiting_hook(command: &[&str], timeout: Duration, ready: bool) -> ResolvedHook {
     ResolvedHook {
         execution: Execution {
@@ -666,6 +672,7 @@ fn waiting_hook(command: &[&str], timeout: Duration, ready: bool) -> ResolvedHoo
     }
 }
 
+/// Sets the state and readiness of container `main` in the pod's status.
 fn set_main(cluster: &Cluster, state: Value, ready: bool) {
     cluster
         .kube
@@ -857,14 +864,12 @@ async fn a_native_sidecar_is_waited_for_through_init_container_statuses() {
     let cluster = cluster().await;
     cluster
         .kube
-        .add_pod(json!({
-            "metadata": {"name": "web-0", "namespace": NS},
-            "spec": {
-                "initContainers": [{"name": "proxy", "restartPolicy": "Always"}],
-                "containers": [{"name": "web"}],
-            },
-            "status": {"phase": "Running"},
-        }))
+        .add_pod(
+            pod(NS, "web-0")
+                .init_container(container("proxy").restart_policy("Always"))
+                .container("web")
+                .build(),
+        )
         .unwrap();
     let web = PodRef {
         namespace: NS.into(),
@@ -925,6 +930,7 @@ async fn a_pod_that_is_gone_fails_the_wait_as_pod_not_found() {
 
 // ----- run_hook: retries -----
 
+/// [`hook`] retried up to `retries` times, also on the given exit codes.
 fn retrying_hook(command: &[&str], retries: u32, exit_codes: &[i32]) -> ResolvedHook {
     ResolvedHook {
         execution: Execution {
@@ -1088,6 +1094,7 @@ async fn a_listed_exit_code_is_retried_until_the_command_succeeds() {
 const HANGS_UNTIL_TERM: &str =
     "trap 'echo bye > terminated; exit 143' TERM; echo $$ > pid; while true; do sleep 0.1; done";
 
+/// [`hook`] whose command hangs until SIGTERM, with a 2 s timeout.
 fn hung_hook(kill_on_timeout: bool) -> ResolvedHook {
     ResolvedHook {
         timeout: Duration::from_secs(2),
@@ -1099,6 +1106,8 @@ fn hung_hook(kill_on_timeout: bool) -> ResolvedHook {
     }
 }
 
+/// A [`Cluster`] whose fake API server leaves commands running when their client goes away, as a
+/// kubelet does.
 async fn kubelet_like_cluster() -> Cluster {
     cluster_with(
         FakeKube::builder()
@@ -1110,6 +1119,7 @@ async fn kubelet_like_cluster() -> Cluster {
     .await
 }
 
+/// Whether a process with this PID exists.
 fn is_alive(pid: u32) -> bool {
     // SAFETY: kill(2) with signal 0 only checks that the process exists.
     unsafe { libc::kill(pid as i32, 0) == 0 }
@@ -1281,6 +1291,7 @@ async fn a_timed_out_exec_keeps_the_stderr_that_arrived() {
 
 const VELERO_NS: &str = "velero";
 
+/// A ConfigMap in Velero's namespace with the plugin-config labels and `yaml` as its rules.
 fn plugin_config_map(name: &str, yaml: &str) -> Value {
     json!({
         "metadata": {
@@ -1318,7 +1329,7 @@ async fn rules_are_loaded_from_the_labelled_config_map() {
         }))
         .unwrap();
     let (logs, _guard) = capture_logs();
-    let config = load_hook_config(cluster.executor.client(), VELERO_NS).await;
+    let config = load_hook_config(&cluster.executor, VELERO_NS).await;
     assert_eq!(config.rules().len(), 1);
     assert_eq!(config.rules()[0].name(), "freeze-db");
     let lines = logs.lines();
@@ -1342,7 +1353,7 @@ async fn rules_are_loaded_from_the_labelled_config_map() {
 async fn no_config_map_means_the_default_config_and_an_info_line() {
     let cluster = cluster().await;
     let (logs, _guard) = capture_logs();
-    let config = load_hook_config(cluster.executor.client(), VELERO_NS).await;
+    let config = load_hook_config(&cluster.executor, VELERO_NS).await;
     assert!(config.rules().is_empty());
     let lines = logs.lines();
     assert_eq!(lines.len(), 1);
@@ -1358,11 +1369,8 @@ async fn an_unreachable_api_server_is_an_error_line_and_the_default_config() {
     let cluster = cluster().await;
     point_kubeconfig_at_a_closed_port(&cluster);
     let (logs, _guard) = capture_logs();
-    let config = load_hook_config(
-        &ClusterClient::from_kubeconfig_file(&cluster.kubeconfig),
-        VELERO_NS,
-    )
-    .await;
+    let config =
+        load_hook_config(&Kube::from_kubeconfig_file(&cluster.kubeconfig), VELERO_NS).await;
     assert!(config.rules().is_empty());
     let lines = logs.lines();
     assert_eq!(lines.len(), 1);
@@ -1386,7 +1394,7 @@ async fn several_config_maps_use_the_first_by_name_and_warn() {
         .add_config_map(plugin_config_map("aa-first", RULES))
         .unwrap();
     let (logs, _guard) = capture_logs();
-    let config = load_hook_config(cluster.executor.client(), VELERO_NS).await;
+    let config = load_hook_config(&cluster.executor, VELERO_NS).await;
     assert_eq!(config.rules().len(), 1);
     let lines = logs.lines();
     let warning = lines.iter().find(|l| l["@level"] == "warn").unwrap();
@@ -1402,7 +1410,7 @@ async fn configuration_problems_are_logged_naming_the_config_map() {
         .add_config_map(plugin_config_map("broken", "hooks: [this is: not valid"))
         .unwrap();
     let (logs, _guard) = capture_logs();
-    let config = load_hook_config(cluster.executor.client(), VELERO_NS).await;
+    let config = load_hook_config(&cluster.executor, VELERO_NS).await;
     assert!(config.rules().is_empty());
     let lines = logs.lines();
     let error = lines.iter().find(|l| l["@level"] == "error").unwrap();

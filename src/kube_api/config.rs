@@ -8,57 +8,34 @@
 //!
 //! Meant to be called once per plugin process (the caller keeps the result).
 
-use std::time::Duration;
-
-use ::kube::api::{Api, ListParams};
-use k8s_openapi::api::core::v1::ConfigMap;
-
 use crate::hooks::{Config, Severity};
 
-use super::client::{chain, ClusterClient};
+use super::Kube;
 
 /// Selects the plugin ConfigMap: Velero's plugin-config label plus the plugin's name and kind.
 pub const CONFIG_LABEL_SELECTOR: &str =
     "velero.io/plugin-config,quiesce.dev/pod-hooks=BackupItemActionV2";
 
-/// The environment variable Velero sets to its namespace in its deployment.
-pub const VELERO_NAMESPACE_ENV: &str = "VELERO_NAMESPACE";
-
-/// Velero's default namespace, used when [`VELERO_NAMESPACE_ENV`] is unset.
+/// Velero's default namespace, where its plugin ConfigMaps live unless `VELERO_NAMESPACE`
+/// says otherwise.
 pub const DEFAULT_VELERO_NAMESPACE: &str = "velero";
-
-/// How long listing ConfigMaps may take before the API server counts as unreachable.
-pub const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Velero's namespace: `$VELERO_NAMESPACE`, else `velero`.
-pub fn velero_namespace() -> String {
-    std::env::var(VELERO_NAMESPACE_ENV)
-        .ok()
-        .filter(|ns| !ns.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_VELERO_NAMESPACE.to_owned())
-}
 
 /// Reads the hook rules from the plugin ConfigMap in `namespace`, logging what it finds:
 /// - no ConfigMap → info line, default configuration;
 /// - API unreachable / no client / listing refused → error line, default configuration;
 /// - several ConfigMaps → warn line, the first by name is used;
 /// - each configuration problem → warn (warning) or error (error) line naming the ConfigMap.
-pub async fn load_hook_config(client: &ClusterClient, namespace: &str) -> Config {
-    let listed = match tokio::time::timeout(LOAD_TIMEOUT, list_config_maps(client, namespace)).await
-    {
-        Ok(result) => result,
-        Err(_) => Err(format!(
-            "listing ConfigMaps timed out after {}",
-            crate::hooks::format_go_duration(LOAD_TIMEOUT)
-        )),
-    };
+pub async fn load_hook_config(kube: &Kube, namespace: &str) -> Config {
+    let listed = kube
+        .list_config_maps(namespace, CONFIG_LABEL_SELECTOR)
+        .await;
     let mut config_maps = match listed {
         Ok(config_maps) => config_maps,
         Err(error) => {
             tracing::error!(
                 namespace,
                 labelSelector = CONFIG_LABEL_SELECTOR,
-                error = error.as_str(),
+                error = %error,
                 "cannot read the plugin ConfigMap; hook rules are not loaded, annotation hooks still apply"
             );
             return Config::default();
@@ -106,20 +83,4 @@ pub async fn load_hook_config(client: &ClusterClient, namespace: &str) -> Config
         "loaded hook rules from the plugin ConfigMap"
     );
     config
-}
-
-/// The ConfigMaps matching [`CONFIG_LABEL_SELECTOR`] in `namespace`.
-async fn list_config_maps(
-    client: &ClusterClient,
-    namespace: &str,
-) -> Result<Vec<ConfigMap>, String> {
-    let client = client
-        .get()
-        .await
-        .map_err(|reason| format!("no Kubernetes client: {reason}"))?;
-    let api: Api<ConfigMap> = Api::namespaced(client, namespace);
-    api.list(&ListParams::default().labels(CONFIG_LABEL_SELECTOR))
-        .await
-        .map(|list| list.items)
-        .map_err(|error| chain(&error))
 }

@@ -2,14 +2,12 @@
 //! plugin cookie, one directory argument, nothing else. The copy must be byte-identical, 0755,
 //! and itself a working plugin binary.
 
-mod util;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use util::{bin, Plugin};
+use crate::util::{bin, Plugin};
 
 const INSTALLED_NAME: &str = "velero-plugin-quiesce";
 
@@ -22,10 +20,12 @@ fn copy_to(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The command's stderr as text.
 fn stderr_of(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
+/// The names in a directory, sorted.
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use quiesce::hooks::{self, Config, HookSource, OnError, Phase, DEFAULT_TIMEOUT};
 use serde::Deserialize;
 
+/// A file of `plugin-manifest/`.
 fn manifest(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("plugin-manifest")
@@ -26,6 +27,7 @@ fn documents_of_kind<T: for<'de> Deserialize<'de>>(text: &str, kind: &str) -> Ve
         .collect()
 }
 
+/// The one ConfigMap of `configmap.yaml`.
 fn example_config_map() -> ConfigMap {
     let mut maps: Vec<ConfigMap> = documents_of_kind(&manifest("configmap.yaml"), "ConfigMap");
     assert_eq!(maps.len(), 1, "configmap.yaml holds one ConfigMap");

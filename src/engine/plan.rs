@@ -23,9 +23,13 @@ pub const FS_BACKUP_VOLUMES_ANNOTATION: &str = "backup.velero.io/backup-volumes"
 pub const FS_BACKUP_EXCLUDES_ANNOTATION: &str = "backup.velero.io/backup-volumes-excludes";
 /// Velero's label that keeps an item out of every backup.
 pub const EXCLUDE_LABEL: &str = "velero.io/exclude-from-backup";
+/// Velero's `--fs-backup-timeout` default: how long file-system backups of a Backup may take.
+pub const DEFAULT_FS_BACKUP_TIMEOUT: Duration = Duration::from_secs(4 * 60 * 60);
+/// The Backup annotation that overrides `--fs-backup-timeout` for one backup.
+pub const POD_VOLUME_TIMEOUT_ANNOTATION: &str = "velero.io/pod-volume-timeout";
 
 /// The parts of a `velero.io/v1` Backup that quiesce uses.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupInfo {
     /// `metadata.namespace` — Velero's namespace, where PodVolumeBackups live.
     pub namespace: String,
@@ -45,6 +49,20 @@ pub struct BackupInfo {
     pub label_selector: Option<LabelSelector>,
     /// `spec.orLabelSelectors`.
     pub or_label_selectors: Vec<LabelSelector>,
+    /// How long this backup's file-system backups may take: the Backup's
+    /// `velero.io/pod-volume-timeout` annotation, else Velero's `--fs-backup-timeout`.
+    pub fs_backup_timeout: Duration,
+    /// `spec.volumeGroupSnapshotLabelKey` (Velero 1.17+ always fills it in; `None` before).
+    pub volume_group_label_key: Option<String>,
+    /// `metadata.creationTimestamp`, as the API server wrote it (RFC 3339).
+    pub created: Option<String>,
+}
+
+impl Default for BackupInfo {
+    /// A Backup with nothing set: Velero's defaults.
+    fn default() -> Self {
+        BackupInfo::from_json(b"{}")
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -57,10 +75,13 @@ struct BackupJson {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
+#[serde(rename_all = "camelCase")]
 struct BackupMeta {
     namespace: String,
     name: String,
     uid: String,
+    annotations: std::collections::BTreeMap<String, String>,
+    creation_timestamp: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -71,6 +92,7 @@ struct BackupSpec {
     excluded_namespaces: Option<Vec<String>>,
     label_selector: Option<SelectorJson>,
     or_label_selectors: Option<Vec<SelectorJson>>,
+    volume_group_snapshot_label_key: Option<String>,
 }
 
 /// A `metav1.LabelSelector` as Velero sends it (already validated by Velero).
@@ -119,10 +141,31 @@ struct BackupStatus {
 
 impl BackupInfo {
     /// Reads the Backup JSON Velero sends with every call. Velero's own object, so anything
-    /// unreadable is treated as absent rather than failing the item.
+    /// unreadable is treated as absent rather than failing the item. File-system backups time
+    /// out after [`DEFAULT_FS_BACKUP_TIMEOUT`] unless the Backup says otherwise.
     pub fn from_json(bytes: &[u8]) -> BackupInfo {
+        Self::from_json_with(bytes, DEFAULT_FS_BACKUP_TIMEOUT)
+    }
+
+    /// [`BackupInfo::from_json`], with Velero's `--fs-backup-timeout` as the plugin's command
+    /// line gives it: the default when the Backup has no valid `velero.io/pod-volume-timeout`
+    /// (Velero itself falls back to its flag then).
+    pub fn from_json_with(bytes: &[u8], server_fs_backup_timeout: Duration) -> BackupInfo {
         let json: BackupJson = serde_json::from_slice(bytes).unwrap_or_default();
+        let fs_backup_timeout = json
+            .metadata
+            .annotations
+            .get(POD_VOLUME_TIMEOUT_ANNOTATION)
+            .and_then(|value| parse_go_duration(value).ok())
+            .filter(|d| !d.negative && !d.magnitude.is_zero())
+            .map_or(server_fs_backup_timeout, |d| d.magnitude);
         BackupInfo {
+            fs_backup_timeout,
+            volume_group_label_key: json
+                .spec
+                .volume_group_snapshot_label_key
+                .filter(|key| !key.is_empty()),
+            created: json.metadata.creation_timestamp,
             namespace: json.metadata.namespace,
             name: json.metadata.name,
             uid: json.metadata.uid,
@@ -185,7 +228,7 @@ pub struct PodPlan {
     /// How long the pod may stay frozen.
     pub max_freeze: Duration,
     /// A problem with `quiesce.dev/max-freeze`, to log at warning level.
-    pub max_freeze_warning: Option<String>,
+    pub max_freeze_warning: Option<MaxFreezeWarning>,
     /// The consistency group (`quiesce.dev/group` or a rule's `group`).
     pub group: Option<String>,
     /// The pod's controlling owner, for run-once hooks.
@@ -202,13 +245,23 @@ impl PodPlan {
             .clone()
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| pod_ref.to_string());
-        let (max_freeze, max_freeze_warning) = max_freeze(pod, &pod_ref, config.max_freeze());
+        let fs_backup_volumes = fs_backup_volumes(pod, backup.default_volumes_to_fs_backup);
+        // A pod with file-system-backup volumes stays frozen while its files upload: as long
+        // as Velero lets the upload take, unless someone chose otherwise.
+        let default_max_freeze = config
+            .max_freeze()
+            .unwrap_or(if fs_backup_volumes.is_empty() {
+                DEFAULT_MAX_FREEZE
+            } else {
+                backup.fs_backup_timeout
+            });
+        let (max_freeze, max_freeze_warning) = max_freeze(pod, &pod_ref, default_max_freeze);
         PodPlan {
             uid,
             pre: hooks::resolve(pod, Phase::Pre, config),
             post: hooks::resolve(pod, Phase::Post, config),
             claims: claims(pod),
-            fs_backup_volumes: fs_backup_volumes(pod, backup.default_volumes_to_fs_backup),
+            fs_backup_volumes,
             max_freeze,
             max_freeze_warning,
             group: hooks::group_of(pod, config),
@@ -293,13 +346,46 @@ fn fs_backup_volumes(pod: &Pod, default_volumes_to_fs_backup: bool) -> BTreeSet<
         .collect()
 }
 
-/// The pod's max-freeze: its annotation, else the ConfigMap's `maxFreeze`, else 10m.
+/// A `quiesce.dev/max-freeze` annotation that could not be used, and the default that applies
+/// instead. `Display` names the pod first, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaxFreezeWarning {
+    /// The pod.
+    pub pod: PodRef,
+    /// The annotation's value, verbatim.
+    pub value: String,
+    /// What is wrong with it (`is not positive`, `is not a duration (…)`).
+    pub problem: String,
+    /// The max-freeze used instead.
+    pub instead: Duration,
+}
+
+impl MaxFreezeWarning {
+    /// What is wrong, without the `pod namespace/name: ` that `Display` starts with: for
+    /// callers that show the pod apart, such as `explain`.
+    pub fn without_pod(&self) -> String {
+        format!(
+            "annotation {MAX_FREEZE_ANNOTATION} = {:?} {}; using {}",
+            self.value,
+            self.problem,
+            format_go_duration(self.instead)
+        )
+    }
+}
+
+impl std::fmt::Display for MaxFreezeWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pod {}: {}", self.pod, self.without_pod())
+    }
+}
+
+/// The pod's max-freeze: its annotation, else `default` (the ConfigMap's `maxFreeze`, else the
+/// fs-backup timeout for a pod with file-system-backup volumes, else 10m).
 fn max_freeze(
     pod: &Pod,
     pod_ref: &PodRef,
-    configured: Option<Duration>,
-) -> (Duration, Option<String>) {
-    let default = configured.unwrap_or(DEFAULT_MAX_FREEZE);
+    default: Duration,
+) -> (Duration, Option<MaxFreezeWarning>) {
     let Some(value) = pod
         .metadata
         .annotations
@@ -315,10 +401,12 @@ fn max_freeze(
     };
     (
         default,
-        Some(format!(
-            "pod {pod_ref}: annotation {MAX_FREEZE_ANNOTATION} = {value:?} {problem}; using {}",
-            format_go_duration(default)
-        )),
+        Some(MaxFreezeWarning {
+            pod: pod_ref.clone(),
+            value: value.clone(),
+            problem,
+            instead: default,
+        }),
     )
 }
 
@@ -404,17 +492,18 @@ mod tests {
             name: "p".into(),
         };
         assert_eq!(
-            max_freeze(&with("90s"), &r, None),
+            max_freeze(&with("90s"), &r, DEFAULT_MAX_FREEZE),
             (Duration::from_secs(90), None)
         );
-        let (d, warning) = max_freeze(&with("soon"), &r, None);
+        let (d, warning) = max_freeze(&with("soon"), &r, DEFAULT_MAX_FREEZE);
         assert_eq!(d, DEFAULT_MAX_FREEZE);
-        let warning = warning.unwrap();
+        let warning = warning.unwrap().to_string();
+        assert!(warning.starts_with("pod ns/p: annotation"), "{warning}");
         assert!(warning.contains("\"soon\" is not a duration"), "{warning}");
         assert!(warning.ends_with("using 10m0s"), "{warning}");
-        let (d, warning) = max_freeze(&with("-5m"), &r, None);
+        let (d, warning) = max_freeze(&with("-5m"), &r, DEFAULT_MAX_FREEZE);
         assert_eq!(d, DEFAULT_MAX_FREEZE);
-        assert!(warning.unwrap().contains("not positive"));
+        assert!(warning.unwrap().to_string().contains("not positive"));
     }
 
     #[test]
@@ -429,7 +518,7 @@ mod tests {
             namespace: "ns".into(),
             name: "p".into(),
         };
-        let five = Some(Duration::from_secs(300));
+        let five = Duration::from_secs(300);
         assert_eq!(
             max_freeze(&without, &r, five),
             (Duration::from_secs(300), None)
@@ -440,7 +529,7 @@ mod tests {
         );
         let (d, warning) = max_freeze(&with("bad"), &r, five);
         assert_eq!(d, Duration::from_secs(300));
-        assert!(warning.unwrap().ends_with("using 5m0s"));
+        assert!(warning.unwrap().without_pod().ends_with("using 5m0s"));
     }
 
     #[test]
@@ -475,5 +564,71 @@ mod tests {
         let unbound: PersistentVolume =
             serde_json::from_value(json!({"metadata": {"name": "pv-2"}, "spec": {}})).unwrap();
         assert_eq!(claim_of_volume(&unbound), None);
+    }
+
+    #[test]
+    fn an_fs_backup_pod_stays_frozen_as_long_as_velero_lets_its_upload_take() {
+        let with = |annotations: serde_json::Value| volumes_pod(annotations);
+        let fs = json!({FS_BACKUP_VOLUMES_ANNOTATION: "data"});
+        let backup = BackupInfo::from_json(br#"{"metadata":{"name":"b"}}"#);
+        assert_eq!(backup.fs_backup_timeout, DEFAULT_FS_BACKUP_TIMEOUT);
+        let config = Config::default();
+        assert_eq!(
+            PodPlan::new(&with(fs.clone()), &backup, &config).max_freeze,
+            Duration::from_secs(4 * 3600)
+        );
+        assert_eq!(
+            PodPlan::new(&with(json!({})), &backup, &config).max_freeze,
+            DEFAULT_MAX_FREEZE,
+            "without fs-backup volumes the default stays 10m"
+        );
+        // Velero's flag as the plugin's command line gives it, and the Backup's own override.
+        let server =
+            BackupInfo::from_json_with(br#"{"metadata":{"name":"b"}}"#, Duration::from_secs(3600));
+        assert_eq!(
+            PodPlan::new(&with(fs.clone()), &server, &config).max_freeze,
+            Duration::from_secs(3600)
+        );
+        let annotated = BackupInfo::from_json_with(
+            br#"{"metadata":{"name":"b","annotations":{"velero.io/pod-volume-timeout":"90m"}}}"#,
+            Duration::from_secs(3600),
+        );
+        assert_eq!(annotated.fs_backup_timeout, Duration::from_secs(90 * 60));
+        let garbled = BackupInfo::from_json_with(
+            br#"{"metadata":{"name":"b","annotations":{"velero.io/pod-volume-timeout":"soon"}}}"#,
+            Duration::from_secs(3600),
+        );
+        assert_eq!(garbled.fs_backup_timeout, Duration::from_secs(3600));
+        // An explicit max-freeze still wins.
+        let mut explicit = fs.clone();
+        explicit[MAX_FREEZE_ANNOTATION] = json!("20m");
+        assert_eq!(
+            PodPlan::new(&with(explicit), &backup, &config).max_freeze,
+            Duration::from_secs(1200)
+        );
+        let (configured, _) = Config::from_configmap_data(&std::collections::BTreeMap::from([(
+            crate::hooks::CONFIG_KEY.to_owned(),
+            "maxFreeze: 5m\n".to_owned(),
+        )]));
+        assert_eq!(
+            PodPlan::new(&with(fs), &backup, &configured).max_freeze,
+            Duration::from_secs(300)
+        );
+    }
+
+    #[test]
+    fn the_volume_group_label_key_and_creation_time_are_read() {
+        let b = BackupInfo::from_json(
+            br#"{"metadata":{"name":"b","creationTimestamp":"2026-12-06T10:00:00Z"},"spec":{"volumeGroupSnapshotLabelKey":"velero.io/volume-group"}}"#,
+        );
+        assert_eq!(
+            b.volume_group_label_key.as_deref(),
+            Some("velero.io/volume-group")
+        );
+        assert_eq!(b.created.as_deref(), Some("2026-12-06T10:00:00Z"));
+        let old = BackupInfo::from_json(
+            br#"{"metadata":{"name":"b"},"spec":{"volumeGroupSnapshotLabelKey":""}}"#,
+        );
+        assert_eq!(old.volume_group_label_key, None);
     }
 }

@@ -1,0 +1,390 @@
+//! One pod's transitions — freeze (its pre hooks), thaw (its post hooks), the max-freeze
+//! watchdog and the deferred thaw's bookkeeping — and the running of one hook with its count
+//! and Event. Everything that looks beyond one pod (groups, run-once choices, listings) sits
+//! above this file and calls into it; nothing here calls back up.
+//!
+//! Every transition takes the pod's own async lock, so the hooks of one pod never overlap, pre
+//! hooks run at most once and post hooks at most once per pod and backup, whatever the order
+//! and concurrency of Velero's calls.
+
+use std::sync::Arc;
+
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::plan::{BackupInfo, PodPlan};
+use super::report::hook_event;
+use super::{lock, Engine, EVENT_TIMEOUT};
+use crate::exec::{run_hook, HookOutcome};
+use crate::hooks::{template, ChoiceReason, HookDefect, OnError, Phase, ResolvedHook};
+
+/// Where a pod stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Freeze {
+    /// No pre hook has been tried.
+    NotFrozen,
+    /// Pre hooks done (or none): waiting for the thaw.
+    Frozen,
+    /// A pre hook with on-error Fail failed ([`PodState::failure`] says which); `any_ran` if
+    /// some pre hook may have frozen anyway.
+    Failed { any_ran: bool },
+    /// Post hooks done (or not needed). Final.
+    Thawed,
+}
+
+/// The failed hook, kept to answer the pod's `Execute` with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct FailedHook {
+    pub hook: String,
+    pub container: String,
+    pub reason: String,
+}
+
+/// Why a thaw happens: decides the log line and which background task is the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ThawCause {
+    /// Every CSI snapshot of the pod's claims is cut (thaw at the cut).
+    SnapshotCut,
+    /// The pod's `Execute`: its volumes are snapshotted.
+    PodBackedUp,
+    /// Its PodVolumeBackups are terminal.
+    FsBackupDone,
+    /// Its pre hooks failed; undo what may have frozen.
+    PreHookFailed,
+    /// Frozen longer than max-freeze.
+    Watchdog,
+    /// The process is stopping.
+    Shutdown,
+    /// The last member of the pod's consistency group was backed up.
+    GroupReleased,
+}
+
+impl ThawCause {
+    /// The `thawedBy` field of the `Pod thawed` line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThawCause::SnapshotCut => "snapshot-cut",
+            ThawCause::PodBackedUp => "pod-item",
+            ThawCause::FsBackupDone => "fs-backup",
+            ThawCause::PreHookFailed => "pre-hook-failed",
+            ThawCause::Watchdog => "max-freeze",
+            ThawCause::Shutdown => "shutdown",
+            ThawCause::GroupReleased => "group",
+        }
+    }
+}
+
+/// A run-once hook that another pod of the same owner runs, and why that pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RunsElsewhere {
+    /// The pod that runs it.
+    pub runner: String,
+    /// The owner, as logged (`StatefulSet/db`).
+    pub owner: String,
+    /// Why that pod was chosen.
+    pub reason: ChoiceReason,
+}
+
+/// For each of a pod's pre and post hooks, by position: `None` when it runs in this pod.
+/// Decided once, before the pod's first freeze, so pre and post hooks agree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Placement {
+    pub pre: Vec<Option<RunsElsewhere>>,
+    pub post: Vec<Option<RunsElsewhere>>,
+}
+
+pub(super) struct PodState {
+    pub freeze: Freeze,
+    /// The pre hook that failed the freeze, kept after the thaw: the pod's own `Execute`
+    /// answers with it whenever it comes.
+    pub failure: Option<FailedHook>,
+    /// When the pod's last pre hook ended: the application is frozen from then on.
+    frozen_at: Option<Instant>,
+    placement: Placement,
+    watchdog: Option<AbortHandle>,
+    deferred_thaw: Option<AbortHandle>,
+}
+
+/// A pod quiesce has seen in one backup: what it decided about it, and where it stands.
+pub(super) struct PodEntry {
+    pub plan: PodPlan,
+    pub backup: BackupInfo,
+    pub state: tokio::sync::Mutex<PodState>,
+}
+
+impl PodEntry {
+    /// A pod not frozen yet.
+    pub fn new(plan: PodPlan, backup: BackupInfo) -> PodEntry {
+        PodEntry {
+            plan,
+            backup,
+            state: tokio::sync::Mutex::new(PodState {
+                freeze: Freeze::NotFrozen,
+                failure: None,
+                frozen_at: None,
+                placement: Placement::default(),
+                watchdog: None,
+                deferred_thaw: None,
+            }),
+        }
+    }
+}
+
+impl PodState {
+    /// Whether a deferred thaw is already waiting for this pod's file-system backups.
+    pub fn is_thaw_deferred(&self) -> bool {
+        self.deferred_thaw.is_some()
+    }
+
+    /// Keeps the task that will thaw the pod once its file-system backups are done, so that
+    /// any other thaw stops it.
+    pub fn defer_thaw(&mut self, task: AbortHandle) {
+        self.deferred_thaw = Some(task);
+    }
+}
+
+impl Engine {
+    /// Runs this one pod's pre hooks unless that was done — only those `placement` puts in
+    /// this pod — and returns whether it happened now.
+    pub(super) async fn freeze_pod(&self, entry: &Arc<PodEntry>, placement: Placement) -> bool {
+        let mut state = entry.state.lock().await;
+        if state.freeze != Freeze::NotFrozen {
+            return false;
+        }
+        if self.inner.stopping.is_cancelled() {
+            if let Some(first) = entry.plan.pre.hooks.first() {
+                tracing::warn!(
+                    namespace = %entry.plan.pod.namespace,
+                    pod = %entry.plan.pod.name,
+                    "Not freezing pod: the plugin is stopping and could not thaw it"
+                );
+                state.failure = Some(FailedHook {
+                    hook: first.name.clone(),
+                    container: first.container.clone(),
+                    reason: "not run: the plugin is stopping (Shutdown or SIGTERM)".to_owned(),
+                });
+                state.freeze = Freeze::Failed { any_ran: false };
+                return true;
+            }
+        }
+        state.placement = placement;
+        let mut any_ran = false;
+        for (position, hook) in entry.plan.pre.hooks.iter().enumerate() {
+            if let Some(elsewhere) = &state.placement.pre.get(position).cloned().flatten() {
+                log_runs_elsewhere(entry, hook, elsewhere);
+                continue;
+            }
+            let outcome = self.run(entry, hook).await;
+            any_ran |= outcome.may_have_run;
+            if any_ran {
+                state.frozen_at = Some(Instant::now());
+            }
+            if let Some(reason) = outcome.error_text() {
+                if hook.on_error == OnError::Fail {
+                    state.failure = Some(FailedHook {
+                        hook: hook.name.clone(),
+                        container: hook.container.clone(),
+                        reason,
+                    });
+                    state.freeze = Freeze::Failed { any_ran };
+                    if any_ran {
+                        self.start_watchdog(entry, &mut state);
+                    }
+                    return true;
+                }
+            }
+        }
+        state.freeze = Freeze::Frozen;
+        if !entry.plan.pre.hooks.is_empty() {
+            self.start_watchdog(entry, &mut state);
+            log_long_freeze(&entry.plan);
+        }
+        true
+    }
+
+    /// Runs the pod's post hooks if it is (or may be) frozen; at most once.
+    pub(super) async fn thaw(&self, entry: &Arc<PodEntry>, cause: ThawCause) {
+        let mut state = entry.state.lock().await;
+        let needed = match &state.freeze {
+            Freeze::Frozen => true,
+            Freeze::Failed { any_ran } => *any_ran,
+            Freeze::NotFrozen | Freeze::Thawed => return,
+        };
+        // Stop the other background task; the one calling us (if any) ends by itself.
+        if let Some(watchdog) = state.watchdog.take() {
+            if cause != ThawCause::Watchdog {
+                watchdog.abort();
+            }
+        }
+        if let Some(deferred) = state.deferred_thaw.take() {
+            if cause != ThawCause::FsBackupDone {
+                deferred.abort();
+            }
+        }
+        state.freeze = Freeze::Thawed;
+        if !needed {
+            return;
+        }
+        let plan = &entry.plan;
+        match cause {
+            ThawCause::Watchdog => tracing::error!(
+                namespace = %plan.pod.namespace,
+                pod = %plan.pod.name,
+                maxFreeze = %crate::hooks::format_go_duration(plan.max_freeze),
+                "Pod frozen longer than its max-freeze: thawing it now; its snapshot may be inconsistent"
+            ),
+            ThawCause::Shutdown => tracing::info!(
+                namespace = %plan.pod.namespace,
+                pod = %plan.pod.name,
+                "Thawing pod before the plugin exits"
+            ),
+            _ => {}
+        }
+        let thaw_started = Instant::now();
+        for (position, hook) in plan.post.hooks.iter().enumerate() {
+            if let Some(elsewhere) = &state.placement.post.get(position).cloned().flatten() {
+                log_runs_elsewhere(entry, hook, elsewhere);
+                continue;
+            }
+            let outcome = self.run(entry, hook).await;
+            if !outcome.succeeded() && hook.on_error == OnError::Fail {
+                let skipped = plan.post.hooks.len() - position - 1;
+                if skipped > 0 {
+                    tracing::warn!(
+                        namespace = %plan.pod.namespace,
+                        pod = %plan.pod.name,
+                        skipped,
+                        "Post hook failed with on-error Fail: the pod's remaining post hooks are skipped"
+                    );
+                }
+                break;
+            }
+        }
+        if cause == ThawCause::Watchdog {
+            lock(&self.inner.summary).auto_thawed.push(plan.pod.clone());
+        }
+        if let Some(frozen_at) = state.frozen_at {
+            // What the application felt: from its freeze being done to its thaw beginning.
+            let window = thaw_started.saturating_duration_since(frozen_at);
+            lock(&self.inner.summary).freeze_window(window, &plan.pod);
+            tracing::info!(
+                namespace = %plan.pod.namespace,
+                pod = %plan.pod.name,
+                backup = %entry.backup.qualified_name(),
+                freezeWindowMs = window.as_millis() as u64,
+                thawedBy = cause.as_str(),
+                "Pod thawed"
+            );
+        }
+    }
+
+    fn start_watchdog(&self, entry: &Arc<PodEntry>, state: &mut PodState) {
+        let engine = self.clone();
+        let watched = Arc::clone(entry);
+        let max_freeze = entry.plan.max_freeze;
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(max_freeze).await;
+            engine.thaw(&watched, ThawCause::Watchdog).await;
+        });
+        state.watchdog = Some(task.abort_handle());
+    }
+
+    /// Runs one hook (its template variables filled in), counts it and posts its Event.
+    async fn run(&self, entry: &PodEntry, hook: &ResolvedHook) -> HookOutcome {
+        let rendered;
+        let hook = if template::uses_variables(&hook.command) && hook.defect.is_none() {
+            let context = template::TemplateContext {
+                backup_name: &entry.backup.name,
+                backup_namespace: &entry.backup.namespace,
+                pod_name: &entry.plan.pod.name,
+                pod_namespace: &entry.plan.pod.namespace,
+                container: &hook.container,
+                phase: hook.phase,
+            };
+            let mut copy = hook.clone();
+            match template::render(&hook.command, &context) {
+                Ok(command) => copy.command = command,
+                // Resolution already turned unknown variables into defects.
+                Err(error) => {
+                    copy.defect = Some(HookDefect::UnknownVariable {
+                        pod: entry.plan.pod.clone(),
+                        error,
+                    })
+                }
+            }
+            rendered = copy;
+            &rendered
+        } else {
+            hook
+        };
+        let outcome = run_hook(self.inner.executor.as_ref(), &entry.plan.pod, hook).await;
+        lock(&self.inner.summary).count(&outcome);
+        self.post_event(hook_event(&entry.plan.pod, &entry.plan.uid, hook, &outcome));
+        outcome
+    }
+
+    /// Posts an Event in the background, within the rate limit. Never delays or fails a hook;
+    /// the drain waits a bounded time for the ones still in flight.
+    fn post_event(&self, event: crate::kube_api::PodEvent) {
+        if !self.inner.event_limiter.try_acquire() {
+            lock(&self.inner.summary).events_dropped += 1;
+            return;
+        }
+        let inner = Arc::clone(&self.inner);
+        self.inner.event_tasks.spawn(async move {
+            let posted =
+                tokio::time::timeout(EVENT_TIMEOUT, inner.cluster.record_event(&event)).await;
+            let error = match posted {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => "timed out".to_owned(),
+            };
+            use std::sync::atomic::Ordering;
+            if !inner.event_failure_logged.swap(true, Ordering::Relaxed) {
+                // Info, not warn: a missing `events create` grant must not mark backups.
+                tracing::info!(error = %error, "Cannot post Kubernetes Events for hooks; their results are in this log only");
+            }
+        });
+    }
+}
+
+/// The info line of a freeze that lasts as long as an upload: a pod with file-system-backup
+/// volumes is thawed once Velero has copied their files, which takes minutes to hours.
+fn log_long_freeze(plan: &PodPlan) {
+    if plan.fs_backup_volumes.is_empty() {
+        return;
+    }
+    tracing::info!(
+        namespace = %plan.pod.namespace,
+        pod = %plan.pod.name,
+        volumes = %plan.fs_backup_volumes.iter().cloned().collect::<Vec<_>>().join(","),
+        maxFreeze = %crate::hooks::format_go_duration(plan.max_freeze),
+        "Pod stays frozen while the files of its file-system-backup volumes are uploaded (up to \
+         its max-freeze); CSI snapshots of these volumes would hold the freeze only until the \
+         snapshot is cut"
+    );
+}
+
+/// The info line for a run-once hook this pod leaves to another pod of its owner.
+fn log_runs_elsewhere(entry: &PodEntry, hook: &ResolvedHook, elsewhere: &RunsElsewhere) {
+    let plan = &entry.plan;
+    tracing::info!(
+        namespace = %plan.pod.namespace,
+        pod = %plan.pod.name,
+        hookPhase = %hook.phase,
+        hookName = %hook.name,
+        owner = %elsewhere.owner,
+        runner = %elsewhere.runner,
+        "Hook skipped: it runs once per owner, in pod {} ({})",
+        elsewhere.runner,
+        elsewhere.reason
+    );
+}
+
+/// Which phase's list a position refers to (for callers building a [`Placement`]).
+pub(super) fn hooks_of(plan: &PodPlan, phase: Phase) -> &[ResolvedHook] {
+    match phase {
+        Phase::Pre => &plan.pre.hooks,
+        Phase::Post => &plan.post.hooks,
+    }
+}
