@@ -140,16 +140,6 @@ func stopVelero(t *testing.T) {
 	}
 }
 
-// knownBug skips a scenario that fails on a bug of quiesce that this suite found and that is not
-// fixed yet — unless E2E_STRICT=1 — so that CI stays meaningful for everything else while the skip
-// line says what is wrong. Remove the call with the fix.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("E2E_STRICT") != "1" {
-		t.Skipf("KNOWN BUG, not fixed yet: %s (E2E_STRICT=1 runs this scenario)", what)
-	}
-}
-
 // writeFile writes a file under the test's temporary folder and returns its path.
 func writeFile(t *testing.T, name, content string, mode os.FileMode) string {
 	t.Helper()

@@ -19,9 +19,6 @@ import (
 // started — as Ctrl-C in a terminal or `systemctl stop` deliver it. (In a pod, Kubernetes signals
 // only Velero, PID 1; when it exits the kernel kills its plugins: see the README.)
 func TestSigtermMidBackupThawsTheFrozenPod(t *testing.T) {
-	knownBug(t, "on SIGTERM quiesce waits for the pre hook still running to end or time out before "+
-		"it thaws; velero server exits 30 s after SIGTERM (its shutdown grace period), so a pre hook "+
-		"with a longer timeout is never followed by its post hook (with timeout 15s the thaw came 15 s after SIGTERM)")
 	ns := namespace(t, "e2e-sigterm")
 	startPods(t, testPod{namespace: ns, name: "db", annotations: map[string]string{
 		"pre.hook.backup.quiesce.dev/command":  `["/bin/sh", "-c", "echo frozen >> /tmp/marker; sleep 120"]`,
