@@ -174,7 +174,32 @@ impl Engine {
                 log_runs_elsewhere(entry, hook, elsewhere);
                 continue;
             }
-            let outcome = self.run(entry, hook).await;
+            // A pre hook still running when the plugin must stop is abandoned, so that the
+            // drain can thaw the pod (it waits for this lock) before Velero gives up on us.
+            let stopping = self.inner.stopping.clone();
+            let outcome = tokio::select! {
+                outcome = self.run(entry, hook) => Some(outcome),
+                () = stopping.cancelled() => None,
+            };
+            let Some(outcome) = outcome else {
+                tracing::warn!(
+                    namespace = %entry.plan.pod.namespace,
+                    pod = %entry.plan.pod.name,
+                    hookName = %hook.name,
+                    hookContainer = %hook.container,
+                    "The plugin is stopping while a pre hook runs: its exec is abandoned and the \
+                     pod thawed now"
+                );
+                state.failure = Some(FailedHook {
+                    hook: hook.name.clone(),
+                    container: hook.container.clone(),
+                    reason: "interrupted: the plugin is stopping (Shutdown or SIGTERM)".to_owned(),
+                });
+                state.frozen_at = Some(Instant::now());
+                state.freeze = Freeze::Failed { any_ran: true };
+                self.count_frozen(1);
+                return true;
+            };
             any_ran |= outcome.may_have_run;
             if any_ran {
                 state.frozen_at = Some(Instant::now());
@@ -188,6 +213,7 @@ impl Engine {
                     });
                     state.freeze = Freeze::Failed { any_ran };
                     if any_ran {
+                        self.count_frozen(1);
                         self.start_watchdog(entry, &mut state);
                     }
                     return true;
@@ -195,11 +221,22 @@ impl Engine {
             }
         }
         state.freeze = Freeze::Frozen;
+        self.count_frozen(1);
         if !entry.plan.pre.hooks.is_empty() {
             self.start_watchdog(entry, &mut state);
             log_long_freeze(&entry.plan);
         }
         true
+    }
+
+    /// Counts pods entering (`1`) or leaving (`-1`) a freeze that a thaw must undo.
+    fn count_frozen(&self, change: isize) {
+        use std::sync::atomic::Ordering;
+        if change > 0 {
+            self.inner.frozen_pods.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.inner.frozen_pods.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Runs the pod's post hooks if it is (or may be) frozen; at most once.
@@ -225,6 +262,7 @@ impl Engine {
         if !needed {
             return;
         }
+        self.count_frozen(-1);
         let plan = &entry.plan;
         match cause {
             ThawCause::Watchdog => tracing::error!(
@@ -275,6 +313,10 @@ impl Engine {
                 thawedBy = cause.as_str(),
                 "Pod thawed"
             );
+        }
+        drop(state);
+        if cause != ThawCause::Shutdown {
+            self.summary_checkpoint(&entry.backup.qualified_name());
         }
     }
 
