@@ -1,6 +1,7 @@
 //! Builders for the objects tests put into the fake API server or hand to the plugin as Velero
-//! items: pods (labels, annotations, owners, containers, claim volumes, phase) and
-//! persistent volumes bound to a claim. They build plain JSON ([`serde_json::Value`]), the way
+//! items: pods (labels, annotations, owners, containers, claim volumes, phase), claims,
+//! persistent volumes bound to a claim (native or CSI), and the VolumeSnapshot Velero's CSI
+//! action creates for a claim. They build plain JSON ([`serde_json::Value`]), the way
 //! the API server and Velero pass objects around; turn one into a typed object with
 //! `serde_json::from_value`.
 //!
@@ -214,6 +215,71 @@ pub fn persistent_volume(name: &str, claim_namespace: &str, claim: &str) -> Valu
     })
 }
 
+/// The CSI driver of [`csi_persistent_volume`]s.
+pub const CSI_DRIVER: &str = "disk.csi.quiesce.dev";
+
+/// A cluster-scoped persistent volume of 1Gi named `name`, bound to claim
+/// `claim_namespace/claim`, provisioned by [`CSI_DRIVER`] (`spec.csi`, volume handle
+/// `vol-NAME`): a volume Velero snapshots through its CSI action, not natively.
+pub fn csi_persistent_volume(name: &str, claim_namespace: &str, claim: &str) -> Value {
+    let mut volume = persistent_volume(name, claim_namespace, claim);
+    volume["spec"]["capacity"] = json!({"storage": "1Gi"});
+    volume["spec"]["csi"] = json!({"driver": CSI_DRIVER, "volumeHandle": format!("vol-{name}")});
+    volume
+}
+
+/// A claim `namespace/name` of 1Gi, storage class `csi`, bound to persistent volume `volume`.
+pub fn persistent_volume_claim(namespace: &str, name: &str, volume: &str) -> ClaimBuilder {
+    ClaimBuilder {
+        claim: json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "csi",
+                     "volumeName": volume, "resources": {"requests": {"storage": "1Gi"}}},
+            "status": {"phase": "Bound"},
+        }),
+    }
+}
+
+/// A claim under construction; [`ClaimBuilder::build`] gives its JSON.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until built"]
+pub struct ClaimBuilder {
+    claim: Value,
+}
+
+impl ClaimBuilder {
+    /// Adds (or replaces) one label, e.g. the volume group key `velero.io/volume-group`.
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        object_at(&mut self.claim["metadata"], "labels").insert(key.into(), json!(value));
+        self
+    }
+
+    /// The claim's JSON.
+    pub fn build(self) -> Value {
+        self.claim
+    }
+}
+
+/// The VolumeSnapshot Velero's `velero.io/csi-pvc-backupper` creates for `claim` in backup
+/// `backup_name`: `generateName` `velero-<claim>-`, the claim's labels plus
+/// `velero.io/backup-name`, the claim as its source, class `velero-csi-snapclass`.
+pub fn velero_volume_snapshot(claim: &Value, backup_name: &str) -> Value {
+    let name = claim["metadata"]["name"].as_str().unwrap_or_default();
+    let mut labels = match &claim["metadata"]["labels"] {
+        Value::Object(labels) => labels.clone(),
+        _ => Map::new(),
+    };
+    labels.insert("velero.io/backup-name".into(), json!(backup_name));
+    json!({
+        "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+        "metadata": {"generateName": format!("velero-{name}-"),
+                     "namespace": claim["metadata"]["namespace"], "labels": labels},
+        "spec": {"source": {"persistentVolumeClaimName": name},
+                 "volumeSnapshotClassName": "velero-csi-snapclass"},
+    })
+}
+
 /// The object at `parent[key]`, created empty when absent.
 fn object_at<'a>(parent: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
     if !parent[key].is_object() {
@@ -324,6 +390,26 @@ mod tests {
             .build();
         assert!(built.get("status").is_none());
         assert_eq!(built["spec"]["volumes"][0]["name"], "scratch");
+    }
+
+    #[test]
+    fn velero_s_snapshot_of_a_claim_carries_its_labels_and_the_backup_name() {
+        let claim = persistent_volume_claim("shop", "data", "pv-1")
+            .label("velero.io/volume-group", "orders")
+            .build();
+        assert_eq!(claim["spec"]["volumeName"], "pv-1");
+        let snapshot = velero_volume_snapshot(&claim, "nightly");
+        assert_eq!(
+            snapshot["metadata"],
+            json!({"generateName": "velero-data-", "namespace": "shop",
+                   "labels": {"velero.io/volume-group": "orders", "velero.io/backup-name": "nightly"}})
+        );
+        assert_eq!(
+            snapshot["spec"]["source"]["persistentVolumeClaimName"],
+            "data"
+        );
+        let volume = csi_persistent_volume("pv-1", "shop", "data");
+        assert_eq!(volume["spec"]["csi"]["driver"], CSI_DRIVER);
     }
 
     #[test]

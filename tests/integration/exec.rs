@@ -23,6 +23,8 @@ use quiesce::velero::log::MemoryLog;
 use serde_json::{json, Value};
 use tracing_subscriber::filter::LevelFilter;
 
+use crate::util::plugin_config_map;
+
 const NS: &str = "shop";
 const POD: &str = "db-0";
 
@@ -1290,18 +1292,6 @@ async fn a_timed_out_exec_keeps_the_stderr_that_arrived() {
 // ----- the plugin ConfigMap -----
 
 const VELERO_NS: &str = "velero";
-
-/// A ConfigMap in Velero's namespace with the plugin-config labels and `yaml` as its rules.
-fn plugin_config_map(name: &str, yaml: &str) -> Value {
-    json!({
-        "metadata": {
-            "name": name,
-            "namespace": VELERO_NS,
-            "labels": {"velero.io/plugin-config": "", "quiesce.dev/pod-hooks": "BackupItemActionV2"},
-        },
-        "data": {"config.yaml": yaml},
-    })
-}
 
 const RULES: &str = "\
 hooks:

@@ -4,27 +4,16 @@
 
 use std::time::Duration;
 
-use fake_kube::objects::PodBuilder;
 use fake_kube::{ExecOutcome, TimelineEventKind};
 use serde_json::Value;
 
 use crate::util::backup_json;
-use crate::util::velero::{pod_volume_backup, shop_pod, Velero};
+use crate::util::velero::{pod_volume_backup, Velero};
 
 /// Generous bound for "it happens at all" waits; never a performance assertion.
 const EVENTUALLY: Duration = Duration::from_secs(20);
 
-/// A running pod of `shop` whose hooks `echo freeze` and `echo thaw` in container `app`, with
-/// a volume for each of `claims`.
-fn hooked(name: &str, claims: &[&str]) -> PodBuilder {
-    shop_pod(name)
-        .annotation(
-            "pre.hook.backup.quiesce.dev/command",
-            r#"["echo","freeze"]"#,
-        )
-        .annotation("post.hook.backup.quiesce.dev/command", r#"["echo","thaw"]"#)
-        .claims(claims)
-}
+use crate::util::velero::hooked_pod as hooked;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_with_one_claim_is_frozen_just_around_its_snapshot() {
@@ -176,6 +165,47 @@ async fn a_file_system_backup_pod_thaws_only_after_its_pod_volume_backups() {
     let timeline = velero.timeline();
     timeline.assert_frozen_around("db", "snapshot pv-data");
     assert!(timeline.started("thaw", "db") > marker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_system_backup_pod_stays_frozen_as_long_as_velero_lets_its_upload_take() {
+    // No max-freeze on the pod or in a ConfigMap: the default is Velero's --fs-backup-timeout,
+    // which Velero forwards to every plugin, not 10m.
+    let mut velero = Velero::start_with(
+        fake_kube::FakeKube::builder(),
+        &["--fs-backup-timeout=6h0m0s"],
+        &[],
+    )
+    .await;
+    let db = hooked("db", &["data"])
+        .annotation("backup.velero.io/backup-volumes", "data")
+        .build();
+    velero.back_up(&db, &[("pv-data", "data")]).await.unwrap();
+    let frozen = velero
+        .plugin
+        .wait_for_log(
+            "Pod stays frozen while the files of its file-system-backup volumes are uploaded (up \
+             to its max-freeze); CSI snapshots of these volumes would hold the freeze only until \
+             the snapshot is cut",
+            EVENTUALLY,
+        )
+        .expect("an info line at the freeze");
+    assert_eq!(frozen["@level"], "info");
+    assert_eq!(frozen["maxFreeze"], "6h0m0s");
+    assert_eq!(frozen["volumes"], "data");
+
+    // A slow upload: in progress, then done; the pod thaws when it is done.
+    let pvb = |phase: &str| pod_volume_backup("slowx", "db", phase);
+    velero.cluster.add_object(pvb("InProgress")).unwrap();
+    let done = velero.cluster.mark("pod volume backup completed");
+    velero.cluster.add_object(pvb("Completed")).unwrap();
+    assert!(velero.wait_for("thaw", "db", 1).await);
+    assert!(velero.timeline().started("thaw", "db") > done);
+    let thawed = velero
+        .plugin
+        .wait_for_log("Pod thawed", EVENTUALLY)
+        .expect("a thaw line");
+    assert_eq!(thawed["thawedBy"], "fs-backup");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,5 +12,8 @@ mod fuzz_regressions;
 mod host_contract;
 mod install;
 mod manifests;
+mod refused_volumes;
 mod security;
+mod thaw_at_cut;
 mod util;
+mod volume_groups;

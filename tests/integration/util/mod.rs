@@ -73,7 +73,17 @@ pub async fn launch_with_cluster_env(
     extra_args: &[&str],
     env: &[(&str, &str)],
 ) -> (Plugin, fake_kube::FakeKube) {
-    let cluster = fake_kube::FakeKube::start().await.unwrap();
+    launch_with(fake_kube::FakeKube::builder(), extra_args, env).await
+}
+
+/// Like [`launch_with_cluster_env`], with a fake cluster started from `cluster` (e.g. with its
+/// simulated snapshot controller on).
+pub async fn launch_with(
+    cluster: fake_kube::FakeKubeBuilder,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+) -> (Plugin, fake_kube::FakeKube) {
+    let cluster = cluster.start().await.unwrap();
     let kubeconfig = tempfile::NamedTempFile::new().unwrap();
     cluster.write_kubeconfig(kubeconfig.path()).unwrap();
     let path = kubeconfig.path().to_str().unwrap().to_owned();
@@ -327,7 +337,24 @@ pub fn related_items_request(item: Vec<u8>) -> ItemBlockActionGetRelatedItemsReq
     }
 }
 
-/// A Backup object as Velero's controller marshals it.
+/// A ConfigMap in Velero's namespace (`velero`) with the plugin-config labels and `yaml` as its
+/// configuration.
+pub fn plugin_config_map(name: &str, yaml: &str) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {
+            "name": name,
+            "namespace": "velero",
+            "labels": {"velero.io/plugin-config": "", "quiesce.dev/pod-hooks": "BackupItemActionV2"},
+        },
+        "data": {"config.yaml": yaml},
+    })
+}
+
+/// The name of [`backup_json`]'s backup.
+pub const BACKUP_NAME: &str = "nightly-1";
+
+/// A Backup object as Velero's controller marshals it (1.17+ always fills in
+/// `volumeGroupSnapshotLabelKey`).
 pub fn backup_json() -> Vec<u8> {
-    br#"{"metadata":{"name":"nightly-1","namespace":"velero","uid":"b-uid"},"spec":{"includedNamespaces":["shop"],"defaultVolumesToFsBackup":false},"status":{"phase":"InProgress"}}"#.to_vec()
+    br#"{"metadata":{"creationTimestamp":"2026-11-01T10:00:00Z","name":"nightly-1","namespace":"velero","uid":"b-uid"},"spec":{"includedNamespaces":["shop"],"defaultVolumesToFsBackup":false,"volumeGroupSnapshotLabelKey":"velero.io/volume-group"},"status":{"phase":"InProgress"}}"#.to_vec()
 }

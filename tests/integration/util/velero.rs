@@ -1,10 +1,13 @@
 //! Velero, replayed: the plugin and a fake cluster driven in the order Velero's backup
-//! controller calls a pod-hooks plugin — GetRelatedItems(pod) while item blocks are formed,
-//! then per block Execute(persistentvolume) for each of the pod's claims followed by the volume
-//! snapshot, then Execute(pod), and Shutdown when the backup is done. The freeze/thaw tests,
-//! the soak, the freeze-window bench and the demo all replay a backup through this one host;
-//! the snapshot is a marker on the fake API server's timeline (`snapshot PV`), so that tests can
-//! assert freeze < snapshot < thaw ([`Timeline`]).
+//! controller calls a pod-hooks plugin — GetRelatedItems(pod) and GetRelatedItems(claim) while
+//! item blocks are formed, then per block Execute(persistentvolume) for each of the pod's claims
+//! followed by the volume snapshot, then Execute(pod), and Shutdown when the backup is done. The
+//! freeze/thaw tests, the soak, the freeze-window bench and the demo all replay a backup through
+//! this one host; the snapshot is a marker on the fake API server's timeline (`snapshot PV`), so
+//! that tests can assert freeze < snapshot < thaw ([`Timeline`]). For a CSI volume
+//! ([`Worker::csi_volume`]) the marker is where Velero's CSI action creates the claim's
+//! VolumeSnapshot, which it then does: the fake cluster's simulated snapshot controller, when
+//! on ([`Velero::start_with`]), cuts it later — a `Snapshot` event of the timeline.
 //!
 //! Also the objects of the replayed backup: pods of [`NAMESPACE`] and the PodVolumeBackups
 //! Velero's node agent writes for file-system backups of [`super::backup_json`]'s backup.
@@ -13,14 +16,16 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fake_kube::objects::{container, persistent_volume, pod, PodBuilder};
-use fake_kube::{FakeKube, TimelineEvent, TimelineEventKind};
+use fake_kube::objects::{
+    container, csi_persistent_volume, persistent_volume, pod, velero_volume_snapshot, PodBuilder,
+};
+use fake_kube::{FakeKube, FakeKubeBuilder, SnapshotStep, TimelineEvent, TimelineEventKind};
 use quiesce::proto::v1::item_block_action_client::ItemBlockActionClient;
 use quiesce::proto::v2::backup_item_action_client::BackupItemActionClient;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 
-use super::{execute_request, launch_with_cluster_env, related_items_request, Plugin};
+use super::{execute_request, launch_with, related_items_request, Plugin, BACKUP_NAME};
 
 /// Generous bound for "it happens at all" waits; never a performance assertion.
 const EVENTUALLY: Duration = Duration::from_secs(20);
@@ -43,7 +48,18 @@ impl Velero {
 
     /// Like [`Velero::start`], with extra environment variables for the plugin.
     pub async fn start_with_env(env: &[(&str, &str)]) -> Velero {
-        let (plugin, cluster) = launch_with_cluster_env(&[], env).await;
+        Self::start_with(FakeKube::builder(), &[], env).await
+    }
+
+    /// Like [`Velero::start`], with a fake cluster started from `cluster` (its simulated
+    /// snapshot controller, say), and extra `velero server` flags and environment variables for
+    /// the plugin.
+    pub async fn start_with(
+        cluster: FakeKubeBuilder,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Velero {
+        let (plugin, cluster) = launch_with(cluster, args, env).await;
         let cluster = Arc::new(cluster);
         let worker = Worker {
             cluster: Arc::clone(&cluster),
@@ -68,10 +84,21 @@ impl Velero {
         self.worker.related_items(pod).await;
     }
 
+    /// GetRelatedItems(claim): see [`Worker::related_claim`].
+    pub async fn related_claim(&mut self, claim: &Value) {
+        self.worker.related_claim(claim).await
+    }
+
     /// Execute(persistentvolume) in the claim's chain, then the snapshot: see
     /// [`Worker::volume`].
     pub async fn volume(&mut self, pv: &str, claim: &str) -> Result<(), tonic::Status> {
         self.worker.volume(pv, claim).await
+    }
+
+    /// Execute(persistentvolume) of a CSI volume, then its VolumeSnapshot: see
+    /// [`Worker::csi_volume`].
+    pub async fn csi_volume(&mut self, pv: &str, claim: &Value) -> Result<(), tonic::Status> {
+        self.worker.csi_volume(pv, claim).await
     }
 
     /// Execute(pod): see [`Worker::pod`].
@@ -141,17 +168,52 @@ impl Worker {
             .unwrap();
     }
 
-    /// Execute(persistentvolume `pv`, bound to `claim` in [`NAMESPACE`]) in the claim's chain,
-    /// then the snapshot Velero cuts after it: the marker `snapshot PV` on the timeline. When
-    /// the plugin refuses the volume, Velero takes no snapshot and the chain fails: the error.
-    pub async fn volume(&mut self, pv: &str, claim: &str) -> Result<(), tonic::Status> {
-        let item = serde_json::to_vec(&persistent_volume(pv, NAMESPACE, claim)).unwrap();
+    /// GetRelatedItems(claim), as Velero asks for each claim of a block while forming it (its
+    /// claim action pulls in the claims of the same volume group and the pods mounting them).
+    pub async fn related_claim(&mut self, claim: &Value) {
+        let item = serde_json::to_vec(claim).unwrap();
+        self.iba
+            .get_related_items(related_items_request(item))
+            .await
+            .unwrap();
+    }
+
+    /// Execute(persistentvolume `pv`) of a CSI volume bound to `claim` in the claim's chain; then,
+    /// as Velero's `velero.io/csi-pvc-backupper`, the claim's VolumeSnapshot: the claim and the
+    /// volume are put in the fake cluster (its snapshot controller needs them), the marker
+    /// `snapshot PV` is added and the VolumeSnapshot created. When the plugin refuses the volume,
+    /// none of that happens and the chain fails: the error.
+    pub async fn csi_volume(&mut self, pv: &str, claim: &Value) -> Result<(), tonic::Status> {
+        let name = claim["metadata"]["name"].as_str().unwrap();
+        let volume = csi_persistent_volume(pv, NAMESPACE, name);
+        self.execute_volume(&volume).await?;
+        self.cluster.add_object(claim.clone()).unwrap();
+        self.cluster.add_object(volume).unwrap();
+        self.cluster.mark(format!("snapshot {pv}"));
+        self.cluster
+            .add_object(velero_volume_snapshot(claim, BACKUP_NAME))
+            .unwrap();
+        Ok(())
+    }
+
+    /// Execute(persistentvolume) of `volume`; it must come back unchanged.
+    async fn execute_volume(&mut self, volume: &Value) -> Result<(), tonic::Status> {
+        let item = serde_json::to_vec(volume).unwrap();
         let answer = self
             .bia
             .execute(execute_request(item.clone()))
             .await?
             .into_inner();
         assert_eq!(answer.item, item, "the PV goes back unchanged");
+        Ok(())
+    }
+
+    /// Execute(persistentvolume `pv`, bound to `claim` in [`NAMESPACE`]) in the claim's chain,
+    /// then the snapshot Velero cuts after it: the marker `snapshot PV` on the timeline. When
+    /// the plugin refuses the volume, Velero takes no snapshot and the chain fails: the error.
+    pub async fn volume(&mut self, pv: &str, claim: &str) -> Result<(), tonic::Status> {
+        self.execute_volume(&persistent_volume(pv, NAMESPACE, claim))
+            .await?;
         self.cluster.mark(format!("snapshot {pv}"));
         Ok(())
     }
@@ -189,6 +251,12 @@ impl Worker {
 pub struct Timeline(Vec<TimelineEvent>);
 
 impl Timeline {
+    /// The timeline of these events (a snapshot of [`FakeKube::timeline`], or what
+    /// [`FakeKube::wait_for_timeline`] hands its predicate).
+    pub fn of(events: &[TimelineEvent]) -> Timeline {
+        Timeline(events.to_vec())
+    }
+
     /// Timeline position where `verb` (argv[1]) started on `pod`.
     pub fn started(&self, verb: &str, pod: &str) -> u64 {
         self.find(|k| matches!(k, TimelineEventKind::ExecStarted { exec, .. } if exec.pod == pod && exec.argv.get(1).map(String::as_str) == Some(verb)))
@@ -205,6 +273,21 @@ impl Timeline {
     pub fn marker(&self, label: &str) -> u64 {
         self.find(|k| matches!(k, TimelineEventKind::Marker { label: l } if l == label))
             .unwrap_or_else(|| panic!("no marker {label}"))
+    }
+
+    /// Timeline position where the simulated snapshot controller cut a snapshot of `claim`.
+    pub fn cut(&self, claim: &str) -> u64 {
+        self.snapshot_step(claim, |step| *step == SnapshotStep::Cut)
+            .unwrap_or_else(|| panic!("no snapshot of {claim} cut: {:#?}", self.0))
+    }
+
+    /// Position of the first snapshot event of `claim` whose step `matches`.
+    pub fn snapshot_step(
+        &self,
+        claim: &str,
+        matches: impl Fn(&SnapshotStep) -> bool,
+    ) -> Option<u64> {
+        self.find(|k| matches!(k, TimelineEventKind::Snapshot { snapshot, step } if snapshot.claims.iter().any(|c| c == claim) && matches(step)))
     }
 
     /// How many execs of `verb` on `pod` have finished.
@@ -232,6 +315,18 @@ impl Timeline {
             "{pod}: thaw must start after {snapshot}"
         );
     }
+}
+
+/// A [`shop_pod`] whose hooks `echo freeze` and `echo thaw` in container `app`, with a volume
+/// for each of `claims`: [`Timeline`] reads hooks by their verb.
+pub fn hooked_pod(name: &str, claims: &[&str]) -> PodBuilder {
+    shop_pod(name)
+        .annotation(
+            "pre.hook.backup.quiesce.dev/command",
+            r#"["echo","freeze"]"#,
+        )
+        .annotation("post.hook.backup.quiesce.dev/command", r#"["echo","thaw"]"#)
+        .claims(claims)
 }
 
 /// A running pod of [`NAMESPACE`] as the replays use it: uid `uid-NAME`, one container
