@@ -4,6 +4,8 @@ package level2
 // + BackupWithResolvers, as the backup controller calls it) over a fake
 // cluster (Velero's pkg/test fakes), with the action lists the server builds
 // from its plugin manager, and quiesce's hooks executed through fake-kube.
+// CSI scenarios also run Velero's real CSI actions against fake-kube, whose
+// simulated snapshot controller cuts the snapshots they ask for.
 
 import (
 	"archive/tar"
@@ -16,8 +18,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	kbclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	velerov1api "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
@@ -34,12 +37,14 @@ import (
 	"github.com/vmware-tanzu/velero/pkg/builder"
 	"github.com/vmware-tanzu/velero/pkg/client"
 	"github.com/vmware-tanzu/velero/pkg/discovery"
+	"github.com/vmware-tanzu/velero/pkg/features"
 	iba "github.com/vmware-tanzu/velero/pkg/itemblock/actions"
 	"github.com/vmware-tanzu/velero/pkg/plugin/framework"
 	"github.com/vmware-tanzu/velero/pkg/plugin/velero"
 	biav2 "github.com/vmware-tanzu/velero/pkg/plugin/velero/backupitemaction/v2"
 	ibav1 "github.com/vmware-tanzu/velero/pkg/plugin/velero/itemblockaction/v1"
 	vsv1 "github.com/vmware-tanzu/velero/pkg/plugin/velero/volumesnapshotter/v1"
+	"github.com/vmware-tanzu/velero/pkg/podexec"
 	"github.com/vmware-tanzu/velero/pkg/podvolume"
 	"github.com/vmware-tanzu/velero/pkg/test"
 
@@ -56,31 +61,69 @@ const snapshotProvider = "harness.quiesce.dev/recording-snapshotter"
 // which the engine special-cases.
 const csiPositionAction = "harness.quiesce.dev/csi-pvc-position"
 
+// cutLatency is how long fake-kube's simulated snapshot controller takes to
+// cut a snapshot in the Level 2 scenarios: far below Velero's 5 s poll.
+const cutLatency = 200 * time.Millisecond
+
+// csiDriver provisions the CSI volumes of the scenarios; fake-kube holds its
+// StorageClass, VolumeSnapshotClass and VolumeGroupSnapshotClass.
+const csiDriver = "disk.csi.quiesce.dev"
+
 var (
-	fakeKubeOnce sync.Once
-	fakeKube     *harness.FakeKube
-	fakeKubeErr  error
+	fakeKube        *harness.FakeKube
+	fakeKubeLatency time.Duration
 )
 
-// kube starts fake-kube once per test binary and points the plugin
-// processes (started later by the manager, inheriting the environment) at it.
+// kube returns fake-kube, started once per test binary with cutLatency, and
+// points the plugin processes (started later by the manager, inheriting the
+// environment) and Velero's CSI actions at it.
 func kube(t *testing.T) *harness.FakeKube {
 	t.Helper()
-	fakeKubeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "quiesce-level2-")
-		if err != nil {
-			fakeKubeErr = err
-			return
-		}
-		fakeKube, fakeKubeErr = harness.StartFakeKube(dir)
-		if fakeKubeErr == nil {
-			os.Setenv("KUBECONFIG", fakeKube.Kubeconfig)
-		}
-	})
-	if fakeKubeErr != nil {
-		t.Fatalf("starting fake-kube: %v", fakeKubeErr)
+	return kubeCutting(t, cutLatency)
+}
+
+// kubeCutting is kube with snapshots cut after latency: fake-kube is
+// restarted when the latency changes (the freeze-window benchmark).
+func kubeCutting(t *testing.T, latency time.Duration) *harness.FakeKube {
+	t.Helper()
+	if fakeKube != nil && fakeKubeLatency == latency {
+		return fakeKube
 	}
-	return fakeKube
+	fakeKube.Close()
+	fakeKube = nil
+	dir, err := os.MkdirTemp("", "quiesce-level2-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := harness.StartFakeKube(dir, "--snapshot-latency", fmt.Sprintf("%dms", latency.Milliseconds()))
+	if err != nil {
+		t.Fatalf("starting fake-kube: %v", err)
+	}
+	// What a cluster with CSI snapshots has: a StorageClass of the driver and
+	// the classes Velero picks by their labels.
+	for path, obj := range map[string]any{
+		"/apis/storage.k8s.io/v1/storageclasses": map[string]any{
+			"metadata": map[string]any{"name": "csi"}, "provisioner": csiDriver,
+		},
+		"/apis/snapshot.storage.k8s.io/v1/volumesnapshotclasses": map[string]any{
+			"metadata": map[string]any{"name": "velero-csi-snapclass",
+				"labels": map[string]any{"velero.io/csi-volumesnapshot-class": "true"}},
+			"driver": csiDriver, "deletionPolicy": "Retain",
+		},
+		"/apis/groupsnapshot.storage.k8s.io/v1beta2/volumegroupsnapshotclasses": map[string]any{
+			"metadata": map[string]any{"name": "velero-csi-groupsnapclass",
+				"labels": map[string]any{"velero.io/csi-volumegroupsnapshot-class": "true"}},
+			"driver": csiDriver, "deletionPolicy": "Delete",
+		},
+	} {
+		if err := k.Create(path, obj); err != nil {
+			k.Close()
+			t.Fatalf("fake-kube: %v", err)
+		}
+	}
+	os.Setenv("KUBECONFIG", k.Kubeconfig)
+	fakeKube, fakeKubeLatency = k, latency
+	return k
 }
 
 // Timeline is a file that hook commands (through fake-kube's exec) and the
@@ -119,6 +162,14 @@ type Scenario struct {
 	Pods      []*corev1api.Pod
 	PVCs      []*corev1api.PersistentVolumeClaim
 	PVs       []*corev1api.PersistentVolume
+	// CSI: the volumes are CSI volumes (withCSIClaim). Velero's engine runs
+	// with the EnableCSI feature, so Velero's CSI actions snapshot them in
+	// fake-kube, which also holds the claims and volumes; the engine reads the
+	// snapshot objects (its additional items) from there.
+	CSI bool
+	// VeleroHooks: Velero's engine runs its own exec hooks (the
+	// pre/post.hook.backup.velero.io/* annotations) through fake-kube.
+	VeleroHooks bool
 }
 
 // Result is what one simulated backup produced.
@@ -136,16 +187,48 @@ type Result struct {
 	// Cluster holds the items as the dynamic client serves them (what
 	// Velero read), keyed like Items.
 	Cluster map[string][]byte
+	// Kube is fake-kube's timeline of the scenario's namespace: the execs of
+	// every hook (quiesce's and Velero's) and the snapshot controller's steps.
+	Kube []harness.KubeEvent
+	// SnapshotClaims are the claims of the VolumeSnapshots fake-kube holds in
+	// the namespace after the backup (Velero keeps them), sorted.
+	SnapshotClaims []string
 }
 
 // Run performs one backup of sc with Velero's engine and returns its outcome.
 func Run(t *testing.T, sc Scenario, tl Timeline, workers int) *Result {
 	t.Helper()
-	k := kube(t)
+	return RunOn(t, kube(t), sc, tl, workers)
+}
+
+// RunOn is Run against a given fake-kube.
+func RunOn(t *testing.T, k *harness.FakeKube, sc Scenario, tl Timeline, workers int) *Result {
+	t.Helper()
 	for _, p := range sc.Pods {
 		if err := k.CreatePod(p); err != nil {
 			t.Fatalf("fake-kube: %v", err)
 		}
+	}
+	if sc.CSI {
+		// Velero's CSI actions read the claims and volumes, and the snapshot
+		// controller the volume handles.
+		for _, c := range sc.PVCs {
+			if err := k.Create("/api/v1/namespaces/"+c.Namespace+"/persistentvolumeclaims", c); err != nil {
+				t.Fatalf("fake-kube: %v", err)
+			}
+		}
+		for _, v := range sc.PVs {
+			if err := k.Create("/api/v1/persistentvolumes", v); err != nil {
+				t.Fatalf("fake-kube: %v", err)
+			}
+		}
+		// A server started with --features=EnableCSI.
+		features.Enable(velerov1api.CSIFeatureFlag)
+		defer features.Disable(velerov1api.CSIFeatureFlag)
+	}
+	kubeConfig, err := k.RestConfig()
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	h := harness.NewHost(t)
@@ -165,6 +248,16 @@ func Run(t *testing.T, sc Scenario, tl Timeline, workers int) *Result {
 		{test.PVCs(), objs(sc.PVCs)},
 		{test.PVs(), objs(sc.PVs)},
 		{test.CRDs(), nil},
+	}
+	if sc.CSI {
+		resources = append(resources, []struct {
+			res   *test.APIResource
+			items []metav1.Object
+		}{
+			{&test.APIResource{Group: "snapshot.storage.k8s.io", Version: "v1", Name: "volumesnapshots", ShortName: "vs", Kind: "VolumeSnapshot", Namespaced: true}, nil},
+			{&test.APIResource{Group: "snapshot.storage.k8s.io", Version: "v1", Name: "volumesnapshotcontents", ShortName: "vsc", Kind: "VolumeSnapshotContent"}, nil},
+			{&test.APIResource{Group: "snapshot.storage.k8s.io", Version: "v1", Name: "volumesnapshotclasses", ShortName: "vsclass", Kind: "VolumeSnapshotClass"}, nil},
+		}...)
 	}
 	cluster := map[string][]byte{}
 	kbObjs := []runtime.Object{}
@@ -193,16 +286,35 @@ func Run(t *testing.T, sc Scenario, tl Timeline, workers int) *Result {
 		t.Fatal(err)
 	}
 
+	// The Backup as the backup controller hands it to the engine: defaults
+	// filled in, a creation time, the volume group label key (1.17+).
 	bk := builder.ForBackup(velerov1api.DefaultNamespace, "b-"+sc.Namespace).
 		IncludedNamespaces(sc.Namespace).
 		DefaultVolumesToFsBackup(false).
+		CSISnapshotTimeout(time.Minute).
 		Phase(velerov1api.BackupPhaseInProgress).
 		Result()
 	bk.UID = types.UID("0000-" + sc.Namespace)
+	bk.CreationTimestamp = metav1.NewTime(time.Now().Add(-time.Second).Truncate(time.Second))
+	setVolumeGroupLabelKey(bk, "velero.io/volume-group")
 	kb := test.NewFakeControllerRuntimeClient(t, append(kbObjs, bk.DeepCopy())...)
 
-	backupper, err := backup.NewKubernetesBackupper(kb, discoveryHelper, client.NewDynamicFactory(api.DynamicClient),
-		nil, pvbFactory{}, time.Minute, false, 0, "kopia", nil, nil)
+	var dyn dynamic.Interface = api.DynamicClient
+	if sc.CSI {
+		there, err := dynamic.NewForConfig(kubeConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dyn = harness.RoutedDynamic(api.DynamicClient, there, harness.SnapshotGroups)
+	}
+	var executor podexec.PodCommandExecutor
+	if sc.VeleroHooks {
+		if executor, err = harness.NewWebSocketPodCommandExecutor(kubeConfig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backupper, err := backup.NewKubernetesBackupper(kb, discoveryHelper, client.NewDynamicFactory(dyn),
+		executor, pvbFactory{}, time.Minute, false, 0, "kopia", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,8 +329,14 @@ func Run(t *testing.T, sc Scenario, tl Timeline, workers int) *Result {
 		t.Fatalf("GetItemBlockActions: %v", err)
 	}
 	// Velero's server lists velero.io/csi-pvc-backupper right after the v1
-	// built-ins and velero.io/pvc (IBA) right after velero.io/pod.
-	bias = insertAfter(bias, "velero.io/pv", biav2.BackupItemAction(&csiPosition{tl: tl}))
+	// built-ins and velero.io/pvc (IBA) right after velero.io/pod. Without
+	// EnableCSI the engine skips the real CSI actions: record their position.
+	wantBIA := []string{"velero.io/pod", "velero.io/pv"}
+	if !sc.CSI {
+		bias = insertAfter(bias, "velero.io/pv", biav2.BackupItemAction(&csiPosition{tl: tl}))
+		wantBIA = append(wantBIA, csiPositionAction)
+	}
+	wantBIA = append(append(wantBIA, harness.CSIBuiltinBIAs...), harness.PluginName)
 	pvcIBA, err := iba.NewPVCAction(kbFactory{kb: kb})(log)
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +351,6 @@ func Run(t *testing.T, sc Scenario, tl Timeline, workers int) *Result {
 		gotIBA = append(gotIBA, a.Name())
 		ibas[i] = &recIBA{ItemBlockAction: a, tl: tl}
 	}
-	wantBIA := []string{"velero.io/pod", "velero.io/pv", csiPositionAction, harness.PluginName}
 	wantIBA := []string{"velero.io/pod", "velero.io/pvc", harness.PluginName}
 	if fmt.Sprint(gotBIA) != fmt.Sprint(wantBIA) || fmt.Sprint(gotIBA) != fmt.Sprint(wantIBA) {
 		t.Fatalf("action lists: BIA %v (want %v), IBA %v (want %v)", gotBIA, wantBIA, gotIBA, wantIBA)
@@ -287,8 +404,48 @@ func Run(t *testing.T, sc Scenario, tl Timeline, workers int) *Result {
 	}
 	res.Snapshots = volumeSnapshots(req)
 	res.Items = readTarball(t, out.Bytes())
+	events, err := k.Timeline()
+	if err != nil {
+		t.Fatalf("fake-kube timeline: %v", err)
+	}
+	for _, e := range events {
+		if e.Namespace() == sc.Namespace {
+			res.Kube = append(res.Kube, e)
+		}
+	}
+	var snapshots struct {
+		Items []struct {
+			Spec struct {
+				Source struct {
+					PersistentVolumeClaimName string `json:"persistentVolumeClaimName"`
+				} `json:"source"`
+			} `json:"spec"`
+		} `json:"items"`
+	}
+	if err := k.Get("/apis/snapshot.storage.k8s.io/v1/namespaces/"+sc.Namespace+"/volumesnapshots", &snapshots); err != nil {
+		t.Fatalf("fake-kube: %v", err)
+	}
+	for _, vs := range snapshots.Items {
+		res.SnapshotClaims = append(res.SnapshotClaims, vs.Spec.Source.PersistentVolumeClaimName)
+	}
+	slices.Sort(res.SnapshotClaims)
 	t.Logf("timeline (%d workers):\n  %s", workers, strings.Join(res.Timeline, "\n  "))
+	if len(res.Kube) > 0 {
+		var lines []string
+		for _, e := range res.Kube {
+			lines = append(lines, e.String())
+		}
+		t.Logf("fake-kube timeline:\n  %s", strings.Join(lines, "\n  "))
+	}
 	return res
+}
+
+// setVolumeGroupLabelKey sets Backup.spec.volumeGroupSnapshotLabelKey, which
+// Velero's controller always fills in from 1.17 on; v1.16 has no such field.
+func setVolumeGroupLabelKey(bk *velerov1api.Backup, key string) {
+	if f := reflect.ValueOf(&bk.Spec).Elem().FieldByName("VolumeGroupSnapshotLabelKey"); f.IsValid() {
+		f.SetString(key)
+	}
 }
 
 // setWorkerPool hands the pool to the request the way the controller of the

@@ -28,7 +28,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := harness.Main(m)
+	code := harness.Main(m, harness.WithCSIBuiltins())
 	if fakeKube != nil {
 		fakeKube.Close()
 	}
@@ -109,6 +109,24 @@ func (sc *Scenario) withClaim(claim string, mode corev1api.PersistentVolumeAcces
 		},
 		Status: corev1api.PersistentVolumeStatus{Phase: corev1api.VolumeBound},
 	})
+}
+
+// withCSIClaim adds a PVC of StorageClass "csi" Bound to a CSI PV of
+// csiDriver, labelled velero.io/volume-group=group unless group is "". The
+// scenario becomes a CSI one (Scenario.CSI).
+func (sc *Scenario) withCSIClaim(claim string, mode corev1api.PersistentVolumeAccessMode, group string) {
+	sc.withClaim(claim, mode)
+	sc.CSI = true
+	storageClass := "csi"
+	pvc, pv := sc.PVCs[len(sc.PVCs)-1], sc.PVs[len(sc.PVs)-1]
+	pvc.Spec.StorageClassName = &storageClass
+	if group != "" {
+		pvc.Labels = map[string]string{"velero.io/volume-group": group}
+	}
+	pv.Spec.StorageClassName = storageClass
+	pv.Spec.PersistentVolumeSource = corev1api.PersistentVolumeSource{
+		CSI: &corev1api.CSIPersistentVolumeSource{Driver: csiDriver, VolumeHandle: "vol-" + pv.Name},
+	}
 }
 
 // ---- timeline assertions ---------------------------------------------
@@ -213,17 +231,27 @@ func warnAndAbove(es []harness.Entry) string {
 }
 
 // checkItems: the pods, claims and volumes are in the tarball, each pod
-// byte-for-byte the object Velero read (as JSON, deep-equal).
-func checkItems(t *testing.T, sc Scenario, r *Result, skipPods ...string) {
+// byte-for-byte the object Velero read (as JSON, deep-equal) — except the
+// dropped pods, whose chains failed: neither they nor the claims and volumes
+// only they mount are in it. Native scenarios have one volume snapshot per
+// volume backed up; CSI ones none, but a VolumeSnapshot item per claim that
+// fake-kube holds a snapshot of.
+func checkItems(t *testing.T, sc Scenario, r *Result, dropped ...string) {
 	t.Helper()
+	keptClaims := map[string]bool{}
 	for _, p := range sc.Pods {
 		key := itemKey("pods", p.Namespace, p.Name)
 		got, ok := r.Items[key]
-		if slices.Contains(skipPods, p.Name) {
+		if slices.Contains(dropped, p.Name) {
 			if ok {
 				t.Errorf("pod %s is in the backup tarball; Velero should have dropped it", key)
 			}
 			continue
+		}
+		for _, v := range p.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil {
+				keptClaims[v.PersistentVolumeClaim.ClaimName] = true
+			}
 		}
 		if !ok {
 			t.Errorf("pod %s missing from the backup tarball (have %v)", key, keys(r.Items))
@@ -236,18 +264,32 @@ func checkItems(t *testing.T, sc Scenario, r *Result, skipPods ...string) {
 			t.Errorf("pod %s changed in the backup:\n got  %s\n want %s", key, got, r.Cluster[key])
 		}
 	}
-	for _, c := range sc.PVCs {
-		if _, ok := r.Items[itemKey("persistentvolumeclaims", c.Namespace, c.Name)]; !ok {
-			t.Errorf("claim %s/%s missing from the backup tarball", c.Namespace, c.Name)
+	native := 0
+	for i, c := range sc.PVCs {
+		v := sc.PVs[i]
+		_, haveClaim := r.Items[itemKey("persistentvolumeclaims", c.Namespace, c.Name)]
+		_, haveVolume := r.Items[itemKey("persistentvolumes", "", v.Name)]
+		if haveClaim != keptClaims[c.Name] || haveVolume != keptClaims[c.Name] {
+			t.Errorf("claim %s/%s in the tarball: %v, volume %s: %v; want %v (mounted by a pod kept: %v)",
+				c.Namespace, c.Name, haveClaim, v.Name, haveVolume, keptClaims[c.Name], keptClaims[c.Name])
+		}
+		if keptClaims[c.Name] && !sc.CSI {
+			native++
 		}
 	}
-	for _, v := range sc.PVs {
-		if _, ok := r.Items[itemKey("persistentvolumes", "", v.Name)]; !ok {
-			t.Errorf("volume %s missing from the backup tarball", v.Name)
-		}
+	if r.Snapshots != native {
+		t.Errorf("Velero recorded %d native volume snapshots, want %d", r.Snapshots, native)
 	}
-	if r.Snapshots != len(sc.PVs) {
-		t.Errorf("Velero recorded %d volume snapshots, want %d", r.Snapshots, len(sc.PVs))
+	if sc.CSI {
+		var items []string
+		for k := range r.Items {
+			if strings.HasPrefix(k, "volumesnapshots.snapshot.storage.k8s.io/"+sc.Namespace+"/") {
+				items = append(items, k)
+			}
+		}
+		if len(items) != len(r.SnapshotClaims) {
+			t.Errorf("VolumeSnapshot items in the tarball %v; fake-kube holds snapshots of %v", items, r.SnapshotClaims)
+		}
 	}
 }
 
@@ -378,52 +420,94 @@ func TestPodWithoutPVC(t *testing.T) {
 	})
 }
 
-// TestPreHookFail: the pre hook exits 3 with on-error Fail. The PV's
-// Execute does not fail (its snapshot is still cut); the pod's Execute
-// returns an error, Velero drops the pod and logs the item error; the post
-// hook still runs, once, because the pre hook ran.
+// TestPreHookFail: the pre hook of db exits 3 with on-error Fail. The freeze
+// runs in quiesce's Execute of db's volume, which therefore fails (issue 15):
+// Velero's engine takes no native snapshot of that volume, its claim's CSI
+// action never runs, and db, its claim and its volume are not in the backup.
+// quiesce thaws db inside that same Execute (its post hook runs once,
+// because the pre hook ran). Pod web, with a healthy freeze, is backed up
+// with its snapshot in the same backup. Before issue 15 the volume's Execute
+// succeeded and its snapshot was cut unquiesced.
 func TestPreHookFail(t *testing.T) {
 	forWorkers(t, "pre-fail", func(t *testing.T, ns string, tl Timeline, w int) {
-		sc := Scenario{Namespace: ns}
-		sc.withClaim("data", corev1api.ReadWriteOnce)
-		sc.Pods = []*corev1api.Pod{newPod(ns, "db", tl, []string{"data"}, hookSpec{preFails: true})}
+		sc := failedFreeze(ns, tl, false)
 		r := Run(t, sc, tl, w)
 		pv := pvName(ns, "data")
 		o := order{t, r.Timeline}
-		o.before(
-			"freeze "+ns+"/db",
-			"done "+harness.PluginName+" Execute PersistentVolume "+pv,
-			"snapshot "+pv,
-			"call "+harness.PluginName+" Execute Pod "+ns+"/db",
-			"thaw "+ns+"/db",
-			"done "+harness.PluginName+" Execute Pod "+ns+"/db error",
-		)
+		o.thawedInRefusal(ns, pv)
+		o.absent("snapshot " + pv)
+		o.absent("csi-snapshot " + ns + "/data")
+		o.absent("call " + harness.PluginName + " Execute Pod " + ns + "/db")
+		o.before("freeze "+ns+"/web", "snapshot "+pvName(ns, "www"), "csi-snapshot "+ns+"/www", "thaw "+ns+"/web")
 		if r.Err != nil {
 			t.Errorf("BackupWithResolvers: %v (an item error must not fail the whole backup)", r.Err)
 		}
-		// Same count as Velero's own exec hooks: the hook's "Error executing
-		// hook" line (here from the plugin) plus the engine's "Error backing
-		// up item" for the pod — the PV's Execute adds nothing.
-		if r.Errors != 2 || r.Warnings != 0 {
-			t.Errorf("Velero's counter: %d errors, %d warnings; want 2, 0", r.Errors, r.Warnings)
-		}
-		var hookErrs, itemErrs, other []harness.Entry
-		for _, e := range harness.AtOrAbove(r.Entries, logrus.WarnLevel) {
-			switch {
-			case harness.HostNoise(e) != "":
-			case e.Message == "Error executing hook" && e.Str("pluginName") == harness.Current().Basename() &&
-				e.Str("hookPhase") == "pre" && e.Str("namespace") == ns && e.Str("pod") == "db":
-				hookErrs = append(hookErrs, e)
-			case e.Message == "Error backing up item" && fmt.Sprint(e.Data["name"]) == "db" &&
-				strings.Contains(fmt.Sprint(e.Data["error.message"]), `pre hook "<from-annotation>" failed in container "app" of pod `+ns+"/db"):
-				itemErrs = append(itemErrs, e)
-			default:
-				other = append(other, e)
-			}
-		}
-		if len(hookErrs) != 1 || len(itemErrs) != 1 || len(other) != 0 {
-			t.Errorf("want one plugin \"Error executing hook\" and one Velero \"Error backing up item\" for pod db, nothing else at Warn+; got %d, %d and:\n%v", len(hookErrs), len(itemErrs), other)
-		}
+		checkRefusal(t, r, ns, "db", pv, "data")
 		checkItems(t, sc, r, "db")
 	})
+}
+
+// failedFreeze: pod db (claim data) whose pre hook fails with on-error Fail,
+// and pod web (claim www) with a healthy freeze; native or CSI volumes.
+func failedFreeze(ns string, tl Timeline, csi bool) Scenario {
+	sc := Scenario{Namespace: ns}
+	for _, claim := range []string{"data", "www"} {
+		if csi {
+			sc.withCSIClaim(claim, corev1api.ReadWriteOnce, "")
+		} else {
+			sc.withClaim(claim, corev1api.ReadWriteOnce)
+		}
+	}
+	sc.Pods = []*corev1api.Pod{
+		newPod(ns, "db", tl, []string{"data"}, hookSpec{preFails: true}),
+		newPod(ns, "web", tl, []string{"www"}, hookSpec{}),
+	}
+	return sc
+}
+
+// thawedInRefusal: db is frozen and thawed inside quiesce's Execute of its
+// volume pv, which fails.
+func (o order) thawedInRefusal(ns, pv string) {
+	o.t.Helper()
+	o.before(
+		"call "+harness.PluginName+" Execute PersistentVolume "+pv,
+		"freeze "+ns+"/db",
+		"thaw "+ns+"/db",
+		"done "+harness.PluginName+" Execute PersistentVolume "+pv+" error",
+	)
+}
+
+// checkRefusal: Velero's counter has exactly 2 errors — the plugin's "Error
+// executing hook" for pod's pre hook and the engine's one "Error backing up
+// item" for the pod's chain, whose error is the volume's refusal — and 1
+// warning, the plugin's "Volume not snapshotted" naming the volume, its claim
+// and the pods thawed for it; nothing else at Warn or above.
+func checkRefusal(t *testing.T, r *Result, ns, pod, pv, claim string) {
+	t.Helper()
+	if r.Errors != 2 || r.Warnings != 1 {
+		t.Errorf("Velero's counter: %d errors, %d warnings; want 2, 1", r.Errors, r.Warnings)
+	}
+	refusal := fmt.Sprintf(`volume %s (claim %s/%s) is not snapshotted: pre hook "<from-annotation>" failed in container "app" of pod %s/%s`, pv, ns, claim, ns, pod)
+	var hookErrs, itemErrs, refusedWarns, other []harness.Entry
+	for _, e := range harness.AtOrAbove(r.Entries, logrus.WarnLevel) {
+		switch {
+		case harness.HostNoise(e) != "":
+		case e.Message == "Error executing hook" && e.Str("pluginName") == harness.Current().Basename() &&
+			e.Str("hookPhase") == "pre" && e.Str("namespace") == ns && e.Str("pod") == pod:
+			hookErrs = append(hookErrs, e)
+		case e.Message == "Error backing up item" && fmt.Sprint(e.Data["name"]) == pod &&
+			strings.Contains(fmt.Sprint(e.Data["error.message"]), "error executing custom action (groupResource=persistentvolumes, namespace=, name="+pv+")") &&
+			strings.Contains(fmt.Sprint(e.Data["error.message"]), refusal):
+			itemErrs = append(itemErrs, e)
+		case e.Level == logrus.WarnLevel && strings.HasPrefix(e.Message, "Volume not snapshotted") &&
+			e.Str("persistentVolume") == pv && e.Str("claim") == claim && strings.Contains(e.Str("pods"), pod):
+			refusedWarns = append(refusedWarns, e)
+		default:
+			other = append(other, e)
+		}
+	}
+	if len(hookErrs) != 1 || len(itemErrs) != 1 || len(refusedWarns) != 1 || len(other) != 0 {
+		t.Errorf("want one plugin \"Error executing hook\" and one Velero \"Error backing up item\" (%s) for pod %s, one \"Volume not snapshotted\" warning, nothing else at Warn+; got %d, %d, %d and:\n%v",
+			refusal, pod, len(hookErrs), len(itemErrs), len(refusedWarns), other)
+	}
 }

@@ -22,9 +22,11 @@ import (
 const EnvFakeKubeBin = "QUIESCE_FAKE_KUBE_BIN"
 
 // FakeKube is a running fake-kube process: the repository's fake
-// Kubernetes API server, which serves pods (get, list, create) and
-// pods/exec over WebSocket, running the command on this machine. Level 2
-// points the plugin processes at it, so quiesce's hooks really execute.
+// Kubernetes API server, which serves pods, claims, volumes, the CSI
+// snapshot API and pods/exec over WebSocket, running the command on this
+// machine, and (with --snapshot-latency) a simulated snapshot controller.
+// Level 2 points the plugin processes and Velero's CSI actions at it, so
+// quiesce's hooks really execute and Velero's VolumeSnapshots are really cut.
 type FakeKube struct {
 	URL        string
 	Kubeconfig string
@@ -33,9 +35,10 @@ type FakeKube struct {
 	waited     chan struct{}
 }
 
-// StartFakeKube starts fake-kube with an empty store (pods are added with
-// CreatePod) and writes its kubeconfig under dir.
-func StartFakeKube(dir string) (*FakeKube, error) {
+// StartFakeKube starts fake-kube with an empty store (objects are added with
+// Create) and writes its kubeconfig under dir; args are more fake-kube flags
+// (e.g. "--snapshot-latency", "200ms").
+func StartFakeKube(dir string, args ...string) (*FakeKube, error) {
 	bin, err := fakeKubeBinary()
 	if err != nil {
 		return nil, err
@@ -45,7 +48,7 @@ func StartFakeKube(dir string) (*FakeKube, error) {
 	if err := os.MkdirAll(workRoot, 0o755); err != nil {
 		return nil, err
 	}
-	k.cmd = exec.Command(bin, "--port", "0", "--work-root", workRoot, "--kubeconfig-out", k.Kubeconfig)
+	k.cmd = exec.Command(bin, append([]string{"--port", "0", "--work-root", workRoot, "--kubeconfig-out", k.Kubeconfig}, args...)...)
 	k.cmd.Stderr = &lockedWriter{w: k.stderr}
 	out, err := k.cmd.StdoutPipe()
 	if err != nil {
@@ -97,27 +100,104 @@ func (k *FakeKube) Close() {
 
 // CreatePod stores a pod (any JSON-serialisable object, status included).
 func (k *FakeKube) CreatePod(pod any) error {
+	var meta struct {
+		Metadata struct{ Namespace string } `json:"metadata"`
+	}
 	b, err := json.Marshal(pod)
 	if err != nil {
 		return err
 	}
-	var meta struct {
-		Metadata struct{ Namespace string } `json:"metadata"`
-	}
 	if err := json.Unmarshal(b, &meta); err != nil {
 		return err
 	}
-	url := fmt.Sprintf("%s/api/v1/namespaces/%s/pods", k.URL, meta.Metadata.Namespace)
-	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	return k.Create("/api/v1/namespaces/"+meta.Metadata.Namespace+"/pods", pod)
+}
+
+// Create POSTs obj (any JSON-serialisable object, status included) to the
+// collection at path, e.g. /api/v1/persistentvolumes; fake-kube fills in
+// apiVersion and kind from the path.
+func (k *FakeKube) Create(path string, obj any) error {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	resp, err := http.Post(k.URL+path, "application/json", bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("POST %s: %s: %s", url, resp.Status, body)
+		return fmt.Errorf("POST %s: %s: %s", path, resp.Status, body)
 	}
 	return nil
+}
+
+// Get reads the object at path (or a list, for a collection) into out.
+func (k *FakeKube) Get(path string, out any) error {
+	resp, err := http.Get(k.URL + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, body)
+	}
+	return json.Unmarshal(body, out)
+}
+
+// KubeEvent is one event of fake-kube's timeline (GET /fake-kube/timeline):
+// an exec's start or end, a marker, or a step of the simulated snapshot
+// controller.
+type KubeEvent struct {
+	Seq      int    `json:"seq"`
+	AtMicros int64  `json:"atMicros"`
+	Type     string `json:"type"` // ExecStarted, ExecFinished, Marker, Snapshot
+	Exec     *struct {
+		Namespace string   `json:"namespace"`
+		Pod       string   `json:"pod"`
+		Container string   `json:"container"`
+		Argv      []string `json:"argv"`
+	} `json:"exec"`
+	Label    string `json:"label"`
+	Step     string `json:"step"` // Requested, Cut, Failed
+	Snapshot *struct {
+		Kind      string   `json:"kind"` // VolumeSnapshot, VolumeGroupSnapshot
+		Namespace string   `json:"namespace"`
+		Name      string   `json:"name"`
+		Claims    []string `json:"claims"`
+	} `json:"snapshot"`
+}
+
+// Namespace is the namespace of the exec or snapshot, "" for a marker.
+func (e KubeEvent) Namespace() string {
+	switch {
+	case e.Exec != nil:
+		return e.Exec.Namespace
+	case e.Snapshot != nil:
+		return e.Snapshot.Namespace
+	}
+	return ""
+}
+
+func (e KubeEvent) String() string {
+	switch {
+	case e.Exec != nil:
+		return fmt.Sprintf("%d %s %s/%s %q", e.Seq, e.Type, e.Exec.Namespace, e.Exec.Pod, e.Exec.Argv)
+	case e.Snapshot != nil:
+		return fmt.Sprintf("%d %s %s %s %s/%s %v", e.Seq, e.Type, e.Step, e.Snapshot.Kind, e.Snapshot.Namespace, e.Snapshot.Name, e.Snapshot.Claims)
+	}
+	return fmt.Sprintf("%d %s %s", e.Seq, e.Type, e.Label)
+}
+
+// Timeline is fake-kube's timeline so far, in order.
+func (k *FakeKube) Timeline() ([]KubeEvent, error) {
+	var body struct {
+		Events []KubeEvent `json:"events"`
+	}
+	err := k.Get("/fake-kube/timeline", &body)
+	return body.Events, err
 }
 
 func fakeKubeBinary() (string, error) {

@@ -24,6 +24,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	bia "github.com/vmware-tanzu/velero/pkg/backup/actions"
+	csibia "github.com/vmware-tanzu/velero/pkg/backup/actions/csi"
+	"github.com/vmware-tanzu/velero/pkg/client"
 	iba "github.com/vmware-tanzu/velero/pkg/itemblock/actions"
 	"github.com/vmware-tanzu/velero/pkg/plugin/framework"
 )
@@ -61,6 +63,28 @@ var (
 	BuiltinIBAs = []string{"velero.io/pod"}
 )
 
+// CSIBuiltinBIAs are Velero's CSI BackupItemActions (v2) as its run-plugins
+// command registers them; the registry lists them, sorted, after the v1
+// built-ins. Served only by a test binary whose Main has WithCSIBuiltins.
+var CSIBuiltinBIAs = []string{
+	"velero.io/csi-pvc-backupper",
+	"velero.io/csi-volumesnapshot-backupper",
+	"velero.io/csi-volumesnapshotclass-backupper",
+	"velero.io/csi-volumesnapshotcontent-backupper",
+}
+
+// Option changes what Main sets up.
+type Option func(*options)
+
+type options struct{ csi bool }
+
+// WithCSIBuiltins makes the re-executed test binary also serve Velero's real
+// CSI actions (CSIBuiltinBIAs), built as Velero's run-plugins builds them:
+// with Velero's own client factory, which finds the cluster through
+// $KUBECONFIG — fake-kube in Level 2. Velero's engine runs them only when
+// its process has the EnableCSI feature.
+func WithCSIBuiltins() Option { return func(o *options) { o.csi = true } }
+
 // Plugin describes the binary under test.
 type Plugin struct {
 	// Source is the binary that was built or given (not the copy).
@@ -88,10 +112,14 @@ func Current() Plugin {
 }
 
 // Main is the body of a test package's TestMain.
-func Main(m *testing.M) int {
+func Main(m *testing.M, opts ...Option) int {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if len(os.Args) > 1 && os.Args[1] == "run-plugins" {
 		// Child: we are "velero run-plugins ..." for the registry/manager.
-		serveBuiltins()
+		serveBuiltins(o)
 		return 0
 	}
 	flag.Parse()
@@ -134,13 +162,22 @@ func Main(m *testing.M) int {
 
 // serveBuiltins serves Velero's real built-in actions that need no cluster
 // (option B of the harness notes): BIA v1 velero.io/pod and velero.io/pv and
-// IBA velero.io/pod, under their real names.
-func serveBuiltins() {
-	framework.NewServer().
+// IBA velero.io/pod, under their real names; with o.csi also Velero's CSI
+// BIAs v2, over Velero's client factory.
+func serveBuiltins(o options) {
+	server := framework.NewServer().
 		RegisterBackupItemAction("velero.io/pod", func(l logrus.FieldLogger) (any, error) { return bia.NewPodAction(l), nil }).
 		RegisterBackupItemAction("velero.io/pv", func(l logrus.FieldLogger) (any, error) { return bia.NewPVCAction(l), nil }).
-		RegisterItemBlockAction("velero.io/pod", func(l logrus.FieldLogger) (any, error) { return iba.NewPodAction(l), nil }).
-		Serve()
+		RegisterItemBlockAction("velero.io/pod", func(l logrus.FieldLogger) (any, error) { return iba.NewPodAction(l), nil })
+	if o.csi {
+		f := client.NewFactory("velero", client.VeleroConfig{})
+		server = server.
+			RegisterBackupItemActionV2("velero.io/csi-pvc-backupper", csibia.NewPvcBackupItemAction(f)).
+			RegisterBackupItemActionV2("velero.io/csi-volumesnapshot-backupper", csibia.NewVolumeSnapshotBackupItemAction(f)).
+			RegisterBackupItemActionV2("velero.io/csi-volumesnapshotcontent-backupper", csibia.NewVolumeSnapshotContentBackupItemAction).
+			RegisterBackupItemActionV2("velero.io/csi-volumesnapshotclass-backupper", csibia.NewVolumeSnapshotClassBackupItemAction)
+	}
+	server.Serve()
 }
 
 func preparePlugin(tmp string) (Plugin, error) {
