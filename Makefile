@@ -3,7 +3,7 @@ CARGO ?= cargo
 BIN := velero-plugin-quiesce
 MUSL := x86_64-unknown-linux-musl
 
-.PHONY: help demo demo-replay build release test lint deny soak bench bench-vs-go conformance clean image image-smoke manifests cluster-up cluster-down e2e
+.PHONY: help demo demo-replay build release test lint deny soak bench bench-vs-go bench-freeze conformance clean image image-smoke manifests cluster-up cluster-down e2e
 
 ## help: list these targets
 help:
@@ -69,6 +69,18 @@ bench:
 ## bench-vs-go: the release binary vs a Go plugin (Velero's framework) through Velero's own client
 bench-vs-go:
 	cd tests/velero-host && go test -tags benchvsgo -count=1 -timeout 30m -v -run TestBenchVsGo ./benchvsgo/
+
+## bench-freeze: per-pod freeze windows of one backup on Velero's engine with Velero's CSI actions and
+## snapshots cut after 50 ms, 500 ms, 2 s: Velero's own hooks vs quiesce, thaw at the cut off and on
+bench-freeze:
+	$(CARGO) build --locked --release --bin $(BIN)
+	$(CARGO) build --locked --release -p fake-kube --bin fake-kube
+	@target=$${CARGO_TARGET_DIR:-target}; case $$target in /*) ;; *) target=$$PWD/$$target ;; esac; \
+	log=$$(mktemp); cd tests/velero-host/level2 && \
+	QUIESCE_PLUGIN_BIN=$$target/release/$(BIN) QUIESCE_FAKE_KUBE_BIN=$$target/release/fake-kube \
+		go test -tags benchfreeze -count=1 -timeout 30m -run '^TestBenchFreeze$$' >$$log 2>&1; \
+	status=$$?; if [ $$status -ne 0 ]; then cat $$log; rm -f $$log; exit $$status; fi; \
+	sed -n '/^freeze window per pod/,/^thaw-at-cut vs velero hooks/p' $$log; rm -f $$log
 
 ## conformance: the Go harness on Velero's own plugin registry and manager (VELERO_LINES=all for 1.16–1.18)
 conformance:
