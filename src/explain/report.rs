@@ -922,6 +922,7 @@ fn hook_reports(pod: &Pod, hooks: &[ResolvedHook], context: &mut HookContext) ->
                 run_once,
                 defect: hook.defect.as_ref().map(ToString::to_string),
                 reached,
+                ends_session: hook.ends_session.is_some(),
             }
         })
         .collect()

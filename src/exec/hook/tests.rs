@@ -28,6 +28,7 @@ fn hook(on_error: OnError) -> ResolvedHook {
         execution: Default::default(),
         run_once: None,
         defect: None,
+        ends_session: None,
     }
 }
 
