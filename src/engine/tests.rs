@@ -8,12 +8,14 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::exec::{Captured, ExecError, ExecOutput, ExecRequest};
+use crate::exec::session::tests::{Program, Programmed, Record};
+use crate::exec::{Captured, ExecError, ExecOutput, ExecRequest, ExecStream};
 use crate::kube_api::{self, PodEvent, PodVolumeBackup, SnapshotEvent, VolumeSnapshotState};
 
-/// What happened, in order: `pre pod`, `post pod`, `snapshot pv`, …
+/// What happened, in order: `pre pod`, `post pod`, `snapshot pv`, … — and what held sessions
+/// were sent: `open pre pod`, `stdin …`, `close`, `dropped`.
 #[derive(Default)]
-struct Timeline(Mutex<Vec<String>>);
+struct Timeline(Record);
 
 impl Timeline {
     fn push(&self, event: String) {
@@ -34,11 +36,13 @@ impl Timeline {
     }
 }
 
-/// Runs nothing: records `argv[0] pod` and answers as scripted by argv[0].
+/// Runs nothing: records `argv[0] pod` and answers as scripted by argv[0]; a command started
+/// with stdin plays [`ScriptedExecutor::program`].
 struct ScriptedExecutor {
     timeline: Arc<Timeline>,
     script: HashMap<String, Result<i32, ExecError>>,
     delay: Duration,
+    program: Program,
 }
 
 #[async_trait::async_trait]
@@ -57,6 +61,18 @@ impl Executor for ScriptedExecutor {
             stderr: Captured::default(),
             duration: self.delay,
         })
+    }
+
+    async fn start(&self, request: &ExecRequest) -> Result<Box<dyn ExecStream>, ExecError> {
+        self.timeline.push(format!(
+            "open {} {}",
+            request.command.join(" "),
+            request.pod
+        ));
+        Ok(Box::new(Programmed::start(
+            self.program.clone(),
+            Arc::clone(&self.timeline.0),
+        )))
     }
 }
 
@@ -190,6 +206,7 @@ fn harness_with_everything(
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
         delay,
+        program: Program::holding("ready", true),
     };
     let engine = Engine::new(Arc::new(executor), cluster.clone(), options);
     Harness {
@@ -1353,4 +1370,130 @@ async fn a_failed_namespace_listing_is_tried_again_by_the_next_group() {
     assert_eq!(h.timeline.count("pre y"), 1, "{:?}", h.timeline.events());
     assert_eq!(h.timeline.count("pre b"), 0, "{:?}", h.timeline.events());
     h.engine.drain().await;
+}
+
+// ----- held sessions -----
+
+/// Annotations making the pre hook hold a session until `ready`, ended with `unlock`.
+fn holding() -> Value {
+    json!({
+        "pre.hook.backup.quiesce.dev/stdin": "lock",
+        "pre.hook.backup.quiesce.dev/hold-until-output": "ready",
+        "post.hook.backup.quiesce.dev/stdin": "unlock",
+    })
+}
+
+#[tokio::test]
+async fn a_held_session_spans_the_snapshot_and_ends_before_the_post_command() {
+    let h = harness(&[]);
+    let db = pod("db", &["data"], holding());
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(
+        h.timeline.events(),
+        [
+            "open pre db",
+            "stdin lock\n",
+            "snapshot pv-1",
+            "stdin unlock\n",
+            "close",
+            "dropped",
+            "post db"
+        ]
+    );
+    let summary = lock(&h.engine.inner.summary).clone();
+    assert_eq!((summary.attempted, summary.succeeded), (3, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_watchdog_ends_a_held_session() {
+    let h = harness(&[]);
+    let mut annotations = holding();
+    annotations["quiesce.dev/max-freeze"] = json!("1m");
+    let db = pod("db", &["data"], annotations);
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    tokio::time::sleep(Duration::from_secs(59)).await;
+    assert_eq!(h.timeline.count("close"), 0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(h.timeline.count("close"), 1);
+    assert_eq!(h.timeline.count("dropped"), 1);
+}
+
+#[tokio::test]
+async fn the_drain_ends_a_held_session() {
+    let h = harness(&[]);
+    let db = pod("db", &["data"], holding());
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    h.engine.drain().await;
+    assert!(h.timeline.position("close") > h.timeline.position("snapshot pv-1"));
+    assert_eq!(h.timeline.count("post db"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_that_never_holds_fails_the_freeze_and_leaves_nothing_open() {
+    let mut h = harness(&[]);
+    // The ready text never comes.
+    let executor = ScriptedExecutor {
+        timeline: Arc::clone(&h.timeline),
+        script: HashMap::new(),
+        delay: Duration::ZERO,
+        program: Program::v5(),
+    };
+    h.engine = Engine::new(Arc::new(executor), h.cluster.clone(), test_options());
+    let db = pod("db", &["data"], holding());
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    let events = h.timeline.events();
+    assert_eq!(
+        events[..4],
+        ["open pre db", "stdin lock\n", "close", "dropped"],
+        "ended at its timeout"
+    );
+    assert_eq!(h.timeline.count("refused pv-1"), 1);
+    assert_eq!(
+        h.timeline.count("post db"),
+        1,
+        "the thaw still runs: {events:?}"
+    );
+    assert_eq!(h.timeline.count("stdin unlock\n"), 0, "no session to end");
+}
+
+#[tokio::test]
+async fn a_session_left_by_a_failed_post_hook_is_still_ended() {
+    let (config, problems) = Config::from_yaml(
+        "hooks:\n  resources:\n  - name: db\n    pre:\n    - exec:\n        command: [hold]\n        \
+         stdin: lock\n        holdUntilOutput: ready\n    post:\n    - exec:\n        \
+         command: [failing]\n    - exec:\n        stdin: unlock\n",
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    let h = harness_with_cluster(
+        &[("failing", Ok(1))],
+        Duration::ZERO,
+        false,
+        FakeCluster {
+            config,
+            ..FakeCluster::default()
+        },
+    );
+    let mut db = pod_value("db", &["data"], json!({}));
+    db["metadata"]["annotations"] = json!({});
+    let db = serde_json::to_vec(&db).unwrap();
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(
+        h.timeline.events(),
+        [
+            "open hold db",
+            "stdin lock\n",
+            "snapshot pv-1",
+            "failing db",
+            "close",
+            "dropped"
+        ],
+        "its own post hook was skipped, the session is ended without input"
+    );
 }

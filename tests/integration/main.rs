@@ -13,4 +13,5 @@ mod host_contract;
 mod install;
 mod manifests;
 mod security;
+mod sessions;
 mod util;

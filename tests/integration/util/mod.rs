@@ -73,7 +73,16 @@ pub async fn launch_with_cluster_env(
     extra_args: &[&str],
     env: &[(&str, &str)],
 ) -> (Plugin, fake_kube::FakeKube) {
-    let cluster = fake_kube::FakeKube::start().await.unwrap();
+    launch_with_cluster_from(fake_kube::FakeKube::builder(), extra_args, env).await
+}
+
+/// Like [`launch_with_cluster_env`], the fake cluster started from `cluster` (v4 only, say).
+pub async fn launch_with_cluster_from(
+    cluster: fake_kube::FakeKubeBuilder,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+) -> (Plugin, fake_kube::FakeKube) {
+    let cluster = cluster.start().await.unwrap();
     let kubeconfig = tempfile::NamedTempFile::new().unwrap();
     cluster.write_kubeconfig(kubeconfig.path()).unwrap();
     let path = kubeconfig.path().to_str().unwrap().to_owned();

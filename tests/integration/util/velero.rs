@@ -20,7 +20,7 @@ use quiesce::proto::v2::backup_item_action_client::BackupItemActionClient;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 
-use super::{execute_request, launch_with_cluster_env, related_items_request, Plugin};
+use super::{execute_request, launch_with_cluster_from, related_items_request, Plugin};
 
 /// Generous bound for "it happens at all" waits; never a performance assertion.
 const EVENTUALLY: Duration = Duration::from_secs(20);
@@ -43,7 +43,12 @@ impl Velero {
 
     /// Like [`Velero::start`], with extra environment variables for the plugin.
     pub async fn start_with_env(env: &[(&str, &str)]) -> Velero {
-        let (plugin, cluster) = launch_with_cluster_env(&[], env).await;
+        Self::start_on(fake_kube::FakeKube::builder(), env).await
+    }
+
+    /// Like [`Velero::start_with_env`], the fake cluster started from `cluster`.
+    pub async fn start_on(cluster: fake_kube::FakeKubeBuilder, env: &[(&str, &str)]) -> Velero {
+        let (plugin, cluster) = launch_with_cluster_from(cluster, &[], env).await;
         let cluster = Arc::new(cluster);
         let worker = Worker {
             cluster: Arc::clone(&cluster),
