@@ -21,6 +21,7 @@ use quiesce::exec::{ExecError, ExecRequest};
 use quiesce::kube_api::Kube;
 use serde_json::Value;
 
+use crate::util::databases::{MariaDb, Postgres};
 use crate::util::velero::{shop_pod, Velero, NAMESPACE};
 
 /// Generous bound for "it happens at all" waits; never a performance assertion.
@@ -223,4 +224,389 @@ async fn on_a_v4_server_a_held_session_ends_when_its_post_input_ends_it() {
         session_outcome(&velero),
         Some(ExecOutcome::ClientDisconnected)
     ));
+}
+
+// ----- real databases -----
+
+/// The ready text of every database session here.
+const READY: &str = "quiesce-frozen";
+
+/// An `INSERT` into `shop.orders`, running in a client of its own from `started`.
+struct Writer {
+    child: std::process::Child,
+    started: Instant,
+}
+
+impl Writer {
+    fn start(db: &MariaDb) -> Writer {
+        let child = db
+            .command("INSERT INTO shop.orders (v) VALUES (1)")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Writer {
+            child,
+            started: Instant::now(),
+        }
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for the insert to complete (it must succeed); when it did.
+    async fn finished(&mut self) -> Instant {
+        let deadline = Instant::now() + EVENTUALLY;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "the insert failed: {status}");
+                return Instant::now();
+            }
+            assert!(Instant::now() < deadline, "the writer never completed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn millis(duration: Duration) -> u128 {
+    duration.as_millis()
+}
+
+/// What the writer's insert is doing, as the server reports it (`Waiting for backup lock`:
+/// MariaDB 10.4+ implements the global read lock with its backup lock).
+fn writer_state(db: &MariaDb) -> String {
+    db.sql(
+        "SELECT STATE FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO shop.orders%'",
+    )
+    .trim()
+    .to_owned()
+}
+
+/// A pod of `shop` with claim `data` whose pre hook holds a MariaDB read lock in one `mysql`
+/// session, released by the thaw's `UNLOCK TABLES` and end-of-file.
+fn mariadb_pod(db: &MariaDb, name: &str) -> PodBuilder {
+    let argv = db.client_argv(&["--unbuffered", "-N"]);
+    shop_pod(name)
+        .claims(["data"])
+        .annotation(
+            &format!("{PRE}command"),
+            serde_json::to_string(&argv).unwrap(),
+        )
+        .annotation(
+            &format!("{PRE}stdin"),
+            format!("FLUSH TABLES WITH READ LOCK; SELECT '{READY}';"),
+        )
+        .annotation(&format!("{PRE}hold-until-output"), READY)
+        .annotation(&format!("{POST}stdin"), "UNLOCK TABLES;")
+}
+
+/// Freezes `pod` through `velero` (its session then holds the lock) and starts a writer, which
+/// must still be waiting `blocked` later.
+async fn held_and_blocked(
+    velero: &mut Velero,
+    db: &MariaDb,
+    pod: &Value,
+    blocked: Duration,
+) -> Writer {
+    velero.index(pod).await;
+    velero.volume("pv-data", "data").await.unwrap();
+    let mut writer = Writer::start(db);
+    tokio::time::sleep(blocked).await;
+    assert!(
+        writer.is_running(),
+        "the insert waits while the pod is frozen"
+    );
+    writer
+}
+
+/// `heldMs` of the `held session ended` line (or of the failed end's line).
+async fn held_ms(velero: &Velero) -> u64 {
+    let ending = wait_for_line(velero, "ending held session").await;
+    ending["heldMs"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_a_writer_blocks_during_a_held_read_lock_and_completes_after_the_thaw() {
+    let Some(db) = MariaDb::start() else { return };
+    let mut velero = Velero::start().await;
+    let pod = mariadb_pod(&db, "mariadb-0").build();
+    let mut writer = held_and_blocked(&mut velero, &db, &pod, Duration::from_millis(1500)).await;
+    let state = writer_state(&db);
+    assert!(state.starts_with("Waiting for"), "{state:?}");
+
+    let thaw = Instant::now();
+    velero.pod(&pod).await.unwrap();
+    let thaw_returned = Instant::now();
+    let done = writer.finished().await;
+    assert!(
+        done > thaw,
+        "the insert completed only after the thaw began"
+    );
+    assert_eq!(db.sql("SELECT COUNT(*) FROM shop.orders").trim(), "1");
+    let ended = wait_for_line(&velero, "held session ended").await;
+    assert_eq!(ended["exitCode"], 0);
+    assert_eq!(ended["thawedBy"], "pod-item");
+    eprintln!(
+        "mariadb held session: writer blocked ({state}) {} ms, completed {} ms after the thaw \
+         began (the thaw's Execute answered after {} ms); session held {} ms",
+        millis(done - writer.started),
+        millis(done - thaw),
+        millis(thaw_returned - thaw),
+        held_ms(&velero).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_the_same_sql_as_a_one_shot_hook_holds_nothing() {
+    let Some(db) = MariaDb::start() else { return };
+    let mut velero = Velero::start().await;
+    let argv = db.client_argv(&[
+        "-N",
+        "-e",
+        &format!("FLUSH TABLES WITH READ LOCK; SELECT '{READY}'"),
+    ]);
+    let pod = shop_pod("mariadb-0")
+        .claims(["data"])
+        .annotation(
+            &format!("{PRE}command"),
+            serde_json::to_string(&argv).unwrap(),
+        )
+        .build();
+    velero.index(&pod).await;
+    velero.volume("pv-data", "data").await.unwrap();
+    let ran = wait_for_line(&velero, "stdout: quiesce-frozen\n").await;
+    assert_eq!(ran["hookPhase"], "pre", "the lock was taken");
+    let mut writer = Writer::start(&db);
+    let done = writer.finished().await;
+    // The pod is still "frozen" (its item has not come), yet nothing holds the lock: the
+    // client exited, its connection closed and the lock went with it.
+    eprintln!(
+        "mariadb one-shot FLUSH TABLES WITH READ LOCK: the writer completed in {} ms during the \
+         freeze",
+        millis(done - writer.started)
+    );
+    assert!(done - writer.started < Duration::from_secs(2));
+    velero.pod(&pod).await.unwrap();
+}
+
+/// The end of a session held through `cause` (Shutdown, SIGTERM, the watchdog), `blocked_for`
+/// after the writer started: the writer completes, and the log says why.
+async fn assert_released(velero: &Velero, writer: &mut Writer, thawed_by: &str, what: &str) {
+    let done = writer.finished().await;
+    let ending = wait_for_line(velero, &format!("ending held session ({thawed_by})")).await;
+    assert_eq!(ending["thawedBy"], thawed_by);
+    let ended = wait_for_line(velero, "held session ended").await;
+    assert_eq!(ended["exitCode"], 0);
+    eprintln!(
+        "mariadb held session ended by {what}: the writer completed after {} ms; session held \
+         {} ms",
+        millis(done - writer.started),
+        ending["heldMs"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_the_watchdog_releases_a_held_lock() {
+    let Some(db) = MariaDb::start() else { return };
+    let mut velero = Velero::start().await;
+    let pod = mariadb_pod(&db, "mariadb-0")
+        .annotation("quiesce.dev/max-freeze", "2s")
+        .build();
+    let mut writer = held_and_blocked(&mut velero, &db, &pod, Duration::from_millis(500)).await;
+    // The pod's item never comes.
+    assert_released(
+        &velero,
+        &mut writer,
+        "max-freeze",
+        "the max-freeze watchdog",
+    )
+    .await;
+    let watchdog = wait_for_line(&velero, "Pod frozen longer than its max-freeze").await;
+    assert_eq!(watchdog["@level"], "error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_shutdown_releases_a_held_lock() {
+    let Some(db) = MariaDb::start() else { return };
+    let mut velero = Velero::start().await;
+    let pod = mariadb_pod(&db, "mariadb-0").build();
+    let mut writer = held_and_blocked(&mut velero, &db, &pod, Duration::from_millis(500)).await;
+    let exit = velero.stop(Duration::from_secs(5)).await;
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
+    assert_released(&velero, &mut writer, "shutdown", "Shutdown").await;
+    wait_for_line(&velero, "Thawing pod before the plugin exits").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_sigterm_releases_a_held_lock() {
+    let Some(db) = MariaDb::start() else { return };
+    let mut velero = Velero::start().await;
+    let pod = mariadb_pod(&db, "mariadb-0").build();
+    let mut writer = held_and_blocked(&mut velero, &db, &pod, Duration::from_millis(500)).await;
+    velero.plugin.signal(libc::SIGTERM);
+    assert!(velero.plugin.wait_exit(Duration::from_secs(5)).is_some());
+    assert_released(&velero, &mut writer, "shutdown", "SIGTERM").await;
+    wait_for_line(&velero, "SIGTERM received, stopping").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_a_session_without_its_ready_text_fails_at_its_timeout_and_holds_nothing() {
+    let Some(db) = MariaDb::start() else { return };
+    let mut velero = Velero::start().await;
+    let pod = mariadb_pod(&db, "mariadb-0")
+        .annotation(&format!("{PRE}hold-until-output"), "never-printed")
+        .annotation(&format!("{PRE}timeout"), "3s")
+        .build();
+    velero.index(&pod).await;
+    let started = Instant::now();
+    let refused = velero.volume("pv-data", "data").await.unwrap_err();
+    let failed_after = started.elapsed();
+    assert!(refused
+        .message()
+        .contains("timed out after 3s waiting for \"never-printed\""));
+    assert!(failed_after >= Duration::from_secs(3));
+    let mut writer = Writer::start(&db);
+    let done = writer.finished().await;
+    assert!(
+        done - writer.started < Duration::from_secs(2),
+        "nothing is held"
+    );
+    let failed = wait_for_line(&velero, "Error executing hook").await;
+    assert_eq!(failed["hookPhase"], "pre");
+    eprintln!(
+        "mariadb session without its ready text: failed after {} ms; the writer then completed \
+         in {} ms",
+        millis(failed_after),
+        millis(done - writer.started)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_on_a_v4_server_the_post_input_must_end_the_client() {
+    let Some(db) = MariaDb::start() else { return };
+    let v4 = || FakeKube::builder().v4_only(true);
+    // `\q` ends the client: its exit code is the post hook's, as on v5.
+    let mut velero = Velero::start_on(v4(), &[]).await;
+    let pod = mariadb_pod(&db, "mariadb-0")
+        .annotation(&format!("{POST}stdin"), "UNLOCK TABLES;\n\\q")
+        .build();
+    let mut writer = held_and_blocked(&mut velero, &db, &pod, Duration::from_millis(500)).await;
+    velero.pod(&pod).await.unwrap();
+    writer.finished().await;
+    let ended = wait_for_line(&velero, "held session ended").await;
+    assert_eq!(ended["exitCode"], 0);
+
+    // Without it, the client never reads end-of-file: ended at the post timeout, the lock goes
+    // with its connection, and the failure names the fix.
+    let mut velero = Velero::start_on(v4(), &[]).await;
+    let pod = mariadb_pod(&db, "mariadb-1")
+        .annotation(&format!("{POST}timeout"), "2s")
+        .build();
+    velero.index(&pod).await;
+    velero.volume("pv-data", "data").await.unwrap();
+    let mut writer = Writer::start(&db);
+    velero.pod(&pod).await.unwrap();
+    writer.finished().await;
+    let failed = wait_for_line(&velero, "Error executing hook").await;
+    assert!(failed["error"].as_str().unwrap().contains("such as \\q"));
+}
+
+/// A pod of `shop` with claim `data` whose pre hook starts a non-exclusive PostgreSQL backup
+/// in one held `psql` session, ended at the thaw by `pg_backup_stop`.
+fn postgres_pod(pg: &Postgres, name: &str) -> PodBuilder {
+    shop_pod(name)
+        .claims(["data"])
+        .annotation(
+            &format!("{PRE}command"),
+            serde_json::to_string(&pg.client_argv(&[])).unwrap(),
+        )
+        .annotation(
+            &format!("{PRE}stdin"),
+            format!("SELECT pg_backup_start('quiesce', true); SELECT '{READY}';"),
+        )
+        .annotation(&format!("{PRE}hold-until-output"), READY)
+        .annotation(&format!("{POST}stdin"), "SELECT * FROM pg_backup_stop();")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_backup_mode_in_one_held_session_ends_with_its_label_in_the_post_log() {
+    let Some(pg) = Postgres::start() else { return };
+    let mut velero = Velero::start().await;
+    let pod = postgres_pod(&pg, "postgres-0").build();
+    velero.index(&pod).await;
+    velero.volume("pv-data", "data").await.unwrap();
+    // Between the freeze and the thaw the backup's session is connected, idle after its ready
+    // text (a second session could not stop this backup: it belongs to that one).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sessions = pg.command(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle' AND query = 'SELECT ''{READY}'';'"
+    ))
+    .output()
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&sessions.stdout).trim(), "1");
+    velero.pod(&pod).await.unwrap();
+    let ended = wait_for_line(&velero, "held session ended").await;
+    assert_eq!(ended["exitCode"], 0);
+    assert_eq!(ended["hookPhase"], "post");
+    // pg_backup_stop's row: the stop LSN, the backup_label file, the tablespace map.
+    let label = velero
+        .stderr()
+        .into_iter()
+        .find(|l| {
+            l["hookPhase"] == "post"
+                && l["@message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("stdout: ") && m.contains("LABEL: quiesce"))
+        })
+        .unwrap_or_else(|| panic!("no label in the post hook's log: {:#?}", velero.stderr()));
+    let text = label["@message"].as_str().unwrap();
+    assert!(text.contains("START WAL LOCATION:"), "{text}");
+    eprintln!(
+        "postgres backup mode held {} ms; the post hook logged pg_backup_stop's label ({} bytes)",
+        held_ms(&velero).await,
+        label["outputBytes"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_backup_mode_as_two_one_shot_hooks_fails() {
+    let Some(pg) = Postgres::start() else { return };
+    let mut velero = Velero::start().await;
+    let start = pg.client_argv(&["-c", "SELECT pg_backup_start('quiesce', true)"]);
+    let stop = pg.client_argv(&["-c", "SELECT * FROM pg_backup_stop()"]);
+    let pod = shop_pod("postgres-0")
+        .claims(["data"])
+        .annotation(
+            &format!("{PRE}command"),
+            serde_json::to_string(&start).unwrap(),
+        )
+        .annotation(
+            &format!("{POST}command"),
+            serde_json::to_string(&stop).unwrap(),
+        )
+        .build();
+    velero.back_up(&pod, &[("pv-data", "data")]).await.unwrap();
+    let failed = wait_for_line(&velero, "Error executing hook").await;
+    assert_eq!(failed["hookPhase"], "post");
+    assert_eq!(failed["exitCode"], 1);
+    let stderr = wait_for_line(&velero, "stderr: ERROR:").await;
+    assert!(
+        stderr["@message"]
+            .as_str()
+            .unwrap()
+            .contains("backup is not in progress"),
+        "{stderr}"
+    );
+    assert_eq!(
+        lines_with(&velero, "exec hook succeeded")[0]["hookPhase"],
+        "pre"
+    );
 }

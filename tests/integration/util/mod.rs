@@ -6,6 +6,7 @@
 //! The integration binary uses every helper; `tests/soak.rs`, the benches and the demo
 //! include this module by path and use part of it.
 
+pub mod databases;
 pub mod velero;
 
 use std::io::{BufRead, BufReader, Read};
