@@ -372,9 +372,14 @@ pub(crate) fn read_annotation_hook(
 /// Whether `pre…/hold-until-output` makes the pod's pre annotation hook hold a session: the
 /// pre hook has a command and the text is usable. Its post phase then ends the session.
 pub(crate) fn pre_holds_session(annotations: &BTreeMap<String, String>) -> bool {
+    // An empty argv (`[]`) is a defect that never runs, so it holds nothing to end.
     let has_command = annotations
         .get(&annotation_key(Phase::Pre, COMMAND))
-        .is_some_and(|value| parse_command(value).argv().is_some());
+        .is_some_and(|value| {
+            parse_command(value)
+                .argv()
+                .is_some_and(|argv| !argv.is_empty())
+        });
     has_command
         && annotations
             .get(&annotation_key(Phase::Pre, HOLD_UNTIL_OUTPUT))
