@@ -4,7 +4,7 @@
 # claims, selectors → template labels), the RBAC grants what the plugin needs, the hook
 # annotations are quiesce's keys with valid values, the Helm snippet mounts Velero's plugins
 # volume at /target, and nginx-local.yaml runs on the cluster of `make cluster-up` (node name,
-# imported images). The plugin's own parser checks the ConfigMap rules in tests/manifests.rs
+# imported images). The plugin's own parser checks the ConfigMap rules in tests/integration/manifests.rs
 # (`make manifests` runs both). Needs python3 with PyYAML; installs python3-yaml with apt if missing.
 # Usage: scripts/check-manifests.sh [DIR]   (default plugin-manifest)
 set -euo pipefail
