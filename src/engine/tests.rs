@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use fake_kube::objects;
 use serde_json::{json, Value};
 
 use super::*;
@@ -214,46 +215,28 @@ fn pod(name: &str, claims: &[&str], annotations: Value) -> Vec<u8> {
 
 /// [`pod`] as a JSON value, to add labels or owners to.
 fn pod_value(name: &str, claims: &[&str], annotations: Value) -> Value {
-    let mut all = json!({
-        "pre.hook.backup.quiesce.dev/command": "[\"pre\"]",
-        "post.hook.backup.quiesce.dev/command": "[\"post\"]",
-    });
-    for (k, v) in annotations.as_object().unwrap() {
-        all[k] = v.clone();
-    }
-    let volumes: Vec<Value> = claims
-        .iter()
-        .map(|c| json!({"name": c, "persistentVolumeClaim": {"claimName": c}}))
-        .collect();
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"), "annotations": all},
-        "spec": {"containers": [{"name": "app"}], "volumes": volumes},
-        "status": {"phase": "Running"}
-    })
+    objects::pod("shop", name)
+        .uid(format!("uid-{name}"))
+        .annotation("pre.hook.backup.quiesce.dev/command", r#"["pre"]"#)
+        .annotation("post.hook.backup.quiesce.dev/command", r#"["post"]"#)
+        .annotations(annotations)
+        .container(objects::container("app"))
+        .claims(claims)
+        .build()
 }
 
 /// A CSI PersistentVolume bound to `claim`.
 fn pv(name: &str, claim: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": name},
-        "spec": {
-            "claimRef": {"namespace": "shop", "name": claim},
-            "csi": {"driver": "hostpath.csi.k8s.io", "volumeHandle": name}
-        }
-    }))
-    .unwrap()
+    let mut pv = objects::persistent_volume(name, "shop", claim);
+    pv["spec"]["csi"] = json!({"driver": "hostpath.csi.k8s.io", "volumeHandle": name});
+    serde_json::to_vec(&pv).unwrap()
 }
 
 /// A PersistentVolume without CSI (native snapshots, or none), bound to `claim`.
 fn native_pv(name: &str, claim: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": name},
-        "spec": {"claimRef": {"namespace": "shop", "name": claim}, "awsElasticBlockStore": {"volumeID": "vol-1"}}
-    }))
-    .unwrap()
+    let mut pv = objects::persistent_volume(name, "shop", claim);
+    pv["spec"]["awsElasticBlockStore"] = json!({"volumeID": "vol-1"});
+    serde_json::to_vec(&pv).unwrap()
 }
 
 impl Harness {
