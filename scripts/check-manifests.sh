@@ -2,8 +2,9 @@
 # Validates every YAML file in plugin-manifest/: it parses, every document has a known kind with
 # the fields that kind requires, references inside a file resolve (bindings → roles, volumes →
 # claims, selectors → template labels), the RBAC grants what the plugin needs, the hook
-# annotations are quiesce's keys with valid values, and the Helm snippet mounts Velero's plugins
-# volume at /target. The plugin's own parser checks the ConfigMap rules in tests/manifests.rs
+# annotations are quiesce's keys with valid values, the Helm snippet mounts Velero's plugins
+# volume at /target, and nginx-local.yaml runs on the cluster of `make cluster-up` (node name,
+# imported images). The plugin's own parser checks the ConfigMap rules in tests/integration/manifests.rs
 # (`make manifests` runs both). Needs python3 with PyYAML; installs python3-yaml with apt if missing.
 # Usage: scripts/check-manifests.sh [DIR]   (default plugin-manifest)
 set -euo pipefail
@@ -297,6 +298,16 @@ for path in files:
         for needed in (("pre", "command"), ("pre", "container"), ("post", "command"), ("post", "container")):
             if needed not in hooks:
                 problem(str(path), f"the example needs the {needed[0]}.hook.backup.quiesce.dev/{needed[1]} annotation")
+    if path.name == "nginx-local.yaml":  # for the cluster of `make cluster-up` (scripts/cluster)
+        for doc in docs:
+            if not isinstance(doc, dict) or doc.get("kind") != "Deployment":
+                continue
+            spec = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+            if spec.get("nodeName") != "localhost":
+                problem(str(path), "that cluster has no scheduler: the pod template needs nodeName: localhost")
+            for container in spec.get("containers") or []:
+                if not str(container.get("image", "")).startswith("localhost/") or container.get("imagePullPolicy") != "Never":
+                    problem(str(path), f"container {container.get('name')}: that cluster has no registry: a localhost/ image with imagePullPolicy: Never")
     if len(problems) == before:
         checked.append(f"{path.name}: {', '.join(kinds)}")
 

@@ -1,7 +1,7 @@
 //! The invariants the fuzz targets assert, one `check_*` function per target. Each panics with
 //! the offending input when an invariant breaks, which libFuzzer records as a crash.
 //!
-//! Shared with `tests/fuzz_regressions.rs`, which includes this file by path so that every
+//! Shared with `tests/integration/fuzz_regressions.rs`, which includes this file by path so that every
 //! finding replays on stable through the very same checks. It may therefore use only crates
 //! that `quiesce` itself depends on (no `arbitrary`, no `libfuzzer-sys`).
 

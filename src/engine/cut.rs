@@ -50,15 +50,22 @@ pub(super) struct Watches {
     failed_once: std::sync::atomic::AtomicBool,
 }
 
-/// What one namespace's watch has seen.
+/// What one namespace's watch has seen, and who waits on it.
 #[derive(Default)]
 struct Watch {
     /// Claims with a cut snapshot of this backup, and when it was cut.
     cut: Mutex<HashMap<String, Timestamp>>,
     /// Claims whose snapshot reported an error.
     failed: Mutex<HashMap<String, String>>,
-    /// Whether the watch task still runs.
-    running: std::sync::atomic::AtomicBool,
+    /// The frozen pods waiting for their cut, and whether the watch task still runs; one lock,
+    /// so that a pod is never added to a watch that has just decided to stop.
+    waiters: Mutex<Waiters>,
+}
+
+#[derive(Default)]
+struct Waiters {
+    pods: Vec<Arc<PodEntry>>,
+    running: bool,
 }
 
 /// Velero's `label.GetValidName`: a label value of at most 63 characters — the name itself, or
@@ -129,25 +136,30 @@ impl Engine {
             backup_uid: backup.uid.clone(),
             namespace: namespace.to_owned(),
         };
-        let started = {
-            let mut watches = lock(&self.inner.watches.by_key);
-            match watches.get(&key) {
-                Some(watch) if watch.running.load(std::sync::atomic::Ordering::SeqCst) => None,
-                _ => {
-                    let watch = Arc::new(Watch::default());
-                    watch
-                        .running
-                        .store(true, std::sync::atomic::Ordering::SeqCst);
-                    watches.insert(key.clone(), Arc::clone(&watch));
-                    Some(watch)
+        let waiting: Vec<Arc<PodEntry>> = frozen
+            .iter()
+            .filter(|e| self.thaws_at_cut(e))
+            .cloned()
+            .collect();
+        let watch = Arc::clone(
+            lock(&self.inner.watches.by_key)
+                .entry(key.clone())
+                .or_default(),
+        );
+        let start = {
+            let mut waiters = lock(&watch.waiters);
+            for entry in waiting {
+                if !waiters.pods.iter().any(|w| Arc::ptr_eq(w, &entry)) {
+                    waiters.pods.push(entry);
                 }
             }
+            !std::mem::replace(&mut waiters.running, true)
         };
-        let Some(watch) = started else {
+        if !start {
             // Snapshots seen already may complete these pods.
-            self.release_cut_pods(&key, backup).await;
+            self.release_cut_pods(&watch).await;
             return;
-        };
+        }
         let engine = self.clone();
         let backup = backup.clone();
         let labels = format!("{BACKUP_NAME_LABEL}={}", valid_label_value(&backup.name));
@@ -157,23 +169,25 @@ impl Engine {
             .watch_volume_snapshots(&key.namespace, &labels);
         let stopping = self.inner.stopping.clone();
         tokio::spawn(async move {
-            tokio::select! {
-                () = engine.follow_snapshots(&key, &backup, &watch, events) => {}
-                () = stopping.cancelled() => {}
+            let stopped_itself = tokio::select! {
+                stopped = engine.follow_snapshots(&key, &backup, &watch, events) => stopped,
+                () = stopping.cancelled() => false,
+            };
+            if !stopped_itself {
+                lock(&watch.waiters).running = false;
             }
-            watch
-                .running
-                .store(false, std::sync::atomic::Ordering::SeqCst);
         });
     }
 
+    /// Follows the snapshots until no pod waits (`true`: the watch is already marked stopped)
+    /// or the stream ends (`false`).
     async fn follow_snapshots(
         &self,
         key: &WatchKey,
         backup: &BackupInfo,
         watch: &Watch,
         mut events: SnapshotEvents,
-    ) {
+    ) -> bool {
         while let Some(event) = events.next().await {
             match event {
                 Ok(SnapshotEvent::Seen(snapshot)) => {
@@ -215,58 +229,64 @@ impl Engine {
                              watch, or set thawAtSnapshotCut: false)"
                         );
                     }
-                    return;
+                    return false;
                 }
             }
-            if !self.release_cut_pods(key, backup).await {
-                return; // nothing of this namespace waits any more
+            if !self.release_cut_pods(watch).await {
+                return true; // nothing of this namespace waits any more
             }
         }
+        false
     }
 
-    /// Releases every frozen pod of the namespace whose claims are all cut; returns whether
-    /// some pod of it still waits.
-    async fn release_cut_pods(&self, key: &WatchKey, backup: &BackupInfo) -> bool {
-        let Some(watch) = lock(&self.inner.watches.by_key).get(key).cloned() else {
-            return false;
-        };
-        let candidates = self.indexed_pods(|e| {
-            e.backup.uid == key.backup_uid
-                && e.plan.pod.namespace == key.namespace
-                && self.thaws_at_cut(e)
-        });
-        let mut waiting = false;
-        for entry in candidates {
+    /// Releases every waiting pod whose claims are all cut; forgets those thawed meanwhile or
+    /// whose snapshot failed. Returns whether some pod still waits — when none does, the watch
+    /// is marked stopped under the same lock, and its task ends.
+    async fn release_cut_pods(&self, watch: &Watch) -> bool {
+        let waiting = lock(&watch.waiters).pods.clone();
+        let mut settled = Vec::new();
+        for entry in waiting {
             if entry.state.lock().await.freeze != Freeze::Frozen {
+                settled.push(entry);
                 continue;
             }
-            let ready = {
+            let (ready, hopeless) = {
                 let cut = lock(&watch.cut);
                 let failed = lock(&watch.failed);
-                entry
-                    .plan
-                    .claims
-                    .iter()
-                    .all(|claim| cut.contains_key(claim) && !failed.contains_key(claim))
+                let claims = &entry.plan.claims;
+                (
+                    claims
+                        .iter()
+                        .all(|c| cut.contains_key(c) && !failed.contains_key(c)),
+                    claims.iter().any(|c| failed.contains_key(c)),
+                )
             };
-            if !ready {
-                let hopeless = {
-                    let failed = lock(&watch.failed);
-                    entry.plan.claims.iter().any(|c| failed.contains_key(c))
-                };
-                waiting |= !hopeless;
-                continue;
+            if ready {
+                tracing::debug!(
+                    namespace = %entry.plan.pod.namespace,
+                    pod = %entry.plan.pod.name,
+                    backup = %entry.backup.qualified_name(),
+                    "Every CSI snapshot of the pod's claims is cut: thawing it now"
+                );
+                let engine = self.clone();
+                let released = Arc::clone(&entry);
+                tokio::spawn(
+                    async move { engine.release(&released, ThawCause::SnapshotCut).await },
+                );
             }
-            tracing::debug!(
-                namespace = %entry.plan.pod.namespace,
-                pod = %entry.plan.pod.name,
-                backup = %backup.qualified_name(),
-                "Every CSI snapshot of the pod's claims is cut: thawing it now"
-            );
-            let engine = self.clone();
-            tokio::spawn(async move { engine.release(&entry, ThawCause::SnapshotCut).await });
+            if ready || hopeless {
+                settled.push(entry);
+            }
         }
-        waiting
+        let mut waiters = lock(&watch.waiters);
+        waiters
+            .pods
+            .retain(|w| !settled.iter().any(|s| Arc::ptr_eq(s, w)));
+        if waiters.pods.is_empty() {
+            waiters.running = false;
+            return false;
+        }
+        true
     }
 }
 

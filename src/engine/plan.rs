@@ -260,7 +260,7 @@ impl PodPlan {
             uid,
             pre: hooks::resolve(pod, Phase::Pre, config),
             post: hooks::resolve(pod, Phase::Post, config),
-            claims: claims(pod),
+            claims: claims_of(pod),
             fs_backup_volumes,
             max_freeze,
             max_freeze_warning,
@@ -295,7 +295,8 @@ pub fn pod_in_backup(pod: &Pod, backup: &BackupInfo) -> bool {
         .map_or(true, |f| f.includes(namespace))
 }
 
-fn claims(pod: &Pod) -> BTreeSet<String> {
+/// The names of the PersistentVolumeClaims `pod` mounts.
+pub fn claims_of(pod: &Pod) -> BTreeSet<String> {
     pod.spec
         .iter()
         .flat_map(|s| s.volumes.iter().flatten())
@@ -462,7 +463,7 @@ mod tests {
     #[test]
     fn claims_are_the_pvc_volumes() {
         let p = volumes_pod(json!({}));
-        assert_eq!(names(&claims(&p)), ["data-p"]);
+        assert_eq!(names(&claims_of(&p)), ["data-p"]);
     }
 
     #[test]

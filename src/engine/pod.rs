@@ -183,7 +183,33 @@ impl Engine {
                 log_runs_elsewhere(entry, hook, elsewhere);
                 continue;
             }
-            let (outcome, session) = self.run(entry, hook).await;
+            // A pre hook still running when the plugin must stop is abandoned, so that the
+            // drain can thaw the pod (it waits for this lock) before Velero gives up on us.
+            let stopping = self.inner.stopping.clone();
+            // An abandoned session's stream is dropped with it, which ends the session.
+            let ran = tokio::select! {
+                ran = self.run(entry, hook) => Some(ran),
+                () = stopping.cancelled() => None,
+            };
+            let Some((outcome, session)) = ran else {
+                tracing::warn!(
+                    namespace = %entry.plan.pod.namespace,
+                    pod = %entry.plan.pod.name,
+                    hookName = %hook.name,
+                    hookContainer = %hook.container,
+                    "The plugin is stopping while a pre hook runs: its exec is abandoned and the \
+                     pod thawed now"
+                );
+                state.failure = Some(FailedHook {
+                    hook: hook.name.clone(),
+                    container: hook.container.clone(),
+                    reason: "interrupted: the plugin is stopping (Shutdown or SIGTERM)".to_owned(),
+                });
+                state.frozen_at = Some(Instant::now());
+                state.freeze = Freeze::Failed { any_ran: true };
+                self.count_frozen(1);
+                return true;
+            };
             if let (Some(session), Some(key)) = (session, hook.holds()) {
                 state.sessions.push((key, session));
             }
@@ -200,6 +226,7 @@ impl Engine {
                     });
                     state.freeze = Freeze::Failed { any_ran };
                     if any_ran {
+                        self.count_frozen(1);
                         self.start_watchdog(entry, &mut state);
                     }
                     return true;
@@ -207,11 +234,22 @@ impl Engine {
             }
         }
         state.freeze = Freeze::Frozen;
+        self.count_frozen(1);
         if !entry.plan.pre.hooks.is_empty() {
             self.start_watchdog(entry, &mut state);
             log_long_freeze(&entry.plan);
         }
         true
+    }
+
+    /// Counts pods entering (`1`) or leaving (`-1`) a freeze that a thaw must undo.
+    fn count_frozen(&self, change: isize) {
+        use std::sync::atomic::Ordering;
+        if change > 0 {
+            self.inner.frozen_pods.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.inner.frozen_pods.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Runs the pod's post hooks if it is (or may be) frozen; at most once.
@@ -237,6 +275,7 @@ impl Engine {
         if !needed {
             return;
         }
+        self.count_frozen(-1);
         let plan = &entry.plan;
         match cause {
             ThawCause::Watchdog => tracing::error!(
@@ -308,6 +347,10 @@ impl Engine {
                 thawedBy = cause.as_str(),
                 "Pod thawed"
             );
+        }
+        drop(state);
+        if cause != ThawCause::Shutdown {
+            self.summary_checkpoint(&entry.backup.qualified_name());
         }
     }
 

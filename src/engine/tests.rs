@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use fake_kube::objects;
 use serde_json::{json, Value};
 
 use super::*;
@@ -43,6 +44,8 @@ struct ScriptedExecutor {
     script: HashMap<String, Result<i32, ExecError>>,
     delay: Duration,
     program: Program,
+    /// Commands (by argv[0]) that take this long instead of `delay`.
+    slow: HashMap<String, Duration>,
 }
 
 #[async_trait::async_trait]
@@ -51,8 +54,9 @@ impl Executor for ScriptedExecutor {
         let verb = request.command.first().cloned().unwrap_or_default();
         self.timeline
             .push(format!("{} {}", request.command.join(" "), request.pod));
-        if !self.delay.is_zero() {
-            tokio::time::sleep(self.delay).await;
+        let delay = self.slow.get(&verb).copied().unwrap_or(self.delay);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         let exit_code = self.script.get(&verb).cloned().unwrap_or(Ok(0))?;
         Ok(ExecOutput {
@@ -207,6 +211,7 @@ fn harness_with_everything(
             .collect(),
         delay,
         program: Program::holding("ready", true),
+        slow: HashMap::new(),
     };
     let engine = Engine::new(Arc::new(executor), cluster.clone(), options);
     Harness {
@@ -227,46 +232,28 @@ fn pod(name: &str, claims: &[&str], annotations: Value) -> Vec<u8> {
 
 /// [`pod`] as a JSON value, to add labels or owners to.
 fn pod_value(name: &str, claims: &[&str], annotations: Value) -> Value {
-    let mut all = json!({
-        "pre.hook.backup.quiesce.dev/command": "[\"pre\"]",
-        "post.hook.backup.quiesce.dev/command": "[\"post\"]",
-    });
-    for (k, v) in annotations.as_object().unwrap() {
-        all[k] = v.clone();
-    }
-    let volumes: Vec<Value> = claims
-        .iter()
-        .map(|c| json!({"name": c, "persistentVolumeClaim": {"claimName": c}}))
-        .collect();
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"), "annotations": all},
-        "spec": {"containers": [{"name": "app"}], "volumes": volumes},
-        "status": {"phase": "Running"}
-    })
+    objects::pod("shop", name)
+        .uid(format!("uid-{name}"))
+        .annotation("pre.hook.backup.quiesce.dev/command", r#"["pre"]"#)
+        .annotation("post.hook.backup.quiesce.dev/command", r#"["post"]"#)
+        .annotations(annotations)
+        .container(objects::container("app"))
+        .claims(claims)
+        .build()
 }
 
 /// A CSI PersistentVolume bound to `claim`.
 fn pv(name: &str, claim: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": name},
-        "spec": {
-            "claimRef": {"namespace": "shop", "name": claim},
-            "csi": {"driver": "hostpath.csi.k8s.io", "volumeHandle": name}
-        }
-    }))
-    .unwrap()
+    let mut pv = objects::persistent_volume(name, "shop", claim);
+    pv["spec"]["csi"] = json!({"driver": "hostpath.csi.k8s.io", "volumeHandle": name});
+    serde_json::to_vec(&pv).unwrap()
 }
 
 /// A PersistentVolume without CSI (native snapshots, or none), bound to `claim`.
 fn native_pv(name: &str, claim: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": name},
-        "spec": {"claimRef": {"namespace": "shop", "name": claim}, "awsElasticBlockStore": {"volumeID": "vol-1"}}
-    }))
-    .unwrap()
+    let mut pv = objects::persistent_volume(name, "shop", claim);
+    pv["spec"]["awsElasticBlockStore"] = json!({"volumeID": "vol-1"});
+    serde_json::to_vec(&pv).unwrap()
 }
 
 impl Harness {
@@ -493,9 +480,9 @@ async fn post_hooks_never_run_twice() {
     assert_eq!(h.timeline.count("post db"), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_file_system_backup_pod_thaws_only_when_its_pod_volume_backups_are_done() {
-    let h = harness(&[]);
+/// Pod `db`, whose volume `data` Velero backs up by file system, frozen at its volume and its
+/// item sent: its thaw now waits for its PodVolumeBackup.
+async fn file_system_backup_pod_backed_up(h: &Harness) {
     let db = pod(
         "db",
         &["data"],
@@ -504,12 +491,22 @@ async fn a_file_system_backup_pod_thaws_only_when_its_pod_volume_backups_are_don
     h.engine.index_pod(&db, &backup()).await.unwrap();
     h.volume("pv-1", "data").await;
     h.engine.back_up_pod(&db, &backup()).await.unwrap();
-    let pvb = |phase: &str| PodVolumeBackup {
+}
+
+/// The PodVolumeBackup of `db`'s volume `data` in `phase`.
+fn pvb(phase: &str) -> PodVolumeBackup {
+    PodVolumeBackup {
         pod_namespace: "shop".into(),
         pod_name: "db".into(),
         volume: "data".into(),
         phase: phase.into(),
-    };
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_file_system_backup_pod_thaws_only_when_its_pod_volume_backups_are_done() {
+    let h = harness(&[]);
+    file_system_backup_pod_backed_up(&h).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(h.timeline.count("post db"), 0, "no PodVolumeBackup yet");
     h.cluster.pvbs.lock().unwrap().push(pvb("InProgress"));
@@ -523,14 +520,7 @@ async fn a_file_system_backup_pod_thaws_only_when_its_pod_volume_backups_are_don
 #[tokio::test(start_paused = true)]
 async fn an_upload_longer_than_ten_minutes_does_not_cut_a_file_system_backup_freeze_short() {
     let h = harness(&[]);
-    let db = pod(
-        "db",
-        &["data"],
-        json!({"backup.velero.io/backup-volumes": "data"}),
-    );
-    h.engine.index_pod(&db, &backup()).await.unwrap();
-    h.volume("pv-1", "data").await;
-    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    file_system_backup_pod_backed_up(&h).await;
     // Thirty minutes of upload: past the 10m default, well within Velero's 4h fs-backup timeout.
     tokio::time::sleep(Duration::from_secs(30 * 60)).await;
     assert_eq!(
@@ -538,12 +528,7 @@ async fn an_upload_longer_than_ten_minutes_does_not_cut_a_file_system_backup_fre
         0,
         "thawed in the middle of its upload"
     );
-    *h.cluster.pvbs.lock().unwrap() = vec![PodVolumeBackup {
-        pod_namespace: "shop".into(),
-        pod_name: "db".into(),
-        volume: "data".into(),
-        phase: "Completed".into(),
-    }];
+    *h.cluster.pvbs.lock().unwrap() = vec![pvb("Completed")];
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
     assert!(lock(&h.engine.inner.summary).auto_thawed.is_empty());
@@ -819,6 +804,75 @@ async fn with_thaw_at_cut_switched_off_no_snapshot_is_watched() {
         h.engine.back_up_pod(&db, &backup()).await.unwrap();
         assert_eq!(h.timeline.events(), ["pre db", "snapshot pv-1", "post db"]);
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_a_long_pre_hook_abandons_it_and_thaws_the_pod() {
+    let mut h = harness(&[]);
+    let executor = ScriptedExecutor {
+        timeline: Arc::clone(&h.timeline),
+        script: HashMap::new(),
+        delay: Duration::ZERO,
+        program: Program::v5(),
+        slow: HashMap::from([("pre".to_owned(), Duration::from_secs(300))]),
+    };
+    h.engine = Engine::new(Arc::new(executor), h.cluster.clone(), test_options());
+    let db = pod(
+        "db",
+        &["data"],
+        json!({"pre.hook.backup.quiesce.dev/timeout": "5m"}),
+    );
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    let engine = h.engine.clone();
+    let freezing = tokio::spawn(async move {
+        engine
+            .freeze_pods_of_volume(&pv("pv-1", "data"), &backup())
+            .await
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        h.timeline.events(),
+        ["pre db"],
+        "the pre hook is still running"
+    );
+    // SIGTERM: the drain must not wait the 5 minutes of the pre hook before thawing.
+    let started = tokio::time::Instant::now();
+    h.engine.drain().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(h.timeline.events(), ["pre db", "post db"]);
+    // The volume's Execute, still waiting, is answered with a refusal: nothing was quiesced
+    // for certain.
+    assert!(freezing.await.unwrap().is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_summary_is_logged_whenever_nothing_is_frozen_at_most_once_a_second() {
+    let h = harness(&[]);
+    let logged = |h: &Harness| {
+        lock(&h.engine.inner.summary_logged)
+            .as_ref()
+            .map(|(_, summary)| summary.attempted)
+    };
+    let (a, b) = (
+        pod("a", &["data-a"], json!({})),
+        pod("b", &["data-b"], json!({})),
+    );
+    h.engine.index_pod(&a, &backup()).await.unwrap();
+    h.engine.index_pod(&b, &backup()).await.unwrap();
+    h.volume("pv-a", "data-a").await;
+    h.engine.back_up_pod(&a, &backup()).await.unwrap();
+    // Velero closes the backup's log before it stops the plugin: the line comes now.
+    assert_eq!(logged(&h), Some(2));
+    h.volume("pv-b", "data-b").await;
+    assert_eq!(logged(&h), Some(2), "b is frozen: nothing new is logged");
+    h.engine.back_up_pod(&b, &backup()).await.unwrap();
+    assert_eq!(logged(&h), Some(2), "within a second of the last line");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(logged(&h), Some(4), "logged once the second is over");
 }
 
 #[tokio::test]
@@ -1441,6 +1495,7 @@ async fn a_session_that_never_holds_fails_the_freeze_and_leaves_nothing_open() {
         script: HashMap::new(),
         delay: Duration::ZERO,
         program: Program::v5(),
+        slow: HashMap::new(),
     };
     h.engine = Engine::new(Arc::new(executor), h.cluster.clone(), test_options());
     let db = pod("db", &["data"], holding());
@@ -1496,4 +1551,37 @@ async fn a_session_left_by_a_failed_post_hook_is_still_ended() {
         ],
         "its own post hook was skipped, the session is ended without input"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_while_a_session_waits_for_its_ready_text_ends_the_session() {
+    let mut h = harness(&[]);
+    let executor = ScriptedExecutor {
+        timeline: Arc::clone(&h.timeline),
+        script: HashMap::new(),
+        delay: Duration::ZERO,
+        program: Program::v5(), // never prints its ready text
+        slow: HashMap::new(),
+    };
+    h.engine = Engine::new(Arc::new(executor), h.cluster.clone(), test_options());
+    let mut annotations = holding();
+    annotations["pre.hook.backup.quiesce.dev/timeout"] = json!("5m");
+    let db = pod("db", &["data"], annotations);
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    let engine = h.engine.clone();
+    let freezing = tokio::spawn(async move {
+        engine
+            .freeze_pods_of_volume(&pv("pv-1", "data"), &backup())
+            .await
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.timeline.events(), ["open pre db", "stdin lock\n"]);
+    h.engine.drain().await;
+    // The abandoned opening dropped its stream (closing the connection); nothing is held, so
+    // the thaw has no session to end, and the post command runs.
+    assert_eq!(
+        h.timeline.events(),
+        ["open pre db", "stdin lock\n", "dropped", "post db"]
+    );
+    assert!(freezing.await.unwrap().is_err());
 }

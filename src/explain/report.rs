@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 
-use crate::engine::plan::{BackupInfo, PodPlan, EXCLUDE_LABEL};
+use crate::engine::plan::{claims_of, BackupInfo, PodPlan, EXCLUDE_LABEL};
 use crate::hooks::template::{self, TemplateContext};
 use crate::hooks::{
     format_go_duration, resolve, Config, HookSource, LabelSelector, NamespaceFilter, OnError,
@@ -415,15 +415,6 @@ fn is_running(pod: &Pod) -> bool {
             pod.status.as_ref().and_then(|s| s.phase.as_deref()),
             Some("Succeeded" | "Failed")
         )
-}
-
-fn claims_of(pod: &Pod) -> Vec<String> {
-    pod.spec
-        .iter()
-        .flat_map(|s| s.volumes.iter().flatten())
-        .filter_map(|v| v.persistent_volume_claim.as_ref())
-        .map(|c| c.claim_name.clone())
-        .collect()
 }
 
 /// What is known of claims and volumes, to tell whether Velero reaches a claim's volume

@@ -127,10 +127,38 @@ pub fn handshake_line(handshake: &Handshake, socket: &std::path::Path) -> String
     )
 }
 
-/// Points fd 1 at `/dev/null` once the handshake is out. The host reads our stdout until EOF;
-/// closing it now ends that read early, instead of racing the host's own close of the pipe when
-/// the process exits (go-plugin before v1.7.0 logs that race as an error). It also guarantees
-/// that nothing else ever reaches the host's stdout reader.
+/// Where the handshake line goes, once the server listens.
+pub trait Announce {
+    /// Hands the host `line` (with its newline).
+    fn announce(self, line: &str) -> std::io::Result<()>;
+}
+
+/// The process's stdout, as a go-plugin host reads it: the handshake line is written once,
+/// then fd 1 points at `/dev/null`. The host reads our stdout until EOF; closing it now ends
+/// that read early, instead of racing the host's own close of the pipe when the process exits
+/// (go-plugin before v1.7.0 logs that race as an error). It also guarantees that nothing else
+/// ever reaches the host's stdout reader.
+pub struct ProcessStdout;
+
+impl Announce for ProcessStdout {
+    fn announce(self, line: &str) -> std::io::Result<()> {
+        let mut stdout = std::io::stdout();
+        stdout.write_all(line.as_bytes())?;
+        stdout.flush()?;
+        detach_stdout();
+        Ok(())
+    }
+}
+
+/// A test's end of the handshake: the line is sent on the channel.
+impl Announce for tokio::sync::oneshot::Sender<String> {
+    fn announce(self, line: &str) -> std::io::Result<()> {
+        self.send(line.to_owned())
+            .map_err(|_| std::io::Error::other("the handshake receiver is gone"))
+    }
+}
+
+/// Points fd 1 at `/dev/null` (see [`ProcessStdout`]).
 fn detach_stdout() {
     let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
         return;
@@ -162,15 +190,15 @@ pub fn sigterm() -> Result<impl Future<Output = ()> + Send + 'static, Error> {
 ///
 /// `socket` is where `listener` is bound (printed in the handshake line, removed on return).
 /// `drain` runs once when stopping, before the server stops (inside the Shutdown call when the
-/// host asks, so the host waits for it). The handshake line goes to `stdout` once the server
-/// runs; nothing else is ever written there.
+/// host asks, so the host waits for it). The handshake line goes to `announce` once the server
+/// runs.
 pub async fn serve(
     handshake: &Handshake,
     (socket, listener): (PrivateSocket, UnixListener),
     routes: Routes,
     drain: impl Future<Output = ()> + Send + 'static,
     shutdown: impl Future<Output = ()>,
-    mut stdout: impl Write,
+    announce: impl Announce,
 ) -> Result<(), Error> {
     let stopping = CancellationToken::new();
     let drain = drain.boxed().shared();
@@ -204,12 +232,9 @@ pub async fn serve(
         );
     let mut server = tokio::spawn(server);
 
-    stdout
-        .write_all(handshake_line(handshake, socket.path()).as_bytes())
-        .and_then(|()| stdout.flush())
+    announce
+        .announce(&handshake_line(handshake, socket.path()))
         .map_err(Error::Handshake)?;
-    drop(stdout);
-    detach_stdout();
     tracing::debug!(socket = %socket.path().display(), "Plugin serving");
 
     tokio::select! {
@@ -239,4 +264,55 @@ pub async fn serve(
     }
     drop(socket);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tokio::sync::oneshot;
+
+    const TEST_HANDSHAKE: Handshake = Handshake {
+        cookie_key: "TEST_PLUGIN",
+        cookie_value: "hello",
+        app_protocol_version: 2,
+    };
+
+    /// The seams `serve` offers: a listener bound where the test likes, a shutdown the test
+    /// fires, and the handshake line handed to the test.
+    #[tokio::test]
+    async fn serve_announces_its_socket_and_stops_on_its_shutdown_future_after_the_drain() {
+        let dir = tempfile::tempdir().unwrap();
+        let (socket, listener) = PrivateSocket::bind_in(dir.path()).unwrap();
+        let path = socket.path().to_owned();
+        let (line, announced) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let drained = Arc::new(AtomicBool::new(false));
+        let drain = {
+            let drained = Arc::clone(&drained);
+            async move { drained.store(true, Ordering::SeqCst) }
+        };
+        let server = tokio::spawn(serve(
+            &TEST_HANDSHAKE,
+            (socket, listener),
+            Routes::default(),
+            drain,
+            async {
+                let _ = stopped.await;
+            },
+            line,
+        ));
+        let line = announced.await.unwrap();
+        assert_eq!(line, format!("1|2|unix|{}|grpc|\n", path.display()));
+        tokio::net::UnixStream::connect(&path).await.unwrap();
+        assert!(!drained.load(Ordering::SeqCst));
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+        assert!(
+            drained.load(Ordering::SeqCst),
+            "the drain runs before the exit"
+        );
+        assert!(!path.exists(), "the socket is removed");
+    }
 }

@@ -117,7 +117,7 @@ pub async fn serve(settings: Settings) -> Result<(), goplugin::Error> {
         routes,
         drain,
         shutdown,
-        std::io::stdout(),
+        goplugin::ProcessStdout,
     )
     .await
 }

@@ -1,0 +1,3 @@
+module quiesce.dev/cluster/pause
+
+go 1.22

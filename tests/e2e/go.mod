@@ -1,0 +1,3 @@
+module quiesce.dev/e2e
+
+go 1.24
