@@ -1516,26 +1516,30 @@ async fn a_session_that_never_holds_fails_the_freeze_and_leaves_nothing_open() {
     assert_eq!(h.timeline.count("stdin unlock\n"), 0, "no session to end");
 }
 
-#[tokio::test]
-async fn a_session_left_by_a_failed_post_hook_is_still_ended() {
-    let (config, problems) = Config::from_yaml(
+/// A harness whose rule `db` holds a session (`hold`, stdin `lock`, ready at `ready`) as its
+/// first pre hook, followed by `more` (YAML lines at the rule's list level), where `failing`
+/// exits 1; and pod `db` (no annotations) that the rule applies to.
+fn rule_session_harness(more: &str) -> (Harness, Vec<u8>) {
+    let (config, problems) = Config::from_yaml(&format!(
         "hooks:\n  resources:\n  - name: db\n    pre:\n    - exec:\n        command: [hold]\n        \
-         stdin: lock\n        holdUntilOutput: ready\n    post:\n    - exec:\n        \
-         command: [failing]\n    - exec:\n        stdin: unlock\n",
-    );
+         stdin: lock\n        holdUntilOutput: ready\n{more}"
+    ));
     assert!(problems.is_empty(), "{problems:?}");
-    let h = harness_with_cluster(
-        &[("failing", Ok(1))],
-        Duration::ZERO,
-        false,
-        FakeCluster {
-            config,
-            ..FakeCluster::default()
-        },
-    );
+    let cluster = FakeCluster {
+        config,
+        ..FakeCluster::default()
+    };
+    let h = harness_with_cluster(&[("failing", Ok(1))], Duration::ZERO, false, cluster);
     let mut db = pod_value("db", &["data"], json!({}));
     db["metadata"]["annotations"] = json!({});
-    let db = serde_json::to_vec(&db).unwrap();
+    (h, serde_json::to_vec(&db).unwrap())
+}
+
+#[tokio::test]
+async fn a_session_left_by_a_failed_post_hook_is_still_ended() {
+    let (h, db) = rule_session_harness(
+        "    post:\n    - exec:\n        command: [failing]\n    - exec:\n        stdin: unlock\n",
+    );
     h.engine.index_pod(&db, &backup()).await.unwrap();
     h.volume("pv-1", "data").await;
     h.engine.back_up_pod(&db, &backup()).await.unwrap();
@@ -1584,4 +1588,23 @@ async fn a_stop_while_a_session_waits_for_its_ready_text_ends_the_session() {
         ["open pre db", "stdin lock\n", "dropped", "post db"]
     );
     assert!(freezing.await.unwrap().is_err());
+}
+
+#[tokio::test]
+async fn a_freeze_that_fails_after_a_session_held_ends_that_session() {
+    let (h, db) = rule_session_harness("    - exec:\n        command: [failing]\n");
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    assert_eq!(
+        h.timeline.events(),
+        [
+            "open hold db",
+            "stdin lock\n",
+            "failing db",
+            "close",
+            "dropped",
+            "refused pv-1"
+        ],
+        "the refused volume's thaw ended the session before Velero heard of it"
+    );
 }

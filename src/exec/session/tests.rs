@@ -504,3 +504,31 @@ async fn a_dropped_session_closes_its_stdin_and_its_stream() {
     }
     assert_eq!(executor.record()[2..], ["close", "dropped"]);
 }
+
+#[tokio::test]
+async fn a_held_session_printing_without_end_keeps_bounded_output() {
+    let mut flood = vec![StreamEvent::Stdout(b"quiesce-frozen\n".to_vec())];
+    flood.extend((0..200).map(|_| StreamEvent::Stdout(vec![b'x'; 4096])));
+    flood.extend((0..200).map(|_| StreamEvent::Stderr(vec![b'e'; 4096])));
+    let executor = ProgramExecutor::new(Program {
+        on_stdin: vec![flood],
+        on_close: vec![StreamEvent::Exited(Ok(0))],
+        ..Program::v5()
+    });
+    let session = open(
+        &executor,
+        &request(Duration::from_secs(3)),
+        Some(b"go\n"),
+        "quiesce-frozen",
+        no_early_exit(),
+    )
+    .await
+    .result
+    .unwrap();
+    let end = session.end(None, Duration::from_secs(3)).await;
+    assert_eq!(end.result, Ok(0));
+    for captured in [&end.stdout, &end.stderr] {
+        assert_eq!(captured.bytes.len(), OUTPUT_LIMIT);
+        assert_eq!(captured.total(), 200 * 4096);
+    }
+}
