@@ -610,3 +610,40 @@ async fn postgres_backup_mode_as_two_one_shot_hooks_fails() {
         "pre"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_ignores_end_of_file_is_killed_with_kill_on_timeout() {
+    // Like a kubelet, the server leaves a command running when its client goes away: only the
+    // kill exec can stop it.
+    let kubelet_like = FakeKube::builder().keep_processes_on_disconnect(true);
+    let mut velero = Velero::start_on(kubelet_like, &[]).await;
+    let stubborn = r#"read l; echo quiesce-frozen; while :; do sleep 1; done"#;
+    let db = shop_pod("db")
+        .claims(["data"])
+        .annotation(
+            &format!("{PRE}command"),
+            serde_json::to_string(&["sh", "-c", stubborn]).unwrap(),
+        )
+        .annotation(&format!("{PRE}stdin"), "lock")
+        .annotation(&format!("{PRE}hold-until-output"), READY)
+        .annotation(&format!("{PRE}kill-on-timeout"), "true")
+        .annotation(&format!("{POST}timeout"), "1s")
+        .build();
+    velero.back_up(&db, &[("pv-data", "data")]).await.unwrap();
+    let failed = wait_for_line(&velero, "Error executing hook").await;
+    assert_eq!(failed["hookPhase"], "post");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the held session did not exit within 1s after its stdin was closed"),
+        "{failed}"
+    );
+    let term = wait_for_line(&velero, "sent TERM to pid").await;
+    let pid = term["pid"].as_u64().unwrap();
+    wait_for_line(&velero, &format!("process {pid} exited after TERM")).await;
+    assert!(
+        velero.cluster.kept_processes().is_empty(),
+        "nothing left running"
+    );
+}
