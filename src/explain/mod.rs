@@ -39,7 +39,7 @@
 //! finding: { kind, severity: error|warning|info, location|null, message }
 //! ```
 //! Keys marked `?` appear only when set: `stdin` (the text written to the command),
-//! `holdUntilOutput` (a pre hook holding a session until the thaw), `endsSession: true` (a
+//! `holdUntilOutput` (a pre hook holding a session until the thaw), `endsSession: "pre[N]"` (a
 //! post hook that ends that session instead of running a command).
 //! A hook with `runOnce.runsHere: false` is skipped in that pod (another pod of its owner
 //! runs it); `summary.hooks` and `podsWithHooks` count only hooks a pod runs itself.

@@ -200,10 +200,11 @@ fn render_hook(out: &mut String, phase: &str, hook: &HookReport) {
     let number = format!("{}. ", hook.order);
     let indent = " ".repeat(4 + number.len());
     line(out, &format!("    {number}"), &indent, &hook.hook_command);
-    let source = if hook.source == "annotation" {
-        "from annotation".to_owned()
-    } else {
-        format!("from rule {:?} {phase}[{}]", hook.name, hook.index)
+    let source = match (&hook.ends_session, hook.source.as_str()) {
+        (_, "annotation") => "from annotation".to_owned(),
+        // An implicit end has no post entry of its own to point at.
+        (Some(pre), _) => format!("from rule {:?} ({pre}'s session)", hook.name),
+        (None, _) => format!("from rule {:?} {phase}[{}]", hook.name, hook.index),
     };
     line(
         out,
@@ -231,7 +232,7 @@ fn render_hook(out: &mut String, phase: &str, hook: &HookReport) {
             line(out, &indent, &continued, &text);
         }
     }
-    if hook.ends_session {
+    if hook.ends_session.is_some() {
         let input = match hook.execution.as_ref().and_then(|e| e.stdin.as_ref()) {
             Some(_) => "writes its stdin to it, then closes the session's stdin",
             None => "closes the session's stdin",
@@ -241,7 +242,7 @@ fn render_hook(out: &mut String, phase: &str, hook: &HookReport) {
             &indent,
             &continued,
             &format!(
-                "ends the session its pre hook holds: {input}; the session must exit within {}",
+                "ends the held session: {input}; the session must exit within {}",
                 hook.timeout
             ),
         );

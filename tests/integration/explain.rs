@@ -197,7 +197,7 @@ async fn sessions_fixture_json_matches_its_golden_and_exits_0() {
     let pre = hook(&report, "mariadb-0", "pre");
     assert_eq!(pre["execution"]["holdUntilOutput"], "quiesce-frozen");
     let post = hook(&report, "mariadb-0", "post");
-    assert_eq!(post["endsSession"], true);
+    assert_eq!(post["endsSession"], "pre[0]");
     assert_eq!(post["execution"]["stdin"], "UNLOCK TABLES;");
     assert_eq!(post["hookCommand"], "[mysql -uroot --unbuffered -N]");
 }

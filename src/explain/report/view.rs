@@ -129,10 +129,11 @@ pub struct HookReport {
     pub defect: Option<String>,
     /// False when an earlier hook of the phase fails with on-error Fail.
     pub reached: bool,
-    /// A post hook that runs no command of its own: it ends the session its pre hook holds
-    /// (`command` and `container` are the session's). Absent from the JSON when false.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub ends_session: bool,
+    /// For a post hook that runs no command of its own but ends the session a pre hook holds:
+    /// that pre hook, `pre[N]` (`N` its index in its rule's `pre`, 0 for the annotation hook).
+    /// `command` and `container` are the session's. Absent from the JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ends_session: Option<String>,
 }
 
 impl HookReport {
