@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::plan::{BackupInfo, PodPlan};
 use super::report::hook_event;
 use super::{lock, Engine, EVENT_TIMEOUT};
-use crate::exec::{end_held_session, open_held_session, HeldSession, HookOutcome};
+use crate::exec::{end_held_session, run_hook_holding_session, HeldSession, HookOutcome};
 use crate::hooks::{template, ChoiceReason, HeldBy, HookDefect, OnError, Phase, ResolvedHook};
 
 /// Where a pod stands.
@@ -416,7 +416,7 @@ impl Engine {
             hook
         };
         let (outcome, session) =
-            open_held_session(self.inner.executor.as_ref(), &entry.plan.pod, hook).await;
+            run_hook_holding_session(self.inner.executor.as_ref(), &entry.plan.pod, hook).await;
         lock(&self.inner.summary).count(&outcome);
         self.post_event(hook_event(&entry.plan.pod, &entry.plan.uid, hook, &outcome));
         (outcome, session)

@@ -26,7 +26,7 @@
 //!    at error level for an `on-error: Fail` hook, warn for `Continue` — both with `exitCode`
 //!    (when there is one), `durationMs` and `hookAttempt` (when an exec was attempted).
 //!
-//! A pre hook that holds a session ([`open_held_session`]) logs lines 1–5 up to its ready text
+//! A pre hook that holds a session ([`run_hook_holding_session`]) logs lines 1–5 up to its ready text
 //! (`exec hook succeeded` without `exitCode`: the command runs on), then info `holding session
 //! until the thaw: …` with `holdUntilOutput`. Should the session end on its own before the
 //! thaw: warn `held session ended on its own …` with `heldMs`. Its end ([`end_held_session`],
@@ -176,17 +176,17 @@ impl<'a> HookFields<'a> {
 /// counted in it). A hook with `stdin` has it written, then stdin closed. Never fails: every
 /// failure is in the returned [`HookOutcome`].
 ///
-/// A hook that holds a session is meant for [`open_held_session`]; run here, its session is
+/// A hook that holds a session is meant for [`run_hook_holding_session`]; run here, its session is
 /// ended as soon as it holds.
 pub async fn run_hook(executor: &dyn Executor, pod: &PodRef, hook: &ResolvedHook) -> HookOutcome {
-    open_held_session(executor, pod, hook).await.0
+    run_hook_holding_session(executor, pod, hook).await.0
 }
 
 /// Runs a pre hook like [`run_hook`]; when it holds a session
 /// ([`crate::hooks::Execution::hold_until_output`]) and its ready text came, the session is
 /// returned, still running with stdin open, for [`end_held_session`] at the thaw. For any
 /// other hook, or a session that did not hold, the second value is `None`.
-pub async fn open_held_session(
+pub async fn run_hook_holding_session(
     executor: &dyn Executor,
     pod: &PodRef,
     hook: &ResolvedHook,

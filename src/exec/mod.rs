@@ -29,7 +29,9 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-pub use self::hook::{end_held_session, open_held_session, run_hook, HookFailure, HookOutcome};
+pub use self::hook::{
+    end_held_session, run_hook, run_hook_holding_session, HookFailure, HookOutcome,
+};
 pub use self::session::{HeldSession, SessionFailure};
 pub use self::wait::{container_observation, wait_for_container};
 

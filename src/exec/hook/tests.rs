@@ -672,7 +672,7 @@ async fn hold_and_end(
 ) -> (HookOutcome, Option<HookOutcome>, Vec<serde_json::Value>) {
     let log = MemoryLog::default();
     let guard = log.install(tracing_subscriber::filter::LevelFilter::DEBUG);
-    let (opened, session) = open_held_session(executor, &pod(), hook).await;
+    let (opened, session) = run_hook_holding_session(executor, &pod(), hook).await;
     let ended = match session {
         Some(session) => {
             Some(end_held_session(executor, &pod(), &ending(hook), session, "pod-item").await)
