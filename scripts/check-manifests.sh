@@ -4,7 +4,7 @@
 # claims, selectors → template labels), the RBAC grants what the plugin needs, the hook
 # annotations are quiesce's keys with valid values, the Helm snippet mounts Velero's plugins
 # volume at /target, and nginx-local.yaml runs on the cluster of `make cluster-up` (node name,
-# imported images). The plugin's own parser checks the ConfigMap rules in tests/manifests.rs
+# imported images). The plugin's own parser checks the ConfigMap rules in tests/integration/manifests.rs
 # (`make manifests` runs both). Needs python3 with PyYAML; installs python3-yaml with apt if missing.
 # Usage: scripts/check-manifests.sh [DIR]   (default plugin-manifest)
 set -euo pipefail
@@ -194,9 +194,14 @@ def check_configmap(doc, where):
         if not isinstance(rule, dict) or not rule.get("name"):
             problem(where, f"hooks.resources[{i}] needs a name")
             continue
+        holds = any((hook.get("exec") or {}).get("holdUntilOutput") for hook in rule.get("pre") or [])
         for phase in ("pre", "post"):
             for j, hook in enumerate(rule.get(phase) or []):
-                command = (hook.get("exec") or {}).get("command")
+                exec_ = hook.get("exec") or {}
+                command = exec_.get("command")
+                # A post hook of only stdin ends the session its rule's pre hook holds.
+                if phase == "post" and holds and command is None and exec_.get("stdin"):
+                    continue
                 if not isinstance(command, list) or not command:
                     problem(where, f"hooks.resources[{i}].{phase}[{j}].exec.command must be a non-empty list")
 

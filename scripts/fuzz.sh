@@ -43,6 +43,6 @@ for target in $targets; do
 done
 
 if [ "${#failed[@]}" -gt 0 ]; then
-    echo "fuzz: crashes in: ${failed[*]} (inputs under fuzz/artifacts/; add them to tests/fuzz_regressions.rs)" >&2
+    echo "fuzz: crashes in: ${failed[*]} (inputs under fuzz/artifacts/; add them to tests/integration/fuzz_regressions.rs)" >&2
     exit 1
 fi

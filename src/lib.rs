@@ -11,7 +11,7 @@
 //! | [`explain`] | `velero-plugin-quiesce explain`, which hooks a backup would run — a dry run |
 //! | [`engine`] | the freeze/thaw state machine — when each pod's hooks run, guaranteed thaw; owns no I/O |
 //! | [`kube_api`] | the one Kubernetes edge: client, every API call, a typed error; implements [`exec::Executor`] and [`kube_api::Cluster`] |
-//! | [`exec`] | one hook run in one container through an [`exec::Executor`]: waits, retries, kill on timeout, Velero's log lines |
+//! | [`exec`] | one hook run in one container through an [`exec::Executor`]: waits, retries, kill on timeout, stdin and held sessions, Velero's log lines |
 //! | [`hooks`] | the pure hook model — annotations, rules, resolution, durations, templates. No I/O |
 //! | [`goplugin`] | the go-plugin server side (cookie, socket, handshake line, health, controller, stdio, broker); knows nothing of Velero |
 //! | [`install`] | `--copy-to`, how the image's init container puts the binary into `/plugins` |

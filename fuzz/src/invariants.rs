@@ -1,7 +1,7 @@
 //! The invariants the fuzz targets assert, one `check_*` function per target. Each panics with
 //! the offending input when an invariant breaks, which libFuzzer records as a crash.
 //!
-//! Shared with `tests/fuzz_regressions.rs`, which includes this file by path so that every
+//! Shared with `tests/integration/fuzz_regressions.rs`, which includes this file by path so that every
 //! finding replays on stable through the very same checks. It may therefore use only crates
 //! that `quiesce` itself depends on (no `arbitrary`, no `libfuzzer-sys`).
 
@@ -105,9 +105,19 @@ pub fn check_resolution(pod: &Pod, config: &Config) {
             .iter()
             .filter(|h| h.source == HookSource::Annotation)
             .count();
+        // A post phase may end the session its pre hook holds, then run its own command.
+        let session_ends = resolution
+            .hooks
+            .iter()
+            .filter(|h| h.source == HookSource::Annotation && h.ends_session.is_some())
+            .count();
         assert!(
-            from_annotations <= 1,
+            from_annotations - session_ends <= 1 && session_ends <= 1,
             "{phase}: more than one annotation hook: {resolution:?}"
+        );
+        assert!(
+            phase == Phase::Post || session_ends == 0,
+            "{phase}: a pre hook ends a session: {resolution:?}"
         );
         if from_annotations == 1 || !resolution.refused.is_empty() {
             assert!(
@@ -304,7 +314,14 @@ pub fn check_config_yaml(text: &str) {
         last_index = Some(rule.index());
         for phase in [Phase::Pre, Phase::Post] {
             for hook in rule.hooks(phase) {
-                assert!(!hook.command.is_empty(), "{text:?}: empty command {hook:?}");
+                // Only a post hook ending the rule's held session runs no command.
+                assert!(
+                    !hook.command.is_empty()
+                        || (phase == Phase::Post
+                            && hook.ends_session
+                            && rule.held_session().is_some()),
+                    "{text:?}: empty command {hook:?}"
+                );
                 assert!(
                     !hook.timeout.is_zero() && hook.timeout <= MAX_TIMEOUT,
                     "{text:?}: timeout out of (0, 4h]: {hook:?}"

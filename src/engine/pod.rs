@@ -6,6 +6,12 @@
 //! Every transition takes the pod's own async lock, so the hooks of one pod never overlap, pre
 //! hooks run at most once and post hooks at most once per pod and backup, whatever the order
 //! and concurrency of Velero's calls.
+//!
+//! Held sessions: a pre hook that holds one leaves it in [`PodState`] until the thaw, where the
+//! post hook that names it ends it ([`crate::hooks::ResolvedHook::ends_session`]). Every thaw
+//! — the pod's item, the cut, a failed freeze, the watchdog, Shutdown and SIGTERM — goes
+//! through [`Engine::thaw`], which ends whatever session the post hooks did not (one skipped
+//! after a failed `Fail` post hook, say). A session whose handle is dropped ends too.
 
 use std::sync::Arc;
 
@@ -15,8 +21,8 @@ use tokio::time::Instant;
 use super::plan::{BackupInfo, PodPlan};
 use super::report::hook_event;
 use super::{lock, Engine, EVENT_TIMEOUT};
-use crate::exec::{run_hook, HookOutcome};
-use crate::hooks::{template, ChoiceReason, HookDefect, OnError, Phase, ResolvedHook};
+use crate::exec::{end_held_session, run_hook_holding_session, HeldSession, HookOutcome};
+use crate::hooks::{template, ChoiceReason, HeldBy, HookDefect, OnError, Phase, ResolvedHook};
 
 /// Where a pod stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +109,8 @@ pub(super) struct PodState {
     placement: Placement,
     watchdog: Option<AbortHandle>,
     deferred_thaw: Option<AbortHandle>,
+    /// Sessions held by pre hooks, until the thaw ends them.
+    sessions: Vec<(HeldBy, HeldSession)>,
 }
 
 /// A pod quiesce has seen in one backup: what it decided about it, and where it stands.
@@ -125,6 +133,7 @@ impl PodEntry {
                 placement: Placement::default(),
                 watchdog: None,
                 deferred_thaw: None,
+                sessions: Vec::new(),
             }),
         }
     }
@@ -177,11 +186,12 @@ impl Engine {
             // A pre hook still running when the plugin must stop is abandoned, so that the
             // drain can thaw the pod (it waits for this lock) before Velero gives up on us.
             let stopping = self.inner.stopping.clone();
-            let outcome = tokio::select! {
-                outcome = self.run(entry, hook) => Some(outcome),
+            // An abandoned session's stream is dropped with it, which ends the session.
+            let ran = tokio::select! {
+                ran = self.run(entry, hook) => Some(ran),
                 () = stopping.cancelled() => None,
             };
-            let Some(outcome) = outcome else {
+            let Some((outcome, session)) = ran else {
                 tracing::warn!(
                     namespace = %entry.plan.pod.namespace,
                     pod = %entry.plan.pod.name,
@@ -200,6 +210,9 @@ impl Engine {
                 self.count_frozen(1);
                 return true;
             };
+            if let (Some(session), Some(key)) = (session, hook.holds()) {
+                state.sessions.push((key, session));
+            }
             any_ran |= outcome.may_have_run;
             if any_ran {
                 state.frozen_at = Some(Instant::now());
@@ -284,7 +297,14 @@ impl Engine {
                 log_runs_elsewhere(entry, hook, elsewhere);
                 continue;
             }
-            let outcome = self.run(entry, hook).await;
+            let outcome = match &hook.ends_session {
+                Some(key) => match take_session(&mut state.sessions, key) {
+                    Some(session) => self.end_session(entry, hook, session, cause).await,
+                    // Its pre hook did not hold one (it failed, or runs in another pod).
+                    None => continue,
+                },
+                None => self.run(entry, hook).await.0,
+            };
             if !outcome.succeeded() && hook.on_error == OnError::Fail {
                 let skipped = plan.post.hooks.len() - position - 1;
                 if skipped > 0 {
@@ -297,6 +317,20 @@ impl Engine {
                 }
                 break;
             }
+        }
+        // Sessions no post hook ended (a failed `Fail` post hook stopped the list): ended here,
+        // with no input, so that nothing stays held.
+        for (key, session) in std::mem::take(&mut state.sessions) {
+            let Some(pre) = plan
+                .pre
+                .hooks
+                .iter()
+                .find(|h| h.holds().as_ref() == Some(&key))
+            else {
+                continue; // cannot be: only the pod's own pre hooks hold its sessions
+            };
+            let hook = ResolvedHook::implicit_session_end(pre);
+            self.end_session(entry, &hook, session, cause).await;
         }
         if cause == ThawCause::Watchdog {
             lock(&self.inner.summary).auto_thawed.push(plan.pod.clone());
@@ -331,8 +365,30 @@ impl Engine {
         state.watchdog = Some(task.abort_handle());
     }
 
-    /// Runs one hook (its template variables filled in), counts it and posts its Event.
-    async fn run(&self, entry: &PodEntry, hook: &ResolvedHook) -> HookOutcome {
+    /// Ends a session held by one of the pod's pre hooks with its post hook `hook`, counts it
+    /// and posts its Event.
+    async fn end_session(
+        &self,
+        entry: &PodEntry,
+        hook: &ResolvedHook,
+        session: HeldSession,
+        cause: ThawCause,
+    ) -> HookOutcome {
+        let executor = self.inner.executor.as_ref();
+        let outcome =
+            end_held_session(executor, &entry.plan.pod, hook, session, cause.as_str()).await;
+        lock(&self.inner.summary).count(&outcome);
+        self.post_event(hook_event(&entry.plan.pod, &entry.plan.uid, hook, &outcome));
+        outcome
+    }
+
+    /// Runs one hook (its template variables filled in), counts it and posts its Event; a pre
+    /// hook that holds a session hands it back.
+    async fn run(
+        &self,
+        entry: &PodEntry,
+        hook: &ResolvedHook,
+    ) -> (HookOutcome, Option<HeldSession>) {
         let rendered;
         let hook = if template::uses_variables(&hook.command) && hook.defect.is_none() {
             let context = template::TemplateContext {
@@ -359,10 +415,11 @@ impl Engine {
         } else {
             hook
         };
-        let outcome = run_hook(self.inner.executor.as_ref(), &entry.plan.pod, hook).await;
+        let (outcome, session) =
+            run_hook_holding_session(self.inner.executor.as_ref(), &entry.plan.pod, hook).await;
         lock(&self.inner.summary).count(&outcome);
         self.post_event(hook_event(&entry.plan.pod, &entry.plan.uid, hook, &outcome));
-        outcome
+        (outcome, session)
     }
 
     /// Posts an Event in the background, within the rate limit. Never delays or fails a hook;
@@ -421,6 +478,12 @@ fn log_runs_elsewhere(entry: &PodEntry, hook: &ResolvedHook, elsewhere: &RunsEls
         elsewhere.runner,
         elsewhere.reason
     );
+}
+
+/// Takes the session held by the pre hook `key` out of `sessions`.
+fn take_session(sessions: &mut Vec<(HeldBy, HeldSession)>, key: &HeldBy) -> Option<HeldSession> {
+    let position = sessions.iter().position(|(held_by, _)| held_by == key)?;
+    Some(sessions.remove(position).1)
 }
 
 /// Which phase's list a position refers to (for callers building a [`Placement`]).

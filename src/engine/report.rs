@@ -30,6 +30,12 @@ pub fn hook_event(
     );
     let took = outcome.duration.as_millis();
     let (reason, kind, message) = match outcome.error_text() {
+        // A pre hook holding a session has not exited.
+        None if outcome.exit_code.is_none() && hook.holds().is_some() => (
+            "QuiesceHookSucceeded",
+            "Normal",
+            format!("{what} succeeded (its session is held until the thaw) in {took} ms"),
+        ),
         None => (
             "QuiesceHookSucceeded",
             "Normal",
@@ -181,6 +187,7 @@ mod tests {
             execution: Default::default(),
             run_once: None,
             defect: None,
+            ends_session: None,
         }
     }
 

@@ -5,15 +5,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use fake_kube::objects;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::exec::{Captured, ExecError, ExecOutput, ExecRequest};
+use crate::exec::session::tests::{Program, Programmed, Record};
+use crate::exec::{Captured, ExecError, ExecOutput, ExecRequest, ExecStream};
 use crate::kube_api::{self, PodEvent, PodVolumeBackup, SnapshotEvent, VolumeSnapshotState};
 
-/// What happened, in order: `pre pod`, `post pod`, `snapshot pv`, …
+/// What happened, in order: `pre pod`, `post pod`, `snapshot pv`, … — and what held sessions
+/// were sent: `open pre pod`, `stdin …`, `close`, `dropped`.
 #[derive(Default)]
-struct Timeline(Mutex<Vec<String>>);
+struct Timeline(Record);
 
 impl Timeline {
     fn push(&self, event: String) {
@@ -34,11 +37,13 @@ impl Timeline {
     }
 }
 
-/// Runs nothing: records `argv[0] pod` and answers as scripted by argv[0].
+/// Runs nothing: records `argv[0] pod` and answers as scripted by argv[0]; a command started
+/// with stdin plays [`ScriptedExecutor::program`].
 struct ScriptedExecutor {
     timeline: Arc<Timeline>,
     script: HashMap<String, Result<i32, ExecError>>,
     delay: Duration,
+    program: Program,
     /// Commands (by argv[0]) that take this long instead of `delay`.
     slow: HashMap<String, Duration>,
 }
@@ -60,6 +65,18 @@ impl Executor for ScriptedExecutor {
             stderr: Captured::default(),
             duration: self.delay,
         })
+    }
+
+    async fn start(&self, request: &ExecRequest) -> Result<Box<dyn ExecStream>, ExecError> {
+        self.timeline.push(format!(
+            "open {} {}",
+            request.command.join(" "),
+            request.pod
+        ));
+        Ok(Box::new(Programmed::start(
+            self.program.clone(),
+            Arc::clone(&self.timeline.0),
+        )))
     }
 }
 
@@ -193,6 +210,7 @@ fn harness_with_everything(
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
         delay,
+        program: Program::holding("ready", true),
         slow: HashMap::new(),
     };
     let engine = Engine::new(Arc::new(executor), cluster.clone(), options);
@@ -214,46 +232,28 @@ fn pod(name: &str, claims: &[&str], annotations: Value) -> Vec<u8> {
 
 /// [`pod`] as a JSON value, to add labels or owners to.
 fn pod_value(name: &str, claims: &[&str], annotations: Value) -> Value {
-    let mut all = json!({
-        "pre.hook.backup.quiesce.dev/command": "[\"pre\"]",
-        "post.hook.backup.quiesce.dev/command": "[\"post\"]",
-    });
-    for (k, v) in annotations.as_object().unwrap() {
-        all[k] = v.clone();
-    }
-    let volumes: Vec<Value> = claims
-        .iter()
-        .map(|c| json!({"name": c, "persistentVolumeClaim": {"claimName": c}}))
-        .collect();
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"), "annotations": all},
-        "spec": {"containers": [{"name": "app"}], "volumes": volumes},
-        "status": {"phase": "Running"}
-    })
+    objects::pod("shop", name)
+        .uid(format!("uid-{name}"))
+        .annotation("pre.hook.backup.quiesce.dev/command", r#"["pre"]"#)
+        .annotation("post.hook.backup.quiesce.dev/command", r#"["post"]"#)
+        .annotations(annotations)
+        .container(objects::container("app"))
+        .claims(claims)
+        .build()
 }
 
 /// A CSI PersistentVolume bound to `claim`.
 fn pv(name: &str, claim: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": name},
-        "spec": {
-            "claimRef": {"namespace": "shop", "name": claim},
-            "csi": {"driver": "hostpath.csi.k8s.io", "volumeHandle": name}
-        }
-    }))
-    .unwrap()
+    let mut pv = objects::persistent_volume(name, "shop", claim);
+    pv["spec"]["csi"] = json!({"driver": "hostpath.csi.k8s.io", "volumeHandle": name});
+    serde_json::to_vec(&pv).unwrap()
 }
 
 /// A PersistentVolume without CSI (native snapshots, or none), bound to `claim`.
 fn native_pv(name: &str, claim: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": name},
-        "spec": {"claimRef": {"namespace": "shop", "name": claim}, "awsElasticBlockStore": {"volumeID": "vol-1"}}
-    }))
-    .unwrap()
+    let mut pv = objects::persistent_volume(name, "shop", claim);
+    pv["spec"]["awsElasticBlockStore"] = json!({"volumeID": "vol-1"});
+    serde_json::to_vec(&pv).unwrap()
 }
 
 impl Harness {
@@ -813,6 +813,7 @@ async fn a_stop_during_a_long_pre_hook_abandons_it_and_thaws_the_pod() {
         timeline: Arc::clone(&h.timeline),
         script: HashMap::new(),
         delay: Duration::ZERO,
+        program: Program::v5(),
         slow: HashMap::from([("pre".to_owned(), Duration::from_secs(300))]),
     };
     h.engine = Engine::new(Arc::new(executor), h.cluster.clone(), test_options());
@@ -1423,4 +1424,187 @@ async fn a_failed_namespace_listing_is_tried_again_by_the_next_group() {
     assert_eq!(h.timeline.count("pre y"), 1, "{:?}", h.timeline.events());
     assert_eq!(h.timeline.count("pre b"), 0, "{:?}", h.timeline.events());
     h.engine.drain().await;
+}
+
+// ----- held sessions -----
+
+/// Annotations making the pre hook hold a session until `ready`, ended with `unlock`.
+fn holding() -> Value {
+    json!({
+        "pre.hook.backup.quiesce.dev/stdin": "lock",
+        "pre.hook.backup.quiesce.dev/hold-until-output": "ready",
+        "post.hook.backup.quiesce.dev/stdin": "unlock",
+    })
+}
+
+#[tokio::test]
+async fn a_held_session_spans_the_snapshot_and_ends_before_the_post_command() {
+    let h = harness(&[]);
+    let db = pod("db", &["data"], holding());
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(
+        h.timeline.events(),
+        [
+            "open pre db",
+            "stdin lock\n",
+            "snapshot pv-1",
+            "stdin unlock\n",
+            "close",
+            "dropped",
+            "post db"
+        ]
+    );
+    let summary = lock(&h.engine.inner.summary).clone();
+    assert_eq!((summary.attempted, summary.succeeded), (3, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_watchdog_ends_a_held_session() {
+    let h = harness(&[]);
+    let mut annotations = holding();
+    annotations["quiesce.dev/max-freeze"] = json!("1m");
+    let db = pod("db", &["data"], annotations);
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    tokio::time::sleep(Duration::from_secs(59)).await;
+    assert_eq!(h.timeline.count("close"), 0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(h.timeline.count("close"), 1);
+    assert_eq!(h.timeline.count("dropped"), 1);
+}
+
+#[tokio::test]
+async fn the_drain_ends_a_held_session() {
+    let h = harness(&[]);
+    let db = pod("db", &["data"], holding());
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    h.engine.drain().await;
+    assert!(h.timeline.position("close") > h.timeline.position("snapshot pv-1"));
+    assert_eq!(h.timeline.count("post db"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_that_never_holds_fails_the_freeze_and_leaves_nothing_open() {
+    let mut h = harness(&[]);
+    // The ready text never comes.
+    let executor = ScriptedExecutor {
+        timeline: Arc::clone(&h.timeline),
+        script: HashMap::new(),
+        delay: Duration::ZERO,
+        program: Program::v5(),
+        slow: HashMap::new(),
+    };
+    h.engine = Engine::new(Arc::new(executor), h.cluster.clone(), test_options());
+    let db = pod("db", &["data"], holding());
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    let events = h.timeline.events();
+    assert_eq!(
+        events[..4],
+        ["open pre db", "stdin lock\n", "close", "dropped"],
+        "ended at its timeout"
+    );
+    assert_eq!(h.timeline.count("refused pv-1"), 1);
+    assert_eq!(
+        h.timeline.count("post db"),
+        1,
+        "the thaw still runs: {events:?}"
+    );
+    assert_eq!(h.timeline.count("stdin unlock\n"), 0, "no session to end");
+}
+
+/// A harness whose rule `db` holds a session (`hold`, stdin `lock`, ready at `ready`) as its
+/// first pre hook, followed by `more` (YAML lines at the rule's list level), where `failing`
+/// exits 1; and pod `db` (no annotations) that the rule applies to.
+fn rule_session_harness(more: &str) -> (Harness, Vec<u8>) {
+    let (config, problems) = Config::from_yaml(&format!(
+        "hooks:\n  resources:\n  - name: db\n    pre:\n    - exec:\n        command: [hold]\n        \
+         stdin: lock\n        holdUntilOutput: ready\n{more}"
+    ));
+    assert!(problems.is_empty(), "{problems:?}");
+    let cluster = FakeCluster {
+        config,
+        ..FakeCluster::default()
+    };
+    let h = harness_with_cluster(&[("failing", Ok(1))], Duration::ZERO, false, cluster);
+    let mut db = pod_value("db", &["data"], json!({}));
+    db["metadata"]["annotations"] = json!({});
+    (h, serde_json::to_vec(&db).unwrap())
+}
+
+#[tokio::test]
+async fn a_session_left_by_a_failed_post_hook_is_still_ended() {
+    let (h, db) = rule_session_harness(
+        "    post:\n    - exec:\n        command: [failing]\n    - exec:\n        stdin: unlock\n",
+    );
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    assert_eq!(
+        h.timeline.events(),
+        [
+            "open hold db",
+            "stdin lock\n",
+            "snapshot pv-1",
+            "failing db",
+            "close",
+            "dropped"
+        ],
+        "its own post hook was skipped, the session is ended without input"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_while_a_session_waits_for_its_ready_text_ends_the_session() {
+    let mut h = harness(&[]);
+    let executor = ScriptedExecutor {
+        timeline: Arc::clone(&h.timeline),
+        script: HashMap::new(),
+        delay: Duration::ZERO,
+        program: Program::v5(), // never prints its ready text
+        slow: HashMap::new(),
+    };
+    h.engine = Engine::new(Arc::new(executor), h.cluster.clone(), test_options());
+    let mut annotations = holding();
+    annotations["pre.hook.backup.quiesce.dev/timeout"] = json!("5m");
+    let db = pod("db", &["data"], annotations);
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    let engine = h.engine.clone();
+    let freezing = tokio::spawn(async move {
+        engine
+            .freeze_pods_of_volume(&pv("pv-1", "data"), &backup())
+            .await
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.timeline.events(), ["open pre db", "stdin lock\n"]);
+    h.engine.drain().await;
+    // The abandoned opening dropped its stream (closing the connection); nothing is held, so
+    // the thaw has no session to end, and the post command runs.
+    assert_eq!(
+        h.timeline.events(),
+        ["open pre db", "stdin lock\n", "dropped", "post db"]
+    );
+    assert!(freezing.await.unwrap().is_err());
+}
+
+#[tokio::test]
+async fn a_freeze_that_fails_after_a_session_held_ends_that_session() {
+    let (h, db) = rule_session_harness("    - exec:\n        command: [failing]\n");
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    assert_eq!(
+        h.timeline.events(),
+        [
+            "open hold db",
+            "stdin lock\n",
+            "failing db",
+            "close",
+            "dropped",
+            "refused pv-1"
+        ],
+        "the refused volume's thaw ended the session before Velero heard of it"
+    );
 }

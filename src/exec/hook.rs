@@ -26,6 +26,16 @@
 //!    at error level for an `on-error: Fail` hook, warn for `Continue` — both with `exitCode`
 //!    (when there is one), `durationMs` and `hookAttempt` (when an exec was attempted).
 //!
+//! A pre hook that holds a session ([`run_hook_holding_session`]) logs lines 1–5 up to its ready text
+//! (`exec hook succeeded` without `exitCode`: the command runs on), then info `holding session
+//! until the thaw: …` with `holdUntilOutput`. Should the session end on its own before the
+//! thaw: warn `held session ended on its own …` with `heldMs`. Its end ([`end_held_session`],
+//! with the post hook's fields and the session's command and container): info `ending held
+//! session …` with `heldMs` and `thawedBy`, the session's `stdout:`/`stderr:` since its ready
+//! text, the kill lines of line 4 if it did not exit and its PID is known, then info `held
+//! session ended` or `Error executing hook`, each with `exitCode` (when there is one),
+//! `durationMs` (from the end's start), `heldMs` and `thawedBy`.
+//!
 //! Deciding what a failure means for the pod's other hooks is the state machine's job; this
 //! module only reports.
 
@@ -37,6 +47,7 @@ use crate::hooks::{
 };
 
 use super::kill::{self, KillReport};
+use super::session::{self, EarlyExit, HeldSession, OpenFailure, SessionEndError, SessionFailure};
 use super::{retry, wait, Captured, ExecAttempt, ExecError, ExecOutput, ExecRequest, Executor};
 
 /// Velero's hook type, the only one there is for backup hooks.
@@ -59,6 +70,9 @@ pub enum HookFailure {
     /// The command did not run to completion.
     #[error(transparent)]
     Exec(ExecError),
+    /// A held session did not hold (no ready text), or did not end well.
+    #[error(transparent)]
+    Session(SessionFailure),
 }
 
 /// What happened when a hook was run.
@@ -159,28 +173,38 @@ impl<'a> HookFields<'a> {
 /// Runs `hook` in `pod` through `executor` and logs it like Velero (see the module docs):
 /// first the wait for the container if the hook asks for one, then up to
 /// [`retry::max_attempts`] exec attempts, each bounded by the hook's timeout (the wait is not
-/// counted in it). Never fails: every failure is in the returned [`HookOutcome`].
+/// counted in it). A hook with `stdin` has it written, then stdin closed. Never fails: every
+/// failure is in the returned [`HookOutcome`].
+///
+/// A hook that holds a session is meant for [`run_hook_holding_session`]; run here, its session is
+/// ended as soon as it holds.
 pub async fn run_hook(executor: &dyn Executor, pod: &PodRef, hook: &ResolvedHook) -> HookOutcome {
+    run_hook_holding_session(executor, pod, hook).await.0
+}
+
+/// Runs a pre hook like [`run_hook`]; when it holds a session
+/// ([`crate::hooks::Execution::hold_until_output`]) and its ready text came, the session is
+/// returned, still running with stdin open, for [`end_held_session`] at the thaw. For any
+/// other hook, or a session that did not hold, the second value is `None`.
+pub async fn run_hook_holding_session(
+    executor: &dyn Executor,
+    pod: &PodRef,
+    hook: &ResolvedHook,
+) -> (HookOutcome, Option<HeldSession>) {
     let fields = HookFields::new(pod, hook);
-    let failure_level = match hook.on_error {
-        OnError::Fail => tracing::Level::ERROR,
-        // Velero counts every error-level line of a backup as a backup error and marks the
-        // backup PartiallyFailed. A `Continue` hook's failure is tolerated by definition, so
-        // it is a warning; only a failure that stops the pod's hooks is an error.
-        OnError::Continue => tracing::Level::WARN,
-    };
+    let failure_level = failure_level(hook.on_error);
 
     if let Some(defect) = &hook.defect {
         let outcome = not_attempted(HookFailure::Defect(defect.clone()));
         log_result(failure_level, &fields, &outcome);
-        return outcome;
+        return (outcome, None);
     }
 
     if let Some(wait) = hook.execution.wait {
         if let Err(error) = wait_for_container(executor, pod, hook, wait, &fields).await {
             let outcome = not_attempted(HookFailure::Exec(error));
             log_result(failure_level, &fields, &outcome);
-            return outcome;
+            return (outcome, None);
         }
     }
 
@@ -195,23 +219,38 @@ pub async fn run_hook(executor: &dyn Executor, pod: &PodRef, hook: &ResolvedHook
             hookAttempt = attempt,
             "running exec hook"
         );
-        let (result, exec_time) = run_attempt(executor, pod, hook, &fields).await;
+        let Attempt {
+            result,
+            session_failure,
+            session,
+            exec_time,
+            partial_output,
+        } = run_attempt(executor, pod, hook, &fields).await;
         duration += exec_time;
         may_have_run |= match &result {
             Ok(_) => true,
             Err(error) => error.may_have_run(),
         };
-        if let Ok(output) = &result {
-            log_output(&fields, attempt, "stdout", &output.stdout);
-            log_output(&fields, attempt, "stderr", &output.stderr);
+        let shown = match &result {
+            Ok(output) => Some((&output.stdout, &output.stderr)),
+            Err(_) => partial_output.as_ref().map(|(out, err)| (out, err)),
+        };
+        if let Some((stdout, stderr)) = shown {
+            log_output(&fields, Some(attempt), "stdout", stdout);
+            log_output(&fields, Some(attempt), "stderr", stderr);
         }
-        if let Some(delay) = retry::next_attempt_after(&hook.execution, attempt, &result) {
-            let (error, exit_code) = match &result {
-                Ok(output) => (
+        let retry_after = match &session {
+            Some(_) => None,
+            None => retry::next_attempt_after(&hook.execution, attempt, &result),
+        };
+        if let Some(delay) = retry_after {
+            let (error, exit_code) = match (&session_failure, &result) {
+                (Some(failure), Ok(output)) => (failure.to_string(), Some(output.exit_code)),
+                (_, Ok(output)) => (
                     HookFailure::ExitCode(output.exit_code).to_string(),
                     Some(output.exit_code),
                 ),
-                Err(error) => (error.to_string(), None),
+                (_, Err(error)) => (error.to_string(), None),
             };
             let message = format!(
                 "exec hook attempt {attempt} of {max_attempts} failed: {error}; retrying in {}",
@@ -233,8 +272,14 @@ pub async fn run_hook(executor: &dyn Executor, pod: &PodRef, hook: &ResolvedHook
         }
         let outcome = match result {
             Ok(output) => HookOutcome {
-                failure: (output.exit_code != 0).then_some(HookFailure::ExitCode(output.exit_code)),
-                exit_code: Some(output.exit_code),
+                failure: match session_failure {
+                    Some(failure) => Some(HookFailure::Session(failure)),
+                    None => {
+                        (output.exit_code != 0).then_some(HookFailure::ExitCode(output.exit_code))
+                    }
+                },
+                // A held session has not exited.
+                exit_code: session.is_none().then_some(output.exit_code),
                 duration,
                 may_have_run,
                 stdout: output.stdout,
@@ -242,7 +287,10 @@ pub async fn run_hook(executor: &dyn Executor, pod: &PodRef, hook: &ResolvedHook
                 attempts: attempt,
             },
             Err(error) => HookOutcome {
-                failure: Some(HookFailure::Exec(error)),
+                failure: Some(match session_failure {
+                    Some(failure) => HookFailure::Session(failure),
+                    None => HookFailure::Exec(error),
+                }),
                 exit_code: None,
                 duration,
                 may_have_run,
@@ -252,7 +300,115 @@ pub async fn run_hook(executor: &dyn Executor, pod: &PodRef, hook: &ResolvedHook
             },
         };
         log_result(failure_level, &fields, &outcome);
-        return outcome;
+        if let (Some(_), Some(ready)) = (&session, &hook.execution.hold_until_output) {
+            hook_event!(
+                tracing::Level::INFO,
+                &fields,
+                holdUntilOutput = ready.as_str(),
+                "holding session until the thaw: {:?} appeared on its stdout, and the command \
+                 runs on with stdin open",
+                ready
+            );
+        }
+        return (outcome, session);
+    }
+}
+
+/// Ends a session held by a pre hook, at the thaw: `hook` is the post hook that ends it
+/// ([`crate::hooks::ResolvedHook::ends_session`]) — its `stdin` is written to the session,
+/// the session's stdin closed, and the session must exit within its `timeout`; its exit is
+/// the hook's outcome. A session that does not exit has its stream closed, and its command
+/// is stopped (TERM, then KILL) when its PID is known (its pre hook had kill-on-timeout).
+/// `thawed_by` says why the thaw happens, for the log. Never fails: every failure is in the
+/// returned [`HookOutcome`].
+pub async fn end_held_session(
+    executor: &dyn Executor,
+    pod: &PodRef,
+    hook: &ResolvedHook,
+    session: HeldSession,
+    thawed_by: &str,
+) -> HookOutcome {
+    let fields = HookFields::new(pod, hook);
+    let stdin = hook.execution.stdin_bytes();
+    let how = match (stdin.is_some(), session.can_close_stdin()) {
+        (true, true) => "writing its post stdin, then closing its stdin",
+        (false, true) => "closing its stdin",
+        (true, false) => {
+            "writing its post stdin; its stdin cannot be closed (the API server speaks only \
+             v4.channel.k8s.io), so the input must end it"
+        }
+        (false, false) => {
+            "its stdin cannot be closed (the API server speaks only v4.channel.k8s.io) and \
+             there is no post stdin to end it"
+        }
+    };
+    hook_event!(
+        tracing::Level::INFO,
+        &fields,
+        heldMs = millis(session.held()),
+        thawedBy = thawed_by,
+        "ending held session ({}): {}",
+        thawed_by,
+        how
+    );
+    let pid = session.pid();
+    let end = session.end(stdin, hook.timeout).await;
+    log_output(&fields, None, "stdout", &end.stdout);
+    log_output(&fields, None, "stderr", &end.stderr);
+    let exit_code = end.result.as_ref().ok().copied();
+    let failure = match end.result {
+        Ok(0) => None,
+        Ok(code) => Some(HookFailure::ExitCode(code)),
+        Err(SessionEndError::Session(failure)) => {
+            if matches!(failure, SessionFailure::DidNotExit { .. }) && pid.is_some() {
+                stop_timed_out_command(executor, pod, hook, &fields, pid).await;
+            }
+            Some(HookFailure::Session(failure))
+        }
+        Err(SessionEndError::Exec(error)) => Some(HookFailure::Exec(error)),
+    };
+    let outcome = HookOutcome {
+        failure,
+        exit_code,
+        duration: end.duration,
+        may_have_run: true,
+        stdout: end.stdout,
+        stderr: end.stderr,
+        attempts: 0,
+    };
+    let held_ms = millis(end.held);
+    match outcome.error_text() {
+        None => hook_event!(
+            tracing::Level::INFO,
+            &fields,
+            exitCode = outcome.exit_code,
+            durationMs = millis(outcome.duration),
+            heldMs = held_ms,
+            thawedBy = thawed_by,
+            "held session ended"
+        ),
+        Some(error) => hook_event!(
+            failure_level(hook.on_error),
+            &fields,
+            exitCode = outcome.exit_code,
+            durationMs = millis(outcome.duration),
+            heldMs = held_ms,
+            thawedBy = thawed_by,
+            error = error.as_str(),
+            "Error executing hook"
+        ),
+    }
+    outcome
+}
+
+/// The level of a failed hook's final line.
+fn failure_level(on_error: OnError) -> tracing::Level {
+    match on_error {
+        OnError::Fail => tracing::Level::ERROR,
+        // Velero counts every error-level line of a backup as a backup error and marks the
+        // backup PartiallyFailed. A `Continue` hook's failure is tolerated by definition, so
+        // it is a warning; only a failure that stops the pod's hooks is an error.
+        OnError::Continue => tracing::Level::WARN,
     }
 }
 
@@ -326,34 +482,74 @@ fn round_to_millis(duration: Duration) -> Duration {
     Duration::from_millis(millis(duration))
 }
 
-/// One exec attempt (under the kill-on-timeout wrapper when the hook asks for it) and the
-/// time the exec took (a kill after a timeout not included).
+/// One attempt's end.
+struct Attempt {
+    /// The command's end as retries see it: its output (for a held session, the output up to
+    /// its ready text, exit code 0), or the exec's error.
+    result: Result<ExecOutput, ExecError>,
+    /// Set when the attempt failed as a session: its failure replaces the result's.
+    session_failure: Option<SessionFailure>,
+    /// The session the attempt holds.
+    session: Option<HeldSession>,
+    /// Time spent in the exec (a kill after a timeout not included).
+    exec_time: Duration,
+    /// Output received before an error, to log (a session that never became ready).
+    partial_output: Option<(Captured, Captured)>,
+}
+
+impl Attempt {
+    fn of(result: Result<ExecOutput, ExecError>, exec_time: Duration) -> Self {
+        Attempt {
+            result,
+            session_failure: None,
+            session: None,
+            exec_time,
+            partial_output: None,
+        }
+    }
+}
+
+/// One exec attempt: the command alone, with its stdin, or as a session held until its ready
+/// text — under the kill-on-timeout wrapper when the hook asks for it.
 async fn run_attempt(
     executor: &dyn Executor,
     pod: &PodRef,
     hook: &ResolvedHook,
     fields: &HookFields<'_>,
-) -> (Result<ExecOutput, ExecError>, Duration) {
-    let mut request = ExecRequest {
+) -> Attempt {
+    let wrapped = hook.execution.kill_on_timeout;
+    let request = ExecRequest {
         namespace: pod.namespace.clone(),
         pod: pod.name.clone(),
         container: hook.container.clone(),
-        command: hook.command.clone(),
+        command: if wrapped {
+            kill::wrap(&hook.command)
+        } else {
+            hook.command.clone()
+        },
         timeout: hook.timeout,
     };
+    if let Some(ready) = &hook.execution.hold_until_output {
+        return open_attempt(executor, pod, hook, fields, &request, ready).await;
+    }
+    let stdin = hook.execution.stdin_bytes();
     let started = Instant::now();
-    if !hook.execution.kill_on_timeout {
+    if !wrapped && stdin.is_none() {
         let result = executor.exec(&request).await;
         let exec_time = exec_time(&result, started);
-        return (result, exec_time);
+        return Attempt::of(result, exec_time);
     }
-
-    request.command = kill::wrap(&hook.command);
     let ExecAttempt {
         result,
         partial_stderr,
-    } = executor.exec_keeping_partial_stderr(&request).await;
+    } = match &stdin {
+        Some(stdin) => session::exec_with_stdin(executor, &request, stdin).await,
+        None => executor.exec_keeping_partial_stderr(&request).await,
+    };
     let exec_time = exec_time(&result, started);
+    if !wrapped {
+        return Attempt::of(result, exec_time);
+    }
     // Only a failed attempt needs the PID; a successful one has its stderr in the output.
     let pid = kill::pid_from(&partial_stderr);
     let result = match result {
@@ -361,20 +557,118 @@ async fn run_attempt(
             kill::strip_marker(&mut output.stderr);
             Ok(output)
         }
-        // The wrapper itself could not start (the marker never came): no shell.
-        Err(ExecError::RemoteFailure(message)) if pid.is_none() && message.contains("/bin/sh") => {
-            Err(ExecError::KillNeedsShell {
+        Err(error) => {
+            let error = needs_shell(hook, pid, error);
+            if matches!(error, ExecError::TimedOut(_) | ExecError::StdinNotClosed(_)) {
+                stop_timed_out_command(executor, pod, hook, fields, pid).await;
+            }
+            Err(error)
+        }
+    };
+    Attempt::of(result, exec_time)
+}
+
+/// The wrapper itself could not start (the marker never came): no shell.
+fn needs_shell(hook: &ResolvedHook, pid: Option<u32>, error: ExecError) -> ExecError {
+    match error {
+        ExecError::RemoteFailure(message) if pid.is_none() && message.contains("/bin/sh") => {
+            ExecError::KillNeedsShell {
                 container: hook.container.clone(),
                 message,
-            })
+            }
         }
-        Err(ExecError::TimedOut(after)) => {
-            stop_timed_out_command(executor, pod, hook, fields, pid).await;
-            Err(ExecError::TimedOut(after))
-        }
-        Err(other) => Err(other),
+        other => other,
+    }
+}
+
+/// One attempt of a pre hook that holds a session: its stdin written, its ready text waited
+/// for. A session that does not become ready is ended (and stopped, with kill-on-timeout).
+async fn open_attempt(
+    executor: &dyn Executor,
+    pod: &PodRef,
+    hook: &ResolvedHook,
+    fields: &HookFields<'_>,
+    request: &ExecRequest,
+    ready: &str,
+) -> Attempt {
+    let wrapped = hook.execution.kill_on_timeout;
+    let stdin = hook.execution.stdin_bytes();
+    let opening = session::open(
+        executor,
+        request,
+        stdin.as_deref(),
+        ready,
+        early_exit_reporter(pod, hook),
+    )
+    .await;
+    let stdout = opening.stdout;
+    let mut stderr = opening.stderr;
+    let pid = if wrapped {
+        let pid = kill::pid_from(&stderr);
+        kill::strip_marker(&mut stderr);
+        pid
+    } else {
+        None
     };
-    (result, exec_time)
+    let output = |exit_code, stdout, stderr| ExecOutput {
+        exit_code,
+        stdout,
+        stderr,
+        duration: opening.duration,
+    };
+    let mut attempt = match opening.result {
+        Ok(session) => Attempt {
+            session: Some(session.with_pid(pid)),
+            ..Attempt::of(Ok(output(0, stdout, stderr)), opening.duration)
+        },
+        Err(OpenFailure::ExitedBeforeReady(exit_code)) => Attempt {
+            session_failure: Some(SessionFailure::ExitedBeforeReady {
+                ready: ready.to_owned(),
+                exit_code,
+            }),
+            ..Attempt::of(Ok(output(exit_code, stdout, stderr)), opening.duration)
+        },
+        Err(OpenFailure::NotReady) => Attempt {
+            session_failure: Some(SessionFailure::NotReady {
+                ready: ready.to_owned(),
+                after: hook.timeout,
+            }),
+            partial_output: Some((stdout, stderr)),
+            ..Attempt::of(Err(ExecError::TimedOut(hook.timeout)), opening.duration)
+        },
+        Err(OpenFailure::Exec(error)) => Attempt {
+            partial_output: Some((stdout, stderr)),
+            ..Attempt::of(Err(needs_shell(hook, pid, error)), opening.duration)
+        },
+    };
+    let timed_out = matches!(attempt.result, Err(ExecError::TimedOut(_)));
+    if wrapped && timed_out {
+        stop_timed_out_command(executor, pod, hook, fields, pid).await;
+    }
+    attempt.exec_time = opening.duration;
+    attempt
+}
+
+/// The warning a held session's task logs if the session ends on its own before the thaw.
+fn early_exit_reporter(pod: &PodRef, hook: &ResolvedHook) -> EarlyExit {
+    let (pod, hook) = (pod.clone(), hook.clone());
+    Box::new(move |held, result| {
+        let fields = HookFields::new(&pod, &hook);
+        let how = match result {
+            Ok(code) => format!("exit code {code}"),
+            Err(error) => error.to_string(),
+        };
+        hook_event!(
+            tracing::Level::WARN,
+            &fields,
+            heldMs = millis(held),
+            exitCode = result.as_ref().ok().copied(),
+            "held session ended on its own after {}, before the thaw ({}): what it held is \
+             released, and the pod's snapshot may not be consistent",
+            format_go_duration(round_to_millis(held)),
+            how
+        );
+    })
 }
 
 fn exec_time(result: &Result<ExecOutput, ExecError>, started: Instant) -> Duration {
@@ -495,7 +789,7 @@ fn log_result(failure_level: tracing::Level, fields: &HookFields<'_>, outcome: &
 }
 
 /// `stdout: …` / `stderr: …` at info, when the stream carried anything.
-fn log_output(fields: &HookFields<'_>, attempt: u32, stream: &str, captured: &Captured) {
+fn log_output(fields: &HookFields<'_>, attempt: Option<u32>, stream: &str, captured: &Captured) {
     if captured.is_empty() {
         return;
     }

@@ -16,17 +16,23 @@
 //! - [`retry`]: which failed attempts are tried again, and after how long.
 //! - [`kill`]: kill-on-timeout — the `/bin/sh` wrapper that reveals the PID, and the second
 //!   exec that sends TERM, then KILL.
+//! - [`session`]: commands with stdin — written then closed, or held open from the ready
+//!   text until the thaw ([`session::HeldSession`]) — over an [`ExecStream`].
 
 pub mod hook;
 pub mod kill;
 pub mod retry;
+pub mod session;
 pub mod wait;
 
 use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-pub use self::hook::{run_hook, HookFailure, HookOutcome};
+pub use self::hook::{
+    end_held_session, run_hook, run_hook_holding_session, HookFailure, HookOutcome,
+};
+pub use self::session::{HeldSession, SessionFailure};
 pub use self::wait::{container_observation, wait_for_container};
 
 /// Where and what to run.
@@ -113,6 +119,33 @@ pub struct ExecAttempt {
     pub partial_stderr: Captured,
 }
 
+impl ExecAttempt {
+    /// The attempt of a call that ended with `exit` after `duration`, having captured `stdout`
+    /// and `stderr`: an [`ExecOutput`] for an exit code, else the error and the stderr so far.
+    pub fn ended(
+        exit: Result<i32, ExecError>,
+        stdout: Captured,
+        stderr: Captured,
+        duration: Duration,
+    ) -> Self {
+        match exit {
+            Ok(exit_code) => ExecAttempt {
+                result: Ok(ExecOutput {
+                    exit_code,
+                    stdout,
+                    stderr,
+                    duration,
+                }),
+                partial_stderr: Captured::default(),
+            },
+            Err(error) => ExecAttempt {
+                result: Err(error),
+                partial_stderr: stderr,
+            },
+        }
+    }
+}
+
 /// Why a command did not run to completion (a non-zero exit is not an error: it is an
 /// [`ExecOutput`]). Texts start the way Velero's users know them where there is a Velero
 /// counterpart (`timed out after 30s`, `no such container: "c"`, `unable to upgrade
@@ -163,6 +196,16 @@ pub enum ExecError {
     /// The timeout expired; the stream was cancelled.
     #[error("timed out after {}", crate::hooks::format_go_duration(*.0))]
     TimedOut(Duration),
+    /// The timeout expired for a command given stdin over a `v4.channel.k8s.io` stream, which
+    /// has no way to close stdin alone: the command never read end-of-file. The stream was
+    /// cancelled.
+    #[error(
+        "timed out after {}: the API server speaks only v4.channel.k8s.io, which cannot close \
+         stdin without closing the stream, so the command never read end-of-file; end its stdin \
+         with a command that makes it exit (such as \\q)",
+        crate::hooks::format_go_duration(*.0)
+    )]
+    StdinNotClosed(Duration),
     /// No Kubernetes client could be built (no in-cluster config, no kubeconfig).
     #[error("no Kubernetes client: {0}")]
     NoClient(String),
@@ -233,7 +276,9 @@ impl ExecError {
     /// never started the command.
     pub fn may_have_run(&self) -> bool {
         match self {
-            ExecError::TimedOut(_) | ExecError::StreamDropped(_) => true,
+            ExecError::TimedOut(_) | ExecError::StdinNotClosed(_) | ExecError::StreamDropped(_) => {
+                true
+            }
             ExecError::PodNotFound { .. }
             | ExecError::NoSuchContainer { .. }
             | ExecError::Unreachable(_)
@@ -341,6 +386,39 @@ impl ContainerObservation {
     }
 }
 
+/// What a command started by [`Executor::start`] sent, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// A chunk of its stdout.
+    Stdout(Vec<u8>),
+    /// A chunk of its stderr.
+    Stderr(Vec<u8>),
+    /// The end: its exit code from the status channel, or why the stream ended without one
+    /// ([`ExecError::StreamDropped`], [`ExecError::RemoteFailure`]). Nothing follows it.
+    Exited(Result<i32, ExecError>),
+}
+
+/// A command running with stdin open ([`Executor::start`]). Dropping it ends the stream: the
+/// connection is closed, which a kubelet turns into end-of-file on the command's stdin.
+#[async_trait::async_trait]
+pub trait ExecStream: Send {
+    /// Writes `data` to the command's stdin.
+    async fn write_stdin(&mut self, data: &[u8]) -> Result<(), ExecError>;
+
+    /// Whether stdin can be closed on its own, leaving output and exit status to come: the
+    /// `v5.channel.k8s.io` close signal. A `v4.channel.k8s.io` stream has none — there,
+    /// closing stdin means closing the whole stream, losing what the command still sends.
+    fn can_close_stdin(&self) -> bool;
+
+    /// Closes the command's stdin (it reads end-of-file). Does nothing where
+    /// [`ExecStream::can_close_stdin`] is false.
+    async fn close_stdin(&mut self) -> Result<(), ExecError>;
+
+    /// The next output chunk, or the end. Cancel-safe: a call dropped before it returns loses
+    /// nothing. Called again after [`StreamEvent::Exited`], it returns `Exited` again.
+    async fn next_event(&mut self) -> StreamEvent;
+}
+
 /// Runs commands in containers (and, for the wait before a hook, reads their state).
 #[async_trait::async_trait]
 pub trait Executor: Send + Sync {
@@ -356,6 +434,17 @@ pub trait Executor: Send + Sync {
             result: self.exec(request).await,
             partial_stderr: Captured::default(),
         }
+    }
+
+    /// Starts `request` with stdin, stdout and stderr open and hands back the stream as soon as
+    /// the connection is upgraded (within `request.timeout`): the caller writes stdin, reads
+    /// the output and ends it ([`session`]). The default, for executors that cannot keep a
+    /// stream open (test doubles), refuses: hooks with stdin fail on them.
+    async fn start(&self, request: &ExecRequest) -> Result<Box<dyn ExecStream>, ExecError> {
+        Err(ExecError::Request(format!(
+            "this executor cannot open a stream with stdin for {:?}",
+            request.command
+        )))
     }
 
     /// The pod's phase and `container`'s state, as the API server reports them now. A pod

@@ -200,10 +200,11 @@ fn render_hook(out: &mut String, phase: &str, hook: &HookReport) {
     let number = format!("{}. ", hook.order);
     let indent = " ".repeat(4 + number.len());
     line(out, &format!("    {number}"), &indent, &hook.hook_command);
-    let source = if hook.source == "annotation" {
-        "from annotation".to_owned()
-    } else {
-        format!("from rule {:?} {phase}[{}]", hook.name, hook.index)
+    let source = match (&hook.ends_session, hook.source.as_str()) {
+        (_, "annotation") => "from annotation".to_owned(),
+        // An implicit end has no post entry of its own to point at.
+        (Some(pre), _) => format!("from rule {:?} ({pre}'s session)", hook.name),
+        (None, _) => format!("from rule {:?} {phase}[{}]", hook.name, hook.index),
     };
     line(
         out,
@@ -230,6 +231,21 @@ fn render_hook(out: &mut String, phase: &str, hook: &HookReport) {
         for text in execution_lines(execution) {
             line(out, &indent, &continued, &text);
         }
+    }
+    if hook.ends_session.is_some() {
+        let input = match hook.execution.as_ref().and_then(|e| e.stdin.as_ref()) {
+            Some(_) => "writes its stdin to it, then closes the session's stdin",
+            None => "closes the session's stdin",
+        };
+        line(
+            out,
+            &indent,
+            &continued,
+            &format!(
+                "ends the held session: {input}; the session must exit within {}",
+                hook.timeout
+            ),
+        );
     }
     if let Some(run_once) = &hook.run_once {
         line(out, &indent, &continued, &run_once_text(run_once));
@@ -294,6 +310,15 @@ fn execution_lines(execution: &ExecutionView) -> Vec<String> {
         lines.push(format!(
             "kill on timeout: TERM, then KILL after {}",
             format_go_duration(KILL_GRACE)
+        ));
+    }
+    if let Some(stdin) = &execution.stdin {
+        lines.push(format!("stdin: {stdin:?}"));
+    }
+    if let Some(ready) = &execution.hold_until_output {
+        lines.push(format!(
+            "holds a session: succeeds when {ready:?} appears on stdout; the command runs on \
+             with stdin open until the thaw"
         ));
     }
     lines

@@ -913,6 +913,10 @@ fn hook_reports(pod: &Pod, hooks: &[ResolvedHook], context: &mut HookContext) ->
                 run_once,
                 defect: hook.defect.as_ref().map(ToString::to_string),
                 reached,
+                ends_session: hook
+                    .ends_session
+                    .as_ref()
+                    .map(|held_by| format!("pre[{}]", held_by.index)),
             }
         })
         .collect()

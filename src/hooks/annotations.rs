@@ -3,6 +3,10 @@
 //! `*.velero.io` keys and the legacy un-prefixed keys are deliberately not read), and how
 //! their values are parsed. At most one annotation hook per pod and phase.
 //!
+//! Held sessions: when the pre hook holds one (`pre…/hold-until-output`), the post phase ends
+//! it even without a `post…/command` — `post…/stdin`, `post…/timeout` and `post…/on-error` then
+//! describe the session's end, and a post `command`, if set, runs after it.
+//!
 //! Owns parsing of annotation values into an [`AnnotationHook`] plus warnings; container
 //! resolution against the pod spec happens in `resolve.rs`.
 
@@ -23,6 +27,8 @@ const COMMAND: &str = "command";
 const CONTAINER: &str = "container";
 const ON_ERROR: &str = "on-error";
 const TIMEOUT: &str = "timeout";
+const STDIN: &str = "stdin";
+const HOLD_UNTIL_OUTPUT: &str = "hold-until-output";
 
 /// The annotation key for `field` (`command`, `container`, `on-error`, `timeout`) in `phase`,
 /// e.g. `pre.hook.backup.quiesce.dev/command`.
@@ -258,10 +264,13 @@ impl std::error::Error for AnnotationWarning {}
 /// The annotation hook of one pod and phase, values parsed, container not yet resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AnnotationHook {
-    /// The `command` key the hook came from (for messages).
+    /// The `command` key the hook came from (for messages); for a post phase that only ends
+    /// the pre hook's session, its `stdin` key (or, without one, the pre hook's
+    /// `hold-until-output` key).
     pub command_key: String,
-    /// argv (may be empty for `[]`, which the resolver reports as a defect).
-    pub command: Vec<String>,
+    /// argv (may be empty for `[]`, which the resolver reports as a defect); `None` for a
+    /// post phase without a command whose pre hook holds a session: it only ends the session.
+    pub command: Option<Vec<String>>,
     /// The `container` value, `None` if absent or empty (→ first container).
     pub container: Option<String>,
     pub on_error: OnError,
@@ -276,11 +285,18 @@ pub(crate) fn read_annotation_hook(
     phase: Phase,
     warnings: &mut Vec<AnnotationWarning>,
 ) -> Option<AnnotationHook> {
-    let command_key = annotation_key(phase, COMMAND);
+    let mut command_key = annotation_key(phase, COMMAND);
     let parsed = parse_command(annotations.get(&command_key).map_or("", String::as_str));
-    let Some(command) = parsed.argv() else {
+    let command = parsed.argv();
+    let ends_session_only =
+        command.is_none() && phase == Phase::Post && pre_holds_session(annotations);
+    if command.is_none() {
         let options = Field::ALL.map(Field::annotation);
-        for field in [CONTAINER, ON_ERROR, TIMEOUT].iter().chain(options.iter()) {
+        let unused = [CONTAINER, ON_ERROR, TIMEOUT]
+            .iter()
+            .chain(options.iter())
+            .filter(|field| !ends_session_only || !ends_session_field(field));
+        for field in unused {
             let key = annotation_key(phase, field);
             if annotations.contains_key(&key) {
                 warnings.push(AnnotationWarning::IgnoredWithoutCommand {
@@ -290,8 +306,16 @@ pub(crate) fn read_annotation_hook(
                 });
             }
         }
-        return None;
-    };
+        if !ends_session_only {
+            return None;
+        }
+        let stdin_key = annotation_key(phase, STDIN);
+        command_key = if annotations.contains_key(&stdin_key) {
+            stdin_key
+        } else {
+            annotation_key(Phase::Pre, HOLD_UNTIL_OUTPUT)
+        };
+    }
     if let ParsedCommand::Single { argv0, json_error } = &parsed {
         if let Some(reason) = json_error {
             warnings.push(AnnotationWarning::CommandNotJsonArray {
@@ -311,7 +335,7 @@ pub(crate) fn read_annotation_hook(
 
     let container = annotations
         .get(&annotation_key(phase, CONTAINER))
-        .filter(|name| !name.is_empty())
+        .filter(|name| !name.is_empty() && !ends_session_only)
         .cloned();
 
     let on_error_key = annotation_key(phase, ON_ERROR);
@@ -333,7 +357,7 @@ pub(crate) fn read_annotation_hook(
         Some(value) => annotation_timeout(pod, &timeout_key, value, warnings),
     };
 
-    let execution = annotation_execution(pod, annotations, phase, warnings);
+    let execution = annotation_execution(pod, annotations, phase, ends_session_only, warnings);
 
     Some(AnnotationHook {
         command_key,
@@ -345,15 +369,49 @@ pub(crate) fn read_annotation_hook(
     })
 }
 
-/// The execution options of `phase`; unusable values are ignored with a warning.
+/// Whether `pre…/hold-until-output` makes the pod's pre annotation hook hold a session: the
+/// pre hook has a command and the text is usable. Its post phase then ends the session.
+pub(crate) fn pre_holds_session(annotations: &BTreeMap<String, String>) -> bool {
+    // An empty argv (`[]`) is a defect that never runs, so it holds nothing to end.
+    let has_command = annotations
+        .get(&annotation_key(Phase::Pre, COMMAND))
+        .is_some_and(|value| {
+            parse_command(value)
+                .argv()
+                .is_some_and(|argv| !argv.is_empty())
+        });
+    has_command
+        && annotations
+            .get(&annotation_key(Phase::Pre, HOLD_UNTIL_OUTPUT))
+            .is_some_and(|text| {
+                Builder::new(Phase::Pre)
+                    .set(Field::HoldUntilOutput, text)
+                    .is_ok()
+            })
+}
+
+/// Whether a post key still counts when the post phase only ends a held session.
+fn ends_session_field(field: &str) -> bool {
+    [ON_ERROR, TIMEOUT].contains(&field)
+        || Field::ALL
+            .into_iter()
+            .any(|f| f.annotation() == field && f.applies_to_session_end())
+}
+
+/// The execution options of `phase` (only those of a session's end when `ends_session_only`);
+/// unusable values are ignored with a warning.
 fn annotation_execution(
     pod: &PodRef,
     annotations: &BTreeMap<String, String>,
     phase: Phase,
+    ends_session_only: bool,
     warnings: &mut Vec<AnnotationWarning>,
 ) -> Execution {
-    let mut builder = Builder::default();
+    let mut builder = Builder::new(phase);
     for field in Field::ALL {
+        if ends_session_only && !field.applies_to_session_end() {
+            continue;
+        }
         let key = annotation_key(phase, field.annotation());
         let Some(value) = annotations.get(&key) else {
             continue;
@@ -432,16 +490,19 @@ mod tests {
         }
     }
 
+    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     fn read(
         pairs: &[(&str, &str)],
         phase: Phase,
     ) -> (Option<AnnotationHook>, Vec<AnnotationWarning>) {
-        let annotations: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         let mut warnings = Vec::new();
-        let hook = read_annotation_hook(&pod(), &annotations, phase, &mut warnings);
+        let hook = read_annotation_hook(&pod(), &annotations(pairs), phase, &mut warnings);
         (hook, warnings)
     }
 
@@ -569,7 +630,7 @@ mod tests {
     fn empty_json_array_yields_hook_with_empty_argv() {
         assert_eq!(parse_command("[]"), ParsedCommand::JsonArray(vec![]));
         let (hook, _) = read(&[("pre.hook.backup.quiesce.dev/command", "[]")], Phase::Pre);
-        assert_eq!(hook.unwrap().command, Vec::<String>::new());
+        assert_eq!(hook.unwrap().command, Some(Vec::<String>::new()));
     }
 
     #[test]
@@ -578,7 +639,7 @@ mod tests {
             &[("pre.hook.backup.quiesce.dev/command", "[1,2]")],
             Phase::Pre,
         );
-        assert_eq!(hook.unwrap().command, argv(&["[1,2]"]));
+        assert_eq!(hook.unwrap().command, Some(argv(&["[1,2]"])));
         assert_eq!(warnings.len(), 1);
         let text = warnings[0].to_string();
         assert!(text.starts_with(
@@ -831,5 +892,98 @@ mod tests {
                  because post.hook.backup.quiesce.dev/command is not set or empty",
             ]
         );
+    }
+
+    const HELD_PRE: [(&str, &str); 3] = [
+        ("pre.hook.backup.quiesce.dev/command", r#"["mysql", "-N"]"#),
+        (
+            "pre.hook.backup.quiesce.dev/stdin",
+            "FLUSH TABLES WITH READ LOCK; SELECT 'quiesce-frozen';",
+        ),
+        (
+            "pre.hook.backup.quiesce.dev/hold-until-output",
+            "quiesce-frozen",
+        ),
+    ];
+
+    #[test]
+    fn a_pre_hook_reads_its_stdin_and_ready_text() {
+        let (hook, warnings) = read(&HELD_PRE, Phase::Pre);
+        let hook = hook.unwrap();
+        assert_eq!(
+            hook.execution.stdin.as_deref(),
+            Some("FLUSH TABLES WITH READ LOCK; SELECT 'quiesce-frozen';")
+        );
+        assert_eq!(
+            hook.execution.hold_until_output.as_deref(),
+            Some("quiesce-frozen")
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(pre_holds_session(&annotations(&HELD_PRE)));
+    }
+
+    #[test]
+    fn a_post_phase_without_command_ends_the_held_session() {
+        let mut pairs = HELD_PRE.to_vec();
+        pairs.extend([
+            ("post.hook.backup.quiesce.dev/stdin", "UNLOCK TABLES;"),
+            ("post.hook.backup.quiesce.dev/timeout", "1m"),
+            ("post.hook.backup.quiesce.dev/container", "sidecar"),
+            ("post.hook.backup.quiesce.dev/retries", "2"),
+        ]);
+        let (hook, warnings) = read(&pairs, Phase::Post);
+        let hook = hook.unwrap();
+        assert_eq!(hook.command, None);
+        assert_eq!(hook.command_key, "post.hook.backup.quiesce.dev/stdin");
+        assert_eq!(hook.execution.stdin.as_deref(), Some("UNLOCK TABLES;"));
+        assert_eq!(hook.execution.retries, 0);
+        assert_eq!(hook.container, None);
+        assert_eq!(hook.timeout, Duration::from_secs(60));
+        assert_eq!(
+            warnings.iter().map(|w| w.key()).collect::<Vec<_>>(),
+            [
+                "post.hook.backup.quiesce.dev/container",
+                "post.hook.backup.quiesce.dev/retries"
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_held_pre_hook_post_stdin_needs_a_command() {
+        let (hook, warnings) = read(
+            &[
+                ("pre.hook.backup.quiesce.dev/command", "sync"),
+                ("post.hook.backup.quiesce.dev/stdin", "UNLOCK TABLES;"),
+            ],
+            Phase::Post,
+        );
+        assert_eq!(hook, None);
+        assert_eq!(
+            warnings[0].to_string(),
+            "pod shop/db-0: annotation post.hook.backup.quiesce.dev/stdin is ignored because \
+             post.hook.backup.quiesce.dev/command is not set or empty"
+        );
+    }
+
+    #[test]
+    fn a_post_hook_cannot_hold_and_a_hold_needs_its_text() {
+        let (hook, warnings) = read(
+            &[
+                ("post.hook.backup.quiesce.dev/command", "sync"),
+                ("post.hook.backup.quiesce.dev/hold-until-output", "ready"),
+            ],
+            Phase::Post,
+        );
+        assert_eq!(hook.unwrap().execution.hold_until_output, None);
+        assert!(
+            warnings[0]
+                .to_string()
+                .contains("only a pre hook holds a session"),
+            "{warnings:?}"
+        );
+        assert!(!pre_holds_session(&annotations(&[
+            ("pre.hook.backup.quiesce.dev/command", "sync"),
+            ("pre.hook.backup.quiesce.dev/hold-until-output", " "),
+        ])));
     }
 }

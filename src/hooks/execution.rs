@@ -10,11 +10,16 @@
 //! | `retry-backoff`       | `retryBackoff`    | Go duration, first delay, doubled per retry    |
 //! | `retry-on-exit-code`  | `retryOnExitCode` | exit codes 1–255, comma-separated or a list    |
 //! | `kill-on-timeout`     | `killOnTimeout`   | `true` or `false` (default)                    |
+//! | `stdin`               | `stdin`           | text written to stdin, verbatim (not trimmed)   |
+//! | `hold-until-output`   | `holdUntilOutput` | pre hooks only: the ready text of a held session |
 
 use std::time::Duration;
 
 use super::duration::parse_go_duration;
-use super::{format_go_duration, Execution, WaitFor, MAX_RETRIES, MAX_RETRY_BACKOFF, MAX_TIMEOUT};
+use super::{
+    format_go_duration, Execution, Phase, WaitFor, MAX_READY_TEXT, MAX_RETRIES, MAX_RETRY_BACKOFF,
+    MAX_TIMEOUT,
+};
 
 /// How long to wait for the container when only `wait-for` is set.
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,17 +33,27 @@ pub(crate) enum Field {
     RetryBackoff,
     RetryOnExitCode,
     KillOnTimeout,
+    Stdin,
+    HoldUntilOutput,
 }
 
 impl Field {
-    pub(crate) const ALL: [Field; 6] = [
+    pub(crate) const ALL: [Field; 8] = [
         Field::WaitTimeout,
         Field::WaitFor,
         Field::Retries,
         Field::RetryBackoff,
         Field::RetryOnExitCode,
         Field::KillOnTimeout,
+        Field::Stdin,
+        Field::HoldUntilOutput,
     ];
+
+    /// Whether the field still means something on a post hook that only ends a held session:
+    /// its input does; waits, retries and kill-on-timeout belong to the session's pre hook.
+    pub(crate) fn applies_to_session_end(self) -> bool {
+        self == Field::Stdin
+    }
 
     /// The suffix of the annotation key (`pre.hook.backup.quiesce.dev/<suffix>`).
     pub(crate) fn annotation(self) -> &'static str {
@@ -49,6 +64,8 @@ impl Field {
             Field::RetryBackoff => "retry-backoff",
             Field::RetryOnExitCode => "retry-on-exit-code",
             Field::KillOnTimeout => "kill-on-timeout",
+            Field::Stdin => "stdin",
+            Field::HoldUntilOutput => "hold-until-output",
         }
     }
 
@@ -61,6 +78,8 @@ impl Field {
             Field::RetryBackoff => "retryBackoff",
             Field::RetryOnExitCode => "retryOnExitCode",
             Field::KillOnTimeout => "killOnTimeout",
+            Field::Stdin => "stdin",
+            Field::HoldUntilOutput => "holdUntilOutput",
         }
     }
 
@@ -69,9 +88,11 @@ impl Field {
     }
 }
 
-/// Execution options as they are read, turned into an [`Execution`] by [`Builder::build`].
-#[derive(Debug, Default)]
+/// Execution options of one phase's hook as they are read, turned into an [`Execution`] by
+/// [`Builder::build`].
+#[derive(Debug)]
 pub(crate) struct Builder {
+    phase: Phase,
     wait_timeout: Option<Duration>,
     wait_ready: Option<bool>,
     execution: Execution,
@@ -83,11 +104,51 @@ pub(crate) type Invalid = String;
 pub(crate) type Note = Option<String>;
 
 impl Builder {
+    /// Nothing set yet, for a hook of `phase`.
+    pub(crate) fn new(phase: Phase) -> Self {
+        Builder {
+            phase,
+            wait_timeout: None,
+            wait_ready: None,
+            execution: Execution::default(),
+        }
+    }
+
     /// Reads `text` as the value of `field`. `Err` describes why the value is unusable (the
     /// field keeps its default); `Ok(Some(_))` is a warning about a value that was adjusted.
     pub(crate) fn set(&mut self, field: Field, text: &str) -> Result<Note, Invalid> {
+        if field == Field::Stdin {
+            // Verbatim: leading spaces and line breaks may matter to the program reading it.
+            if text.is_empty() {
+                return Err("\"\" is empty: give the text to write to the command".to_owned());
+            }
+            self.execution.stdin = Some(text.to_owned());
+            return Ok(None);
+        }
         let text = text.trim();
         match field {
+            Field::Stdin => Ok(None), // set above
+            Field::HoldUntilOutput => {
+                if self.phase == Phase::Post {
+                    return Err(format!(
+                        "{text:?} cannot be waited for by a post hook: only a pre hook holds a \
+                         session (a post hook's stdin goes to the session its pre hook holds)"
+                    ));
+                }
+                if text.is_empty() {
+                    return Err(format!(
+                        "{text:?} is empty: give the text the command prints once it holds"
+                    ));
+                }
+                if text.len() > MAX_READY_TEXT {
+                    return Err(format!(
+                        "a text of {} bytes is longer than the {MAX_READY_TEXT} allowed",
+                        text.len()
+                    ));
+                }
+                self.execution.hold_until_output = Some(text.to_owned());
+                Ok(None)
+            }
             Field::WaitTimeout => {
                 let (duration, note) = positive_duration(text, MAX_TIMEOUT, true)?;
                 self.wait_timeout = Some(duration);
@@ -201,7 +262,7 @@ mod tests {
     use super::*;
 
     fn build(pairs: &[(Field, &str)]) -> (Execution, Vec<(Field, String)>) {
-        let mut builder = Builder::default();
+        let mut builder = Builder::new(Phase::Pre);
         for (field, text) in pairs {
             builder.set(*field, text).unwrap();
         }
@@ -245,7 +306,7 @@ mod tests {
 
     #[test]
     fn invalid_values_are_refused_with_the_reason() {
-        let mut builder = Builder::default();
+        let mut builder = Builder::new(Phase::Pre);
         for (field, text, reason) in [
             (Field::WaitTimeout, "10", "is not a duration"),
             (Field::WaitTimeout, "-5s", "is not a positive duration"),
@@ -270,7 +331,7 @@ mod tests {
 
     #[test]
     fn too_many_retries_and_too_long_durations_are_clamped_with_a_note() {
-        let mut builder = Builder::default();
+        let mut builder = Builder::new(Phase::Pre);
         let note = builder.set(Field::Retries, "50").unwrap().unwrap();
         assert!(note.contains("maximum of 10"), "{note}");
         let note = builder.set(Field::RetryBackoff, "5m").unwrap().unwrap();
@@ -316,6 +377,55 @@ mod tests {
             Execution::default().backoff_before(1),
             Duration::from_secs(1)
         );
+    }
+
+    #[test]
+    fn stdin_is_kept_verbatim_and_the_ready_text_trimmed() {
+        let (execution, notes) = build(&[
+            (Field::Stdin, "  FLUSH TABLES WITH READ LOCK;\n"),
+            (Field::HoldUntilOutput, " quiesce-frozen\n"),
+        ]);
+        assert_eq!(
+            execution.stdin.as_deref(),
+            Some("  FLUSH TABLES WITH READ LOCK;\n")
+        );
+        assert_eq!(
+            execution.hold_until_output.as_deref(),
+            Some("quiesce-frozen")
+        );
+        assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn stdin_is_written_as_a_line() {
+        let (execution, _) = build(&[(Field::Stdin, "UNLOCK TABLES;")]);
+        assert_eq!(execution.stdin_bytes().unwrap(), b"UNLOCK TABLES;\n");
+        let (execution, _) = build(&[(Field::Stdin, "SELECT 1;\n")]);
+        assert_eq!(execution.stdin_bytes().unwrap(), b"SELECT 1;\n");
+        assert_eq!(Execution::default().stdin_bytes(), None);
+    }
+
+    #[test]
+    fn only_a_pre_hook_holds_and_the_ready_text_is_bounded() {
+        let mut post = Builder::new(Phase::Post);
+        let error = post.set(Field::HoldUntilOutput, "ready").unwrap_err();
+        assert!(error.contains("only a pre hook holds a session"), "{error}");
+        let mut pre = Builder::new(Phase::Pre);
+        for (text, reason) in [
+            ("  ", "\"\" is empty"),
+            (
+                &"x".repeat(MAX_READY_TEXT + 1),
+                "longer than the 1024 allowed",
+            ),
+        ] {
+            let error = pre.set(Field::HoldUntilOutput, text).unwrap_err();
+            assert!(error.contains(reason), "{error}");
+        }
+        assert!(pre
+            .set(Field::Stdin, "")
+            .unwrap_err()
+            .contains("\"\" is empty"));
+        assert_eq!(pre.build().0, Execution::default());
     }
 
     #[test]

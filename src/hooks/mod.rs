@@ -205,11 +205,65 @@ pub struct ResolvedHook {
     /// the pod). The caller must not exec it: it records the hook as failed with this error
     /// and applies `on_error`, as Velero does for `no such container`.
     pub defect: Option<HookDefect>,
+    /// Set on a post hook that runs no command of its own: it ends the session that this pre
+    /// hook holds ([`Execution::hold_until_output`]) — its `execution.stdin` is written to the
+    /// session, the session's stdin is closed, and the session must exit within `timeout`.
+    /// `container` and `command` are the session's, for the log. `None` for every other hook.
+    pub ends_session: Option<HeldBy>,
+}
+
+/// The pre hook that holds a session, as the post hook that ends it names it: its source,
+/// name and position in its rule's `pre` list (0 for the annotation hook). One rule holds at
+/// most one session, and a pod has at most one annotation pre hook.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HeldBy {
+    /// Annotation or spec.
+    pub source: HookSource,
+    /// [`ANNOTATION_HOOK_NAME`] or the rule's name.
+    pub name: String,
+    /// The pre hook's index.
+    pub index: usize,
+}
+
+impl ResolvedHook {
+    /// The key of the session this hook holds, when it is a pre hook that holds one.
+    pub fn holds(&self) -> Option<HeldBy> {
+        (self.phase == Phase::Pre && self.execution.hold_until_output.is_some()).then(|| HeldBy {
+            source: self.source,
+            name: self.name.clone(),
+            index: self.index,
+        })
+    }
+
+    /// The post hook that ends the session `pre` holds when nothing else says how: no input,
+    /// the default timeout, on-error `Fail`. Used for a rule that holds a session and has no
+    /// post hook of its own for it, and for a session still held when the thaw's hooks are done.
+    pub fn implicit_session_end(pre: &ResolvedHook) -> ResolvedHook {
+        ResolvedHook {
+            phase: Phase::Post,
+            source: pre.source,
+            name: pre.name.clone(),
+            index: pre.index,
+            container: pre.container.clone(),
+            command: pre.command.clone(),
+            on_error: OnError::Fail,
+            timeout: DEFAULT_TIMEOUT,
+            execution: Execution::default(),
+            run_once: pre.run_once.clone(),
+            defect: None,
+            ends_session: Some(HeldBy {
+                source: pre.source,
+                name: pre.name.clone(),
+                index: pre.index,
+            }),
+        }
+    }
 }
 
 /// How a hook's exec is carried out beyond Velero's single attempt. Set per phase by the
 /// annotations `<phase>.hook.backup.quiesce.dev/{wait-timeout,wait-for,retries,retry-backoff,
-/// retry-on-exit-code,kill-on-timeout}` or per hook by the matching `exec` fields of a rule.
+/// retry-on-exit-code,kill-on-timeout,stdin,hold-until-output}` or per hook by the matching
+/// `exec` fields of a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Execution {
     /// Wait for the target container before the first attempt; `None`: exec right away.
@@ -226,6 +280,15 @@ pub struct Execution {
     /// Start the command under `/bin/sh` so its PID is known, and on timeout send it TERM,
     /// then KILL after [`KILL_GRACE`], through a second exec.
     pub kill_on_timeout: bool,
+    /// Text written to the command's stdin once it starts, as a line (a newline is added when
+    /// it does not end with one: line-reading clients such as `mysql` act on a line only once
+    /// it is complete). Stdin is then closed, unless the hook holds a session. `None`: the
+    /// exec has no stdin, as Velero's.
+    pub stdin: Option<String>,
+    /// Pre hooks only: the hook succeeds when this text appears on the command's stdout
+    /// (within its timeout), and the command keeps running with stdin open — a held session —
+    /// until the thaw ends it. `None`: the hook ends when its command exits.
+    pub hold_until_output: Option<String>,
 }
 
 /// What to wait for before exec.
@@ -245,8 +308,21 @@ pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
 pub const MAX_RETRIES: u32 = 10;
 /// Time between TERM and KILL for `kill-on-timeout`.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
+/// Longest `hold-until-output` text, in bytes (stdout is searched for it as it arrives).
+pub const MAX_READY_TEXT: usize = 1024;
 
 impl Execution {
+    /// What is written to stdin: the `stdin` text, ending with a newline. `None` without stdin.
+    pub fn stdin_bytes(&self) -> Option<Vec<u8>> {
+        self.stdin.as_ref().map(|text| {
+            let mut bytes = text.clone().into_bytes();
+            if !bytes.ends_with(b"\n") {
+                bytes.push(b'\n');
+            }
+            bytes
+        })
+    }
+
     /// The delay before retry number `retry` (1-based): the backoff doubled per retry, capped.
     pub fn backoff_before(&self, retry: u32) -> Duration {
         let base = if self.retry_backoff.is_zero() {

@@ -23,11 +23,14 @@ use std::fmt;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::annotations::{read_annotation_hook, AnnotationWarning};
+use super::annotations::{pre_holds_session, read_annotation_hook, AnnotationWarning};
 use super::governance::{AnnotationHookPolicy, PolicyRefusal, RefusalCause};
 use super::template::{self, UnknownVariable};
 use super::workload::{RunOnce, GROUP_ANNOTATION};
-use super::{Config, HookSource, Phase, PodRef, ResolvedHook, ANNOTATION_HOOK_NAME};
+use super::{
+    Config, ExecHook, Execution, HeldBy, HookSource, Phase, PodRef, ResolvedHook, Rule,
+    ANNOTATION_HOOK_NAME,
+};
 
 /// The hooks of one pod and phase, with what the caller should log about them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -146,7 +149,15 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
     let mut warnings = Vec::new();
     if let Some(hook) = read_annotation_hook(&pod_ref, annotations, phase, &mut warnings) {
-        let (container, mut defect) = resolve_container(pod, &pod_ref, hook.container.as_deref());
+        // The post phase ends the session the pre hook holds, in the pre hook's container.
+        let session_pre = (phase == Phase::Post && pre_holds_session(annotations))
+            .then(|| read_annotation_hook(&pod_ref, annotations, Phase::Pre, &mut Vec::new()))
+            .flatten();
+        let requested = match (&hook.command, &session_pre) {
+            (None, Some(pre)) => pre.container.as_deref(),
+            _ => hook.container.as_deref(),
+        };
+        let (container, mut defect) = resolve_container(pod, &pod_ref, requested);
         let policy = config.governance().annotation_hooks();
         if let Some(cause) = refusal_cause(pod, &pod_ref, phase, &container, policy) {
             return Resolution {
@@ -162,18 +173,6 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
                 }],
             };
         }
-        if hook.command.is_empty() {
-            defect = Some(HookDefect::EmptyCommand {
-                pod: pod_ref.clone(),
-                key: hook.command_key.clone(),
-            });
-        }
-        if let (None, Err(error)) = (&defect, template::check(&hook.command)) {
-            defect = Some(HookDefect::UnknownVariable {
-                pod: pod_ref.clone(),
-                error,
-            });
-        }
         // The run-once annotations are pod-wide: one phase reports their problems.
         let pre_has_hook = super::parse_command(
             annotations
@@ -187,21 +186,66 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
         if phase == Phase::Pre || !pre_has_hook {
             warnings.extend(run_once_warnings);
         }
-        let resolved = ResolvedHook {
-            phase,
-            source: HookSource::Annotation,
-            name: ANNOTATION_HOOK_NAME.to_owned(),
-            index: 0,
-            container,
-            command: hook.command,
-            on_error: hook.on_error,
-            timeout: hook.timeout,
-            execution: hook.execution,
-            run_once,
-            defect,
-        };
+        let mut hooks = Vec::new();
+        if let Some(pre) = &session_pre {
+            let (pre_container, _) = resolve_container(pod, &pod_ref, pre.container.as_deref());
+            hooks.push(ResolvedHook {
+                phase,
+                source: HookSource::Annotation,
+                name: ANNOTATION_HOOK_NAME.to_owned(),
+                index: 0,
+                container: pre_container,
+                command: pre.command.clone().unwrap_or_default(),
+                on_error: hook.on_error,
+                timeout: hook.timeout,
+                execution: Execution {
+                    stdin: hook.execution.stdin.clone(),
+                    ..Execution::default()
+                },
+                run_once: run_once.clone(),
+                defect: None,
+                ends_session: Some(HeldBy {
+                    source: HookSource::Annotation,
+                    name: ANNOTATION_HOOK_NAME.to_owned(),
+                    index: 0,
+                }),
+            });
+        }
+        if let Some(command) = hook.command {
+            if command.is_empty() {
+                defect = Some(HookDefect::EmptyCommand {
+                    pod: pod_ref.clone(),
+                    key: hook.command_key.clone(),
+                });
+            }
+            if let (None, Err(error)) = (&defect, template::check(&command)) {
+                defect = Some(HookDefect::UnknownVariable {
+                    pod: pod_ref.clone(),
+                    error,
+                });
+            }
+            let mut execution = hook.execution;
+            if session_pre.is_some() {
+                // The post stdin went to the session; the post command runs after it, without.
+                execution.stdin = None;
+            }
+            hooks.push(ResolvedHook {
+                phase,
+                source: HookSource::Annotation,
+                name: ANNOTATION_HOOK_NAME.to_owned(),
+                index: 0,
+                container,
+                command,
+                on_error: hook.on_error,
+                timeout: hook.timeout,
+                execution,
+                run_once,
+                defect,
+                ends_session: None,
+            });
+        }
         return Resolution {
-            hooks: vec![resolved],
+            hooks,
             warnings,
             skipped: None,
             refused: Vec::new(),
@@ -214,25 +258,7 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
         .rules()
         .iter()
         .filter(|rule| rule.applies_to(namespace, labels))
-        .flat_map(|rule| {
-            rule.hooks(phase).iter().enumerate().map(|(index, hook)| {
-                let (container, defect) =
-                    resolve_container(pod, &pod_ref, hook.container.as_deref());
-                ResolvedHook {
-                    phase,
-                    source: HookSource::Spec,
-                    name: rule.name().to_owned(),
-                    index,
-                    container,
-                    command: hook.command.clone(),
-                    on_error: hook.on_error,
-                    timeout: hook.timeout,
-                    execution: hook.execution.clone(),
-                    run_once: rule.run_once().cloned(),
-                    defect,
-                }
-            })
-        })
+        .flat_map(|rule| rule_hooks(pod, &pod_ref, rule, phase))
         .collect();
     Resolution {
         hooks,
@@ -240,6 +266,52 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
         skipped: None,
         refused: Vec::new(),
     }
+}
+
+/// The hooks `rule` gives `pod` in `phase`. A rule whose pre hook holds a session ends it in
+/// its post phase: where its post hook with only `stdin` stands, else first.
+fn rule_hooks(pod: &Pod, pod_ref: &PodRef, rule: &Rule, phase: Phase) -> Vec<ResolvedHook> {
+    let resolved = |index: usize, hook: &ExecHook| {
+        let (container, defect) = resolve_container(pod, pod_ref, hook.container.as_deref());
+        ResolvedHook {
+            phase,
+            source: HookSource::Spec,
+            name: rule.name().to_owned(),
+            index,
+            container,
+            command: hook.command.clone(),
+            on_error: hook.on_error,
+            timeout: hook.timeout,
+            execution: hook.execution.clone(),
+            run_once: rule.run_once().cloned(),
+            defect,
+            ends_session: None,
+        }
+    };
+    let held = rule.held_session().map(|(index, pre)| resolved(index, pre));
+    let mut hooks = Vec::new();
+    let ends_explicitly = rule.hooks(phase).iter().any(|hook| hook.ends_session);
+    if let (Phase::Post, Some(pre), false) = (phase, &held, ends_explicitly) {
+        hooks.push(ResolvedHook::implicit_session_end(pre));
+    }
+    for (index, hook) in rule.hooks(phase).iter().enumerate() {
+        match (&held, hook.ends_session) {
+            (Some(pre), true) => hooks.push(ResolvedHook {
+                index,
+                on_error: hook.on_error,
+                timeout: hook.timeout,
+                execution: Execution {
+                    stdin: hook.execution.stdin.clone(),
+                    ..Execution::default()
+                },
+                ..ResolvedHook::implicit_session_end(pre)
+            }),
+            // Validation keeps such a hook out of a rule that holds no session.
+            (None, true) => {}
+            (_, false) => hooks.push(resolved(index, hook)),
+        }
+    }
+    hooks
 }
 
 /// The pod's consistency group: its `quiesce.dev/group` annotation, else the `group` of the
@@ -310,6 +382,8 @@ fn refusal_cause(
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
     // The other phase's warnings are reported by its own resolution.
     let hook = read_annotation_hook(pod_ref, annotations, other, &mut Vec::new())?;
+    // A post phase that only ends the session runs in the pre hook's container: judged above.
+    hook.command.as_ref()?;
     let (other_container, _) = resolve_container(pod, pod_ref, hook.container.as_deref());
     let rule = policy.refuses(&pod_ref.namespace, &other_container)?;
     Some(RefusalCause::OtherPhase {

@@ -54,14 +54,17 @@ pub struct Rule {
 pub struct ExecHook {
     /// Target container; `None` means the pod's first container.
     pub container: Option<String>,
-    /// argv (never empty).
+    /// argv (never empty, except on a post hook that ends a held session).
     pub command: Vec<String>,
     /// Failure mode (`Fail` when omitted).
     pub on_error: OnError,
     /// Effective timeout (default 30s, at most 4h).
     pub timeout: Duration,
-    /// Waits, retries, kill on timeout.
+    /// Waits, retries, kill on timeout, stdin, the ready text of a held session.
     pub execution: Execution,
+    /// A post hook with `stdin` and no `command`: it ends the session the rule's pre hook
+    /// holds, writing its `stdin` to it.
+    pub ends_session: bool,
 }
 
 /// An `includedResources`/`excludedResources` entry, as Velero resolves it for pods.
@@ -171,6 +174,14 @@ impl Rule {
             Phase::Pre => &self.pre,
             Phase::Post => &self.post,
         }
+    }
+
+    /// The pre hook that holds a session (`holdUntilOutput`), with its index: at most one.
+    pub fn held_session(&self) -> Option<(usize, &ExecHook)> {
+        self.pre
+            .iter()
+            .enumerate()
+            .find(|(_, hook)| hook.execution.hold_until_output.is_some())
     }
 
     /// `runOncePer: owner` (with `runOn`): only one pod per owner runs the rule's hooks.
@@ -527,8 +538,8 @@ fn parse_rule(ctx: &mut RuleContext<'_>, item: &Value) -> Option<Rule> {
                 }
             }
             "labelSelector" => rule.label_selector = label_selector(ctx, value, &path),
-            "pre" => rule.pre = hook_list(ctx, value, &path),
-            "post" => rule.post = hook_list(ctx, value, &path),
+            "pre" => rule.pre = hook_list(ctx, value, &path, Phase::Pre),
+            "post" => rule.post = hook_list(ctx, value, &path, Phase::Post),
             "runOncePer" => match ctx.string(value, &path, field) {
                 Some("owner") => rule.run_once = Some(RunOnce::default()),
                 Some(other) => ctx.error(
@@ -555,6 +566,7 @@ fn parse_rule(ctx: &mut RuleContext<'_>, item: &Value) -> Option<Rule> {
         _ => {}
     }
 
+    check_sessions(ctx, &rule);
     if ctx.has_error {
         return None;
     }
@@ -573,6 +585,46 @@ fn parse_rule(ctx: &mut RuleContext<'_>, item: &Value) -> Option<Rule> {
         );
     }
     Some(rule)
+}
+
+/// A rule holds at most one session, and ends it with at most one post hook of only `stdin`,
+/// which needs a session to end.
+fn check_sessions(ctx: &mut RuleContext<'_>, rule: &Rule) {
+    let holding: Vec<usize> = (0..rule.pre.len())
+        .filter(|&i| rule.pre[i].execution.hold_until_output.is_some())
+        .collect();
+    for &i in holding.iter().skip(1) {
+        ctx.error(
+            &ctx.path(&format!("pre[{i}].exec.holdUntilOutput")),
+            format!(
+                "a rule holds at most one session, and pre[{}] holds one already; write \
+                 another rule for another session",
+                holding[0]
+            ),
+        );
+    }
+    let ending: Vec<usize> = (0..rule.post.len())
+        .filter(|&i| rule.post[i].ends_session)
+        .collect();
+    for (n, &i) in ending.iter().enumerate() {
+        let path = ctx.path(&format!("post[{i}].exec.command"));
+        if holding.is_empty() {
+            ctx.error(
+                &path,
+                "command is required: a post hook with only stdin ends the session a pre hook \
+                 of its rule holds (holdUntilOutput), and no pre hook of this rule holds one"
+                    .to_owned(),
+            );
+        } else if n > 0 {
+            ctx.error(
+                &path,
+                format!(
+                    "command is required: post[{}] already ends the rule's held session",
+                    ending[0]
+                ),
+            );
+        }
+    }
 }
 
 /// `runOn`: a selector in kubectl's text form (`role=primary`) or a `matchLabels` /
@@ -849,9 +901,11 @@ const EXEC_FIELDS: &[&str] = &[
     "retryBackoff",
     "retryOnExitCode",
     "killOnTimeout",
+    "stdin",
+    "holdUntilOutput",
 ];
 
-fn hook_list(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Vec<ExecHook> {
+fn hook_list(ctx: &mut RuleContext<'_>, value: &Value, path: &str, phase: Phase) -> Vec<ExecHook> {
     let Some(items) = nullable(value, list_of, |found| {
         ctx.error(
             path,
@@ -885,7 +939,7 @@ fn hook_list(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Vec<ExecHo
                 ctx.error(&format!("{item_path}.exec"), "exec is required".to_owned())
             }
             Some(exec) => {
-                if let Some(hook) = exec_hook(ctx, exec, &format!("{item_path}.exec")) {
+                if let Some(hook) = exec_hook(ctx, exec, &format!("{item_path}.exec"), phase) {
                     hooks.push(hook);
                 }
             }
@@ -894,7 +948,12 @@ fn hook_list(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Vec<ExecHo
     hooks
 }
 
-fn exec_hook(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Option<ExecHook> {
+fn exec_hook(
+    ctx: &mut RuleContext<'_>,
+    value: &Value,
+    path: &str,
+    phase: Phase,
+) -> Option<ExecHook> {
     let Value::Mapping(mapping) = value else {
         ctx.error(
             path,
@@ -908,8 +967,9 @@ fn exec_hook(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Option<Exe
         on_error: OnError::default(),
         timeout: DEFAULT_TIMEOUT,
         execution: Execution::default(),
+        ends_session: false,
     };
-    let mut execution = Builder::default();
+    let mut execution = Builder::new(phase);
     let mut ok = true;
     // Report an empty command unless the command field itself already had a type error.
     let mut command_type_error = false;
@@ -994,7 +1054,32 @@ fn exec_hook(ctx: &mut RuleContext<'_>, value: &Value, path: &str) -> Option<Exe
         ctx.error(&format!("{path}.command"), unknown.to_string());
         ok = false;
     }
-    if hook.command.is_empty() && !command_type_error {
+    let ends_session =
+        phase == Phase::Post && !mapping.contains_key("command") && hook.execution.stdin.is_some();
+    if ends_session {
+        // Ends the rule's held session (checked with the whole rule): only its input counts.
+        hook.ends_session = true;
+        for (field, value) in ctx.entries(mapping, path) {
+            let ignored = !matches!(value, Value::Null)
+                && (field == "container"
+                    || Field::from_rule(field).is_some_and(|f| !f.applies_to_session_end()));
+            if ignored {
+                ctx.warning(
+                    &format!("{path}.{field}"),
+                    format!(
+                        "{field} has no effect on a post hook that ends a held session (it \
+                         runs no command: its stdin goes to the session of the rule's pre hook)"
+                    ),
+                );
+            }
+        }
+        let stdin = hook.execution.stdin.take();
+        hook.execution = Execution {
+            stdin,
+            ..Execution::default()
+        };
+        hook.container = None;
+    } else if hook.command.is_empty() && !command_type_error {
         let message = if mapping.contains_key("command") {
             "command must not be empty"
         } else {

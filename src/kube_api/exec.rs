@@ -13,26 +13,36 @@
 //! What stderr carried before a timeout (or a dropped stream) is kept for
 //! [`Executor::exec_keeping_partial_stderr`]: kill-on-timeout reads the hook's PID from it.
 //!
+//! [`Executor::start`] opens a stream with stdin for [`crate::exec::session`] (hooks with
+//! stdin, held sessions). It speaks the channel protocol itself over kube-rs's raw WebSocket
+//! ([`kube::Client::connect`]) rather than through `AttachedProcess`, for two reasons: it must
+//! know whether the server speaks `v5.channel.k8s.io` (which can close stdin alone, with the
+//! frame `[255, 0]`) or only `v4.channel.k8s.io` (where kube-rs would close the whole
+//! WebSocket to end stdin, losing the exit status), and a held session must stay readable for
+//! as long as the freeze lasts. It pings the server every minute, as kube-rs does.
+//!
 //! [`Executor::observe_container`] is one `GET pod` ([`Kube::get_pod`]), the container's state
 //! taken from the pod's status by [`container_observation`].
 //!
 //! This module maps kube-rs and HTTP failures to [`ExecError`]; it does not log (the caller,
 //! [`crate::exec::hook`], logs with the hook's fields), does not wait and does not retry.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use futures_util::FutureExt;
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status as ChannelStatus;
 use kube::api::{Api, AttachParams, AttachedProcess};
 use kube::core::Status;
+use kube::Resource;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::error::chain;
 use super::{Error, Kube};
 use crate::exec::{
     container_observation, Captured, ContainerObservation, ExecAttempt, ExecError, ExecOutput,
-    ExecRequest, Executor, OUTPUT_LIMIT,
+    ExecRequest, ExecStream, Executor, StreamEvent, OUTPUT_LIMIT,
 };
 
 /// Size of kube-rs's in-memory pipe per output stream (its default, 1 KiB, costs a task
@@ -41,6 +51,18 @@ const PIPE_BUFFER: usize = 64 * 1024;
 
 /// Size of one read from the pipe.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// The channels of the exec protocol (`k8s.io/apimachinery/pkg/util/remotecommand`).
+const STDIN_CHANNEL: u8 = 0;
+const STDOUT_CHANNEL: u8 = 1;
+const STDERR_CHANNEL: u8 = 2;
+const STATUS_CHANNEL: u8 = 3;
+/// `v5.channel.k8s.io`: `[CLOSE_CHANNEL, n]` closes channel `n` (stdin only, here).
+const CLOSE_CHANNEL: u8 = 255;
+/// Largest stdin payload per frame.
+const STDIN_FRAME: usize = 32 * 1024;
+/// How often an open stream is pinged: an idle held session must outlive proxies' timeouts.
+const PING_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Kube {
     /// Everything the timeout covers: building the client, the upgrade, the streams, the
@@ -94,27 +116,45 @@ impl Executor for Kube {
         let mut stdout = Captured::default();
         let mut stderr = Captured::default();
         let run = self.exec_uncancelled(request, &mut stdout, &mut stderr);
-        let result = match tokio::time::timeout(request.timeout, run).await {
-            Ok(Ok(exit_code)) => {
-                return ExecAttempt {
-                    result: Ok(ExecOutput {
-                        exit_code,
-                        stdout,
-                        stderr,
-                        duration: started.elapsed(),
-                    }),
-                    partial_stderr: Captured::default(),
-                }
-            }
-            Ok(Err(error)) => Err(error),
+        let exit = match tokio::time::timeout(request.timeout, run).await {
+            Ok(exit) => exit,
             // The inner future (and the AttachedProcess in it) is dropped here: the stream is
             // cancelled, not left running in the background as Velero ≤ 1.18 does.
             Err(_elapsed) => Err(ExecError::TimedOut(request.timeout)),
         };
-        ExecAttempt {
-            result,
-            partial_stderr: stderr,
-        }
+        ExecAttempt::ended(exit, stdout, stderr, started.elapsed())
+    }
+
+    async fn start(&self, request: &ExecRequest) -> Result<Box<dyn ExecStream>, ExecError> {
+        let connect = async {
+            let client = self.get_for_exec().await.map_err(ExecError::NoClient)?;
+            let params = AttachParams::default()
+                .container(request.container.clone())
+                .stdin(true)
+                .stdout(true)
+                .stderr(true)
+                .tty(false);
+            let url = Pod::url_path(&(), Some(&request.namespace));
+            let http = kube::core::Request::new(url)
+                .exec(
+                    &request.pod,
+                    request.command.iter().map(String::as_str),
+                    &params,
+                )
+                .map_err(|error| ExecError::Request(chain(&error)))?;
+            client
+                .connect(http)
+                .await
+                .map_err(|error| map_exec_error(request, error))
+        };
+        let connection = tokio::time::timeout(request.timeout, connect)
+            .await
+            .map_err(|_elapsed| ExecError::TimedOut(request.timeout))??;
+        let can_close_stdin = connection.supports_stream_close();
+        Ok(Box::new(ChannelStream::new(
+            connection.into_stream(),
+            can_close_stdin,
+        )))
     }
 
     async fn observe_container(
@@ -213,6 +253,110 @@ impl<'a, R: AsyncRead + Unpin> BoundedReader<'a, R> {
                 return;
             }
             self.captured.push(&self.chunk[..n], OUTPUT_LIMIT);
+        }
+    }
+}
+
+/// An exec's WebSocket spoken as the channel protocol: stdin frames out, output and status in.
+struct ChannelStream<S> {
+    ws: S,
+    can_close_stdin: bool,
+    ended: Option<Result<i32, ExecError>>,
+    ping: tokio::time::Interval,
+}
+
+impl<S> ChannelStream<S> {
+    fn new(ws: S, can_close_stdin: bool) -> Self {
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.reset();
+        ChannelStream {
+            ws,
+            can_close_stdin,
+            ended: None,
+            ping,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S> ExecStream for ChannelStream<S>
+where
+    S: Stream<Item = Result<Message, tungstenite::Error>>
+        + Sink<Message, Error = tungstenite::Error>
+        + Unpin
+        + Send,
+{
+    async fn write_stdin(&mut self, data: &[u8]) -> Result<(), ExecError> {
+        for chunk in data.chunks(STDIN_FRAME) {
+            let mut frame = Vec::with_capacity(chunk.len() + 1);
+            frame.push(STDIN_CHANNEL);
+            frame.extend_from_slice(chunk);
+            self.ws
+                .send(Message::binary(frame))
+                .await
+                .map_err(|error| ExecError::StreamDropped(chain(&error)))?;
+        }
+        Ok(())
+    }
+
+    fn can_close_stdin(&self) -> bool {
+        self.can_close_stdin
+    }
+
+    async fn close_stdin(&mut self) -> Result<(), ExecError> {
+        if !self.can_close_stdin {
+            return Ok(());
+        }
+        self.ws
+            .send(Message::binary(vec![CLOSE_CHANNEL, STDIN_CHANNEL]))
+            .await
+            .map_err(|error| ExecError::StreamDropped(chain(&error)))
+    }
+
+    async fn next_event(&mut self) -> StreamEvent {
+        loop {
+            if let Some(ended) = &self.ended {
+                return StreamEvent::Exited(ended.clone());
+            }
+            tokio::select! {
+                message = self.ws.next() => match message {
+                    Some(Ok(Message::Binary(frame))) => match frame.split_first() {
+                        Some((&STDOUT_CHANNEL, data)) if !data.is_empty() => {
+                            return StreamEvent::Stdout(data.to_vec())
+                        }
+                        Some((&STDERR_CHANNEL, data)) if !data.is_empty() => {
+                            return StreamEvent::Stderr(data.to_vec())
+                        }
+                        Some((&STATUS_CHANNEL, data)) if !data.is_empty() => {
+                            self.ended = Some(
+                                serde_json::from_slice::<ChannelStatus>(data)
+                                    .map_err(|error| {
+                                        ExecError::RemoteFailure(format!(
+                                            "error stream protocol error: {error}"
+                                        ))
+                                    })
+                                    .and_then(|status| exit_code_from_status(&status)),
+                            );
+                        }
+                        // The opening frame of each channel, or a channel we did not ask for.
+                        _ => {}
+                    },
+                    Some(Ok(Message::Close(_))) | None => {
+                        self.ended = Some(Err(ExecError::StreamDropped(
+                            "the connection closed without the command's exit status".to_owned(),
+                        )));
+                    }
+                    Some(Err(error)) => {
+                        self.ended = Some(Err(ExecError::StreamDropped(chain(&error))));
+                    }
+                    Some(Ok(_)) => {} // text, ping, pong
+                },
+                _ = self.ping.tick() => {
+                    // A failed ping shows up as the stream's end on the next read.
+                    let _ = self.ws.send(Message::Ping(Default::default())).await;
+                }
+            }
         }
     }
 }

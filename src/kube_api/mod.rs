@@ -7,7 +7,8 @@
 //!   kube-rs's error as its source.
 //! - `resources.rs`: pods, claims, volumes, ConfigMaps, PodVolumeBackups and Events, each call
 //!   bounded in time.
-//! - `exec.rs`: [`crate::exec::Executor`] for [`Kube`] over `pods/exec`.
+//! - `exec.rs`: [`crate::exec::Executor`] for [`Kube`] over `pods/exec`, including streams with
+//!   stdin for held sessions (v5 closes stdin alone, v4 cannot).
 //! - [`snapshots`]: a namespace's CSI VolumeSnapshots of one backup, listed then watched.
 //! - [`config`]: [`load_hook_config`], the plugin ConfigMap read and its problems logged.
 //! - [`Cluster`]: what the freeze/thaw engine reads and writes besides exec, as a trait so the

@@ -88,6 +88,7 @@ fn hook(command: &[&str], on_error: OnError) -> ResolvedHook {
         execution: Default::default(),
         run_once: None,
         defect: None,
+        ends_session: None,
     }
 }
 

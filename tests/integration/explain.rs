@@ -181,6 +181,27 @@ async fn volume_groups_fixture_json_matches_its_golden_and_exits_0() {
     assert_golden("volume-groups.json", &out);
 }
 
+#[tokio::test]
+async fn sessions_fixture_text_matches_its_golden_and_exits_0() {
+    let (code, out, err) = run(&["-f", &fixture("sessions.yaml")]).await;
+    assert_eq!(code, EXIT_CLEAN, "{err}");
+    assert_golden("sessions.txt", &out);
+}
+
+#[tokio::test]
+async fn sessions_fixture_json_matches_its_golden_and_exits_0() {
+    let (code, out, err) = run(&["-f", &fixture("sessions.yaml"), "-o", "json"]).await;
+    assert_eq!(code, EXIT_CLEAN, "{err}");
+    assert_golden("sessions.json", &out);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let pre = hook(&report, "mariadb-0", "pre");
+    assert_eq!(pre["execution"]["holdUntilOutput"], "quiesce-frozen");
+    let post = hook(&report, "mariadb-0", "post");
+    assert_eq!(post["endsSession"], "pre[0]");
+    assert_eq!(post["execution"]["stdin"], "UNLOCK TABLES;");
+    assert_eq!(post["hookCommand"], "[mysql -uroot --unbuffered -N]");
+}
+
 /// Arguments of `explain` on the templates fixture and backup, output format `output`.
 fn templates_args(output: &str) -> Vec<String> {
     vec![

@@ -147,9 +147,36 @@ fn config_yaml_edge_documents_keep_rules_valid() {
         "a: &a [*a]",
         "maxFreeze: 0s\ngovernance: {annotationHooks: {allowedNamespaces: ['[']}}",
         "\u{feff}hooks:\n  resources:\n  - name: x\n    pre:\n    - exec:\n        command: a",
+        include_str!("../../fuzz/seeds/config_yaml/sessions.yaml"),
+        "hooks: {resources: [{name: x, post: [{exec: {stdin: q}}]}]}",
+        "hooks: {resources: [{name: x, pre: [{exec: {command: [a], holdUntilOutput: r}}], \
+         post: [{exec: {stdin: q}}, {exec: {stdin: again}}]}]}",
     ] {
         check_config_yaml(text);
     }
+}
+
+#[test]
+fn held_sessions_resolve_to_one_session_end_and_at_most_one_command() {
+    for annotations in [
+        json!({"pre.hook.backup.quiesce.dev/command": "[\"mysql\"]",
+               "pre.hook.backup.quiesce.dev/hold-until-output": "ready",
+               "post.hook.backup.quiesce.dev/stdin": "UNLOCK TABLES;",
+               "post.hook.backup.quiesce.dev/command": "[\"post\"]"}),
+        json!({"pre.hook.backup.quiesce.dev/command": "[]",
+               "pre.hook.backup.quiesce.dev/hold-until-output": "ready",
+               "post.hook.backup.quiesce.dev/stdin": "x"}),
+        json!({"post.hook.backup.quiesce.dev/hold-until-output": "ready",
+               "post.hook.backup.quiesce.dev/stdin": ""}),
+    ] {
+        let pod = typed(db_pod(annotations).container("app"));
+        check_resolution(&pod, &Config::default());
+    }
+    let (config, _) = Config::from_yaml(include_str!("../../fuzz/seeds/config_yaml/sessions.yaml"));
+    check_resolution(
+        &typed(db_pod(json!({})).label("app", "mysql").container("app")),
+        &config,
+    );
 }
 
 // 4. Execute / GetRelatedItems

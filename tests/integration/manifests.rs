@@ -85,7 +85,7 @@ fn the_example_rules_load_with_no_problem() {
         names,
         [
             "fsfreeze-data",
-            "mysql-flush",
+            "mysql-read-lock",
             "postgres-checkpoint",
             "orders-group",
             "postgres-dump-once"
@@ -100,6 +100,18 @@ fn the_example_rules_load_with_no_problem() {
         dump.run_once().and_then(|r| r.run_on_text.as_deref()),
         Some("role=primary")
     );
+    let mysql = &config.rules()[1];
+    assert_eq!(
+        mysql
+            .held_session()
+            .unwrap()
+            .1
+            .execution
+            .hold_until_output
+            .as_deref(),
+        Some("quiesce-frozen")
+    );
+    assert!(mysql.hooks(Phase::Post)[0].ends_session);
     let fsfreeze = &config.rules()[0];
     assert_eq!(
         fsfreeze.hooks(Phase::Pre)[0].command,
@@ -124,9 +136,9 @@ fn the_example_rules_select_pods_by_namespace_and_labels() {
     assert!(rule("fsfreeze-data").applies_to("shop", &frozen));
     assert!(!rule("fsfreeze-data").applies_to("kube-system", &frozen));
     let primary = labels(&[("app.kubernetes.io/name", "mysql"), ("role", "primary")]);
-    assert!(rule("mysql-flush").applies_to("shop-eu", &primary));
+    assert!(rule("mysql-read-lock").applies_to("shop-eu", &primary));
     let replica = labels(&[("app.kubernetes.io/name", "mysql"), ("role", "replica")]);
-    assert!(!rule("mysql-flush").applies_to("shop-eu", &replica));
+    assert!(!rule("mysql-read-lock").applies_to("shop-eu", &replica));
 }
 
 #[test]

@@ -21,7 +21,7 @@ const EVENTUALLY: Duration = Duration::from_secs(20);
 
 /// A backup whose cluster cuts snapshots after [`CUT_LATENCY`]; `env` for the plugin.
 async fn velero_with_snapshots(env: &[(&str, &str)]) -> Velero {
-    Velero::start_with(FakeKube::builder().snapshot_latency(CUT_LATENCY), &[], env).await
+    Velero::start_on(FakeKube::builder().snapshot_latency(CUT_LATENCY), env).await
 }
 
 /// Claim `name` bound to the CSI volume `pv-NAME`.

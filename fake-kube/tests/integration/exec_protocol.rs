@@ -53,6 +53,15 @@ async fn read_all(ws: &mut Ws) -> (Vec<Vec<u8>>, bool) {
     (messages, false)
 }
 
+/// The data of the stdout frames, joined.
+fn stdout_of(messages: &[Vec<u8>]) -> Vec<u8> {
+    messages
+        .iter()
+        .filter(|m| m.len() > 1 && m[0] == 1)
+        .flat_map(|m| m[1..].to_vec())
+        .collect()
+}
+
 const EXEC: &str = "/api/v1/namespaces/default/pods/p/exec";
 
 #[tokio::test]
@@ -137,11 +146,7 @@ async fn v5_stdin_is_delivered_and_closed_with_ff_00() {
         .unwrap();
     let (messages, normal_close) = read_all(&mut ws).await;
     assert!(normal_close);
-    let stdout: Vec<u8> = messages
-        .iter()
-        .filter(|m| m.len() > 1 && m[0] == 1)
-        .flat_map(|m| m[1..].to_vec())
-        .collect();
+    let stdout = stdout_of(&messages);
     assert_eq!(String::from_utf8(stdout).unwrap().trim(), "2");
     let last = messages.last().unwrap();
     assert_eq!(&last[1..], br#"{"metadata":{},"status":"Success"}"#);
@@ -165,4 +170,109 @@ async fn plain_get_without_upgrade_is_a_bad_request() {
         .unwrap();
     assert!(response.starts_with("HTTP/1.1 400"), "{response}");
     assert!(response.contains("Upgrade request required"), "{response}");
+}
+
+/// Sends one binary frame.
+async fn send(ws: &mut Ws, frame: &[u8]) {
+    ws.send(Message::Binary(frame.to_vec().into()))
+        .await
+        .unwrap();
+}
+
+/// Reads binary messages until one on `channel` contains `text`; all of them, in order.
+async fn read_until(ws: &mut Ws, channel: u8, text: &str) -> Vec<Vec<u8>> {
+    let mut messages = Vec::new();
+    let found = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(message) = ws.next().await {
+            if let Message::Binary(data) = message.unwrap() {
+                messages.push(data.to_vec());
+                let data = &messages[messages.len() - 1];
+                if data.first() == Some(&channel)
+                    && String::from_utf8_lossy(&data[1..]).contains(text)
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "{text:?} never came: {messages:?}");
+    messages
+}
+
+#[tokio::test]
+async fn output_flows_while_stdin_stays_open_as_a_held_session_needs() {
+    let kube = start(false).await;
+    let (mut ws, _) = connect(
+        &kube,
+        &format!("{EXEC}?command=sh&command=-c&command=read+a%3B+echo+got+%24a%3B+cat%3B+echo+eof&container=main&stdin=true&stdout=true&stderr=true"),
+        "v5.channel.k8s.io",
+    )
+    .await
+    .unwrap();
+    send(&mut ws, b"\x00lock\n").await;
+    read_until(&mut ws, 1, "got lock").await;
+    // Still running, stdin open, until the close signal.
+    send(&mut ws, b"\x00unlock\n").await;
+    read_until(&mut ws, 1, "unlock").await;
+    send(&mut ws, &[0xFF, 0]).await;
+    let (messages, normal_close) = read_all(&mut ws).await;
+    assert!(normal_close);
+    let stdout = stdout_of(&messages);
+    assert_eq!(String::from_utf8(stdout).unwrap(), "eof\n");
+    assert_eq!(
+        &messages.last().unwrap()[1..],
+        br#"{"metadata":{},"status":"Success"}"#
+    );
+}
+
+#[tokio::test]
+async fn on_v4_the_close_signal_is_not_spoken_and_stdin_stays_open() {
+    let kube = start(false).await;
+    let (mut ws, protocol) = connect(
+        &kube,
+        &format!("{EXEC}?command=sh&command=-c&command=cat%3B+echo+eof&container=main&stdin=true&stdout=true&stderr=true"),
+        "v4.channel.k8s.io",
+    )
+    .await
+    .unwrap();
+    assert_eq!(protocol, "v4.channel.k8s.io");
+    send(&mut ws, b"\x00one\n").await;
+    send(&mut ws, &[0xFF, 0]).await;
+    send(&mut ws, b"\x00two\n").await;
+    // `[255, 0]` means nothing on v4: stdin is still open, so `two` reaches `cat` too.
+    read_until(&mut ws, 1, "two").await;
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), ws.next()).await;
+    assert!(early.is_err(), "no end of file on v4: {early:?}");
+}
+
+#[tokio::test]
+async fn a_v4_client_closing_the_socket_gives_a_kubelet_like_command_end_of_file() {
+    let kube = FakeKube::builder()
+        .keep_processes_on_disconnect(true)
+        .start()
+        .await
+        .unwrap();
+    kube.add_pod(crate::util::standard_pod()).unwrap();
+    let (mut ws, _) = connect(
+        &kube,
+        &format!("{EXEC}?command=sh&command=-c&command=cat+%3E+held.txt%3B+echo+eof+%3E%3E+held.txt&container=main&stdin=true&stdout=true&stderr=true"),
+        "v4.channel.k8s.io",
+    )
+    .await
+    .unwrap();
+    send(&mut ws, b"\x00unlock\n").await;
+    // The only way to end stdin on v4: close the whole socket. The exit status is lost, but
+    // the command reads end-of-file, as under a kubelet.
+    ws.close(None).await.unwrap();
+    let file = kube
+        .container_dir("default", "p", "main")
+        .unwrap()
+        .join("held.txt");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(&file).unwrap_or_default() != "unlock\neof\n" {
+        assert!(std::time::Instant::now() < deadline, "no end of file");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

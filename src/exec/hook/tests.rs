@@ -28,6 +28,7 @@ fn hook(on_error: OnError) -> ResolvedHook {
         execution: Default::default(),
         run_once: None,
         defect: None,
+        ends_session: None,
     }
 }
 
@@ -633,4 +634,231 @@ async fn kill_on_timeout_in_a_container_without_a_shell_says_it_needs_one() {
         ))
     );
     assert!(!outcome.may_have_run);
+}
+
+// Hooks with stdin, and held sessions.
+
+use crate::exec::session::tests::{Program, ProgramExecutor};
+use crate::exec::StreamEvent;
+use crate::hooks::HeldBy;
+
+/// A pre hook holding a mysql session until `quiesce-frozen`, with kill-on-timeout if `kill`.
+fn holding(kill: bool) -> ResolvedHook {
+    ResolvedHook {
+        command: vec!["mysql".into(), "-N".into()],
+        execution: crate::hooks::Execution {
+            stdin: Some("FLUSH TABLES WITH READ LOCK; SELECT 'quiesce-frozen';".into()),
+            hold_until_output: Some("quiesce-frozen".into()),
+            kill_on_timeout: kill,
+            ..Default::default()
+        },
+        ..hook(OnError::Fail)
+    }
+}
+
+/// The post hook ending `pre`'s session with `UNLOCK TABLES;`, timeout 2 s.
+fn ending(pre: &ResolvedHook) -> ResolvedHook {
+    let mut post = ResolvedHook::implicit_session_end(pre);
+    post.execution.stdin = Some("UNLOCK TABLES;".into());
+    post.timeout = Duration::from_secs(2);
+    post
+}
+
+/// Opens `hook`'s session, then (when it holds) ends it with `ending(hook)`: both outcomes
+/// and every log line.
+async fn hold_and_end(
+    executor: &ProgramExecutor,
+    hook: &ResolvedHook,
+) -> (HookOutcome, Option<HookOutcome>, Vec<serde_json::Value>) {
+    let log = MemoryLog::default();
+    let guard = log.install(tracing_subscriber::filter::LevelFilter::DEBUG);
+    let (opened, session) = run_hook_holding_session(executor, &pod(), hook).await;
+    let ended = match session {
+        Some(session) => {
+            Some(end_held_session(executor, &pod(), &ending(hook), session, "pod-item").await)
+        }
+        None => None,
+    };
+    drop(guard);
+    (opened, ended, log.lines())
+}
+
+#[tokio::test]
+async fn a_held_session_logs_its_hold_then_its_end_with_the_time_held() {
+    let executor = ProgramExecutor::new(Program {
+        on_stdin: vec![
+            vec![StreamEvent::Stdout(b"quiesce-frozen\n".to_vec())],
+            vec![StreamEvent::Stdout(b"unlocked\n".to_vec())],
+        ],
+        on_close: vec![StreamEvent::Exited(Ok(0))],
+        ..Program::v5()
+    });
+    let (opened, ended, lines) = hold_and_end(&executor, &holding(false)).await;
+    assert!(opened.succeeded() && opened.may_have_run);
+    assert_eq!(opened.exit_code, None, "the session has not exited");
+    let ended = ended.unwrap();
+    assert!(ended.succeeded());
+    assert_eq!(ended.exit_code, Some(0));
+    assert_eq!(ended.stdout.text(), "unlocked\n");
+    assert_eq!(
+        message_list(&lines),
+        [
+            "running exec hook",
+            "stdout: quiesce-frozen\n",
+            "exec hook succeeded",
+            "holding session until the thaw: \"quiesce-frozen\" appeared on its stdout, and the \
+             command runs on with stdin open",
+            "ending held session (pod-item): writing its post stdin, then closing its stdin",
+            "stdout: unlocked\n",
+            "held session ended",
+        ]
+    );
+    assert!(lines[2].get("exitCode").is_none());
+    assert_eq!(lines[3]["holdUntilOutput"], "quiesce-frozen");
+    for line in &lines[4..] {
+        assert_eq!(line["hookPhase"], "post");
+        assert_eq!(line["hookCommand"], "[mysql -N]");
+        assert_eq!(line["hookContainer"], "main");
+        assert_eq!(line["@level"], "info");
+    }
+    assert_eq!(lines[6]["exitCode"], 0);
+    assert_eq!(lines[6]["thawedBy"], "pod-item");
+    assert!(lines[6]["heldMs"].is_u64() && lines[4]["heldMs"].is_u64());
+    assert_eq!(
+        executor.record(),
+        [
+            "start mysql -N",
+            "stdin FLUSH TABLES WITH READ LOCK; SELECT 'quiesce-frozen';\n",
+            "stdin UNLOCK TABLES;\n",
+            "close",
+            "dropped"
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_that_never_prints_its_ready_text_fails_at_its_timeout() {
+    let executor = ProgramExecutor::new(Program {
+        on_stdin: vec![vec![StreamEvent::Stderr(b"warning: slow\n".to_vec())]],
+        ..Program::v5()
+    });
+    let (opened, ended, lines) = hold_and_end(&executor, &holding(false)).await;
+    assert!(ended.is_none());
+    assert_eq!(
+        opened.error_text().as_deref(),
+        Some(
+            "timed out after 30s waiting for \"quiesce-frozen\" on its stdout; the session was \
+             ended"
+        )
+    );
+    assert!(opened.may_have_run, "its freeze may have happened: thaw");
+    let messages = message_list(&lines);
+    assert_eq!(messages[1], "stderr: warning: slow\n");
+    let last = lines.last().unwrap();
+    assert_eq!(last["@message"], "Error executing hook");
+    assert_eq!(last["@level"], "error");
+    assert_eq!(executor.record()[2..], ["close", "dropped"]);
+}
+
+#[tokio::test]
+async fn a_session_that_exits_before_its_ready_text_fails_with_its_exit_code() {
+    let executor = ProgramExecutor::new(Program {
+        on_stdin: vec![vec![
+            StreamEvent::Stderr(b"ERROR 2002 (HY000): Can't connect\n".to_vec()),
+            StreamEvent::Exited(Ok(1)),
+        ]],
+        ..Program::v5()
+    });
+    let (opened, _, lines) = hold_and_end(&executor, &holding(false)).await;
+    assert_eq!(opened.exit_code, Some(1));
+    assert_eq!(
+        opened.error_text().as_deref(),
+        Some("command exited with code 1 before \"quiesce-frozen\" appeared on its stdout")
+    );
+    assert!(message_list(&lines).contains(&"stderr: ERROR 2002 (HY000): Can't connect\n".into()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_that_does_not_exit_at_the_thaw_is_killed_with_kill_on_timeout() {
+    let mut executor = ProgramExecutor::new(Program {
+        on_start: vec![StreamEvent::Stderr(b"@quiesce-pid=42@\n".to_vec())],
+        on_stdin: vec![vec![StreamEvent::Stdout(b"quiesce-frozen\n".to_vec())]],
+        ..Program::v5()
+    });
+    executor.exec = Ok(output(0, b"term\nexited\n"));
+    let (opened, ended, lines) = hold_and_end(&executor, &holding(true)).await;
+    assert!(opened.succeeded());
+    assert!(opened.stderr.is_empty(), "the PID marker is not output");
+    let ended = ended.unwrap();
+    assert_eq!(
+        ended.error_text().as_deref(),
+        Some(
+            "the held session did not exit within 2s after its stdin was closed; its stream \
+             was closed"
+        )
+    );
+    let record = executor.record();
+    assert!(record[0].starts_with("start /bin/sh -c"), "{record:?}");
+    assert!(
+        record
+            .iter()
+            .any(|r| r.starts_with("exec /bin/sh") && r.ends_with(" 42 5")),
+        "{record:?}"
+    );
+    let messages = message_list(&lines);
+    assert!(
+        messages.contains(&"sent TERM to pid 42".to_owned()),
+        "{messages:?}"
+    );
+    assert!(messages.contains(&"process 42 exited after TERM".to_owned()));
+    assert_eq!(lines.last().unwrap()["@level"], "error");
+}
+
+#[tokio::test]
+async fn a_one_shot_hook_with_stdin_gets_it_as_a_line_then_end_of_file() {
+    let executor = ProgramExecutor::new(Program {
+        on_close: vec![
+            StreamEvent::Stdout(b"done\n".to_vec()),
+            StreamEvent::Exited(Ok(0)),
+        ],
+        ..Program::v5()
+    });
+    let hook = with_execution(
+        OnError::Fail,
+        crate::hooks::Execution {
+            stdin: Some("SELECT 1;".into()),
+            ..Default::default()
+        },
+    );
+    let log = MemoryLog::default();
+    let guard = log.install(tracing_subscriber::filter::LevelFilter::DEBUG);
+    let outcome = run_hook(&executor, &pod(), &hook).await;
+    drop(guard);
+    assert!(outcome.succeeded());
+    assert_eq!(outcome.stdout.text(), "done\n");
+    assert_eq!(
+        message_list(&log.lines()),
+        ["running exec hook", "stdout: done\n", "exec hook succeeded"]
+    );
+    assert_eq!(
+        executor.record()[1..],
+        ["stdin SELECT 1;\n", "close", "dropped"]
+    );
+}
+
+#[test]
+fn a_session_end_names_the_pre_hook_whose_session_it_ends() {
+    let pre = holding(false);
+    let post = ResolvedHook::implicit_session_end(&pre);
+    assert_eq!(
+        post.ends_session,
+        Some(HeldBy {
+            source: HookSource::Annotation,
+            name: ANNOTATION_HOOK_NAME.into(),
+            index: 0
+        })
+    );
+    assert_eq!(pre.holds(), post.ends_session);
+    assert_eq!(post.phase, Phase::Post);
+    assert_eq!(post.execution, crate::hooks::Execution::default());
 }

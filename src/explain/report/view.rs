@@ -129,6 +129,11 @@ pub struct HookReport {
     pub defect: Option<String>,
     /// False when an earlier hook of the phase fails with on-error Fail.
     pub reached: bool,
+    /// For a post hook that runs no command of its own but ends the session a pre hook holds:
+    /// that pre hook, `pre[N]` (`N` its index in its rule's `pre`, 0 for the annotation hook).
+    /// `command` and `container` are the session's. Absent from the JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ends_session: Option<String>,
 }
 
 impl HookReport {
@@ -154,6 +159,12 @@ pub struct ExecutionView {
     pub retry_on_exit_codes: Vec<i32>,
     /// On timeout, TERM then KILL the command.
     pub kill_on_timeout: bool,
+    /// Text written to the command's stdin (absent from the JSON when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
+    /// The ready text of a held session (absent from the JSON when the hook holds none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_until_output: Option<String>,
 }
 
 /// What a hook waits for before exec.
@@ -184,6 +195,8 @@ impl ExecutionView {
                 .collect(),
             retry_on_exit_codes: execution.retry_on_exit_codes.clone(),
             kill_on_timeout: execution.kill_on_timeout,
+            stdin: execution.stdin.clone(),
+            hold_until_output: execution.hold_until_output.clone(),
         })
     }
 }

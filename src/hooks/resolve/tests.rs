@@ -128,6 +128,7 @@ fn annotation_hook_resolves_with_defaults() {
             execution: Default::default(),
             run_once: None,
             defect: None,
+            ends_session: None,
         }]
     );
     assert!(resolution.warnings.is_empty());
@@ -946,4 +947,121 @@ fn only_replicas_with_the_same_run_once_hook_are_candidates() {
         &hook,
         &Config::default()
     ));
+}
+
+// ----- held sessions -----
+
+/// `shop/db-0` (containers `db`, `fsfreeze`) whose pre annotation hook holds a mysql session
+/// in `fsfreeze`, plus `extra` annotations.
+fn holding(extra: &[(&str, &str)]) -> Pod {
+    let mut annotations = json!({
+        PRE_KEY: r#"["mysql", "-N"]"#,
+        "pre.hook.backup.quiesce.dev/container": "fsfreeze",
+        "pre.hook.backup.quiesce.dev/stdin": "FLUSH TABLES WITH READ LOCK; SELECT 'quiesce-frozen';",
+        "pre.hook.backup.quiesce.dev/hold-until-output": "quiesce-frozen",
+    });
+    for (key, value) in extra {
+        annotations[key] = json!(value);
+    }
+    annotated(annotations)
+}
+
+#[test]
+fn the_post_phase_of_a_held_annotation_session_ends_it_then_runs_its_command() {
+    let pod = holding(&[
+        ("post.hook.backup.quiesce.dev/stdin", "UNLOCK TABLES;"),
+        ("post.hook.backup.quiesce.dev/timeout", "1m"),
+        (POST_KEY, r#"["/bin/echo", "thawed"]"#),
+    ]);
+    let pre = resolve(&pod, Phase::Pre, &Config::default());
+    assert_eq!(
+        pre.hooks[0].execution.hold_until_output.as_deref(),
+        Some("quiesce-frozen")
+    );
+    let post = resolve(&pod, Phase::Post, &Config::default());
+    assert!(post.warnings.is_empty(), "{:?}", post.warnings);
+    let [end, command] = post.hooks.as_slice() else {
+        panic!("{:#?}", post.hooks);
+    };
+    assert_eq!(end.ends_session, pre.hooks[0].holds());
+    assert_eq!(end.container, "fsfreeze", "the session's container");
+    assert_eq!(end.command, argv(&["mysql", "-N"]));
+    assert_eq!(end.execution.stdin.as_deref(), Some("UNLOCK TABLES;"));
+    assert_eq!(end.timeout, Duration::from_secs(60));
+    assert_eq!(command.ends_session, None);
+    assert_eq!(command.command, argv(&["/bin/echo", "thawed"]));
+    assert_eq!(command.container, "db");
+    assert_eq!(
+        command.execution.stdin, None,
+        "the post stdin went to the session"
+    );
+}
+
+#[test]
+fn a_held_annotation_session_ends_at_the_thaw_without_any_post_key() {
+    let post = resolve(&holding(&[]), Phase::Post, &Config::default());
+    let [end] = post.hooks.as_slice() else {
+        panic!("{:#?}", post.hooks);
+    };
+    assert!(end.ends_session.is_some());
+    assert_eq!(end.execution, Execution::default());
+    assert_eq!(
+        (end.on_error, end.timeout),
+        (OnError::Fail, DEFAULT_TIMEOUT)
+    );
+}
+
+#[test]
+fn a_session_in_a_denied_container_is_refused_with_its_end() {
+    let pod = meshed(json!({
+        PRE_KEY: "mysql",
+        "pre.hook.backup.quiesce.dev/container": "istio-proxy",
+        "pre.hook.backup.quiesce.dev/hold-until-output": "ready",
+        "post.hook.backup.quiesce.dev/stdin": "UNLOCK TABLES;",
+    }));
+    for phase in [Phase::Pre, Phase::Post] {
+        let resolution = resolve(&pod, phase, &Config::default());
+        assert!(resolution.hooks.is_empty(), "{phase}");
+        assert_eq!(resolution.refused[0].container, "istio-proxy");
+    }
+    let post = resolve(&pod, Phase::Post, &Config::default());
+    assert_eq!(post.refused[0].key, "post.hook.backup.quiesce.dev/stdin");
+}
+
+#[test]
+fn a_rule_session_ends_where_its_post_hook_stands_or_first() {
+    let explicit = config(
+        "hooks:\n  resources:\n  - name: db\n    pre:\n    - exec:\n        command: [mysql]\n        \
+         container: fsfreeze\n        holdUntilOutput: ready\n    post:\n    - exec:\n        \
+         command: [/bin/echo, thawed]\n    - exec:\n        stdin: UNLOCK TABLES;\n",
+    );
+    let post = resolve(&pod_with(json!({})), Phase::Post, &explicit);
+    let ends: Vec<_> = post
+        .hooks
+        .iter()
+        .map(|h| (h.index, h.ends_session.is_some()))
+        .collect();
+    assert_eq!(ends, [(0, false), (1, true)]);
+    assert_eq!(post.hooks[1].container, "fsfreeze");
+    assert_eq!(post.hooks[1].command, argv(&["mysql"]));
+    assert_eq!(
+        post.hooks[1].execution.stdin.as_deref(),
+        Some("UNLOCK TABLES;")
+    );
+
+    let implicit = config(
+        "hooks:\n  resources:\n  - name: db\n    pre:\n    - exec:\n        command: [mysql]\n        \
+         holdUntilOutput: ready\n    post:\n    - exec:\n        command: [/bin/echo, thawed]\n",
+    );
+    let post = resolve(&pod_with(json!({})), Phase::Post, &implicit);
+    let ends: Vec<_> = post
+        .hooks
+        .iter()
+        .map(|h| h.ends_session.is_some())
+        .collect();
+    assert_eq!(ends, [true, false]);
+    assert_eq!(
+        post.hooks[0].ends_session,
+        resolve(&pod_with(json!({})), Phase::Pre, &implicit).hooks[0].holds()
+    );
 }

@@ -81,6 +81,7 @@ hooks:
             on_error: OnError::Continue,
             timeout: Duration::from_secs(90),
             execution: Default::default(),
+            ends_session: false,
         }]
     );
     assert_eq!(
@@ -91,6 +92,7 @@ hooks:
             on_error: OnError::Fail,
             timeout: DEFAULT_TIMEOUT,
             execution: Default::default(),
+            ends_session: false,
         }]
     );
     let selector = rule.label_selector().unwrap();
@@ -930,6 +932,7 @@ fn exec_options_parse_into_the_hook_execution() {
             retry_backoff: Duration::from_millis(500),
             retry_on_exit_codes: vec![1, 75],
             kill_on_timeout: true,
+            ..Execution::default()
         }
     );
 }
@@ -1035,4 +1038,112 @@ fn run_once_per_anything_but_owner_is_an_error_and_run_on_alone_a_warning() {
         paths(&problems),
         vec![(Severity::Error, "hooks.resources[0].runOn")]
     );
+}
+
+// Held sessions.
+
+const HOLDING_RULE: &str = r#"
+hooks:
+  resources:
+  - name: mariadb
+    pre:
+    - exec:
+        container: db
+        command: ["mysql", "-uroot", "--unbuffered", "-N"]
+        stdin: "FLUSH TABLES WITH READ LOCK; SELECT 'quiesce-frozen';"
+        holdUntilOutput: quiesce-frozen
+        killOnTimeout: true
+    post:
+    - exec:
+        stdin: "UNLOCK TABLES;"
+        timeout: 1m
+    - exec:
+        command: ["/bin/echo", "thawed"]
+"#;
+
+#[test]
+fn a_rule_holds_a_session_and_ends_it_with_a_post_hook_of_only_stdin() {
+    let config = load_clean(HOLDING_RULE);
+    let rule = only_rule(&config);
+    let (index, pre) = rule.held_session().unwrap();
+    assert_eq!(index, 0);
+    assert_eq!(
+        pre.execution.hold_until_output.as_deref(),
+        Some("quiesce-frozen")
+    );
+    assert_eq!(
+        pre.execution.stdin.as_deref(),
+        Some("FLUSH TABLES WITH READ LOCK; SELECT 'quiesce-frozen';")
+    );
+    let post = rule.hooks(Phase::Post);
+    assert!(post[0].ends_session && !post[1].ends_session);
+    assert!(post[0].command.is_empty());
+    assert_eq!(post[0].execution.stdin.as_deref(), Some("UNLOCK TABLES;"));
+    assert_eq!(post[0].timeout, Duration::from_secs(60));
+}
+
+#[test]
+fn a_session_end_ignores_what_only_a_command_would_use() {
+    let (config, problems) = load(&HOLDING_RULE.replace(
+        "        stdin: \"UNLOCK TABLES;\"\n",
+        "        stdin: \"UNLOCK TABLES;\"\n        container: other\n        retries: 2\n",
+    ));
+    assert_eq!(
+        paths(&problems),
+        [
+            (
+                Severity::Warning,
+                "hooks.resources[0].post[0].exec.container"
+            ),
+            (Severity::Warning, "hooks.resources[0].post[0].exec.retries"),
+        ]
+    );
+    let post = &only_rule(&config).hooks(Phase::Post)[0];
+    assert_eq!(post.container, None);
+    assert_eq!(post.execution.retries, 0);
+}
+
+#[test]
+fn session_mistakes_are_errors_at_their_fields() {
+    for (yaml, path, message) in [
+        (
+            exec_with("        command: [\"sync\"]\n    post:\n    - exec:\n        stdin: x\n"),
+            "hooks.resources[0].post[0].exec.command",
+            "no pre hook of this rule holds one",
+        ),
+        (
+            "hooks:\n  resources:\n  - name: r\n    post:\n    - exec:\n        command: [\"sync\"]\n        holdUntilOutput: ready\n".to_owned(),
+            "hooks.resources[0].post[0].exec.holdUntilOutput",
+            "holdUntilOutput \"ready\" cannot be waited for by a post hook",
+        ),
+        (
+            exec_with("        command: [\"a\"]\n        holdUntilOutput: one\n    - exec:\n        command: [\"b\"]\n        holdUntilOutput: two\n"),
+            "hooks.resources[0].pre[1].exec.holdUntilOutput",
+            "a rule holds at most one session",
+        ),
+        (
+            HOLDING_RULE.replace("    - exec:\n        command: [\"/bin/echo\", \"thawed\"]\n", "    - exec:\n        stdin: again\n"),
+            "hooks.resources[0].post[1].exec.command",
+            "post[0] already ends the rule's held session",
+        ),
+        (
+            exec_with("        stdin: \"x\"\n"),
+            "hooks.resources[0].pre[0].exec.command",
+            "command is required",
+        ),
+        (
+            exec_with("        command: [\"a\"]\n        holdUntilOutput: \"\"\n"),
+            "hooks.resources[0].pre[0].exec.holdUntilOutput",
+            "holdUntilOutput \"\" is empty",
+        ),
+    ] {
+        let (config, problems) = load(&yaml);
+        assert!(config.rules().is_empty(), "{yaml}");
+        let problem = problems
+            .iter()
+            .find(|p| p.location.path == path)
+            .unwrap_or_else(|| panic!("no problem at {path}: {problems:#?}"));
+        assert_eq!(problem.severity, Severity::Error);
+        assert!(problem.message.contains(message), "{}", problem.message);
+    }
 }

@@ -6,6 +6,7 @@
 //! The integration binary uses every helper; `tests/soak.rs`, the benches and the demo
 //! include this module by path and use part of it.
 
+pub mod databases;
 pub mod velero;
 
 use std::io::{BufRead, BufReader, Read};
@@ -73,12 +74,11 @@ pub async fn launch_with_cluster_env(
     extra_args: &[&str],
     env: &[(&str, &str)],
 ) -> (Plugin, fake_kube::FakeKube) {
-    launch_with(fake_kube::FakeKube::builder(), extra_args, env).await
+    launch_with_cluster_from(fake_kube::FakeKube::builder(), extra_args, env).await
 }
 
-/// Like [`launch_with_cluster_env`], with a fake cluster started from `cluster` (e.g. with its
-/// simulated snapshot controller on).
-pub async fn launch_with(
+/// Like [`launch_with_cluster_env`], the fake cluster started from `cluster` (v4 only, say).
+pub async fn launch_with_cluster_from(
     cluster: fake_kube::FakeKubeBuilder,
     extra_args: &[&str],
     env: &[(&str, &str)],

@@ -25,7 +25,9 @@ use quiesce::proto::v2::backup_item_action_client::BackupItemActionClient;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 
-use super::{execute_request, launch_with, related_items_request, Plugin, BACKUP_NAME};
+use super::{
+    execute_request, launch_with_cluster_from, related_items_request, Plugin, BACKUP_NAME,
+};
 
 /// Generous bound for "it happens at all" waits; never a performance assertion.
 const EVENTUALLY: Duration = Duration::from_secs(20);
@@ -48,18 +50,22 @@ impl Velero {
 
     /// Like [`Velero::start`], with extra environment variables for the plugin.
     pub async fn start_with_env(env: &[(&str, &str)]) -> Velero {
-        Self::start_with(FakeKube::builder(), &[], env).await
+        Self::start_on(fake_kube::FakeKube::builder(), env).await
     }
 
-    /// Like [`Velero::start`], with a fake cluster started from `cluster` (its simulated
-    /// snapshot controller, say), and extra `velero server` flags and environment variables for
-    /// the plugin.
+    /// Like [`Velero::start_with_env`], the fake cluster started from `cluster` (its simulated
+    /// snapshot controller on, v4 only, say).
+    pub async fn start_on(cluster: fake_kube::FakeKubeBuilder, env: &[(&str, &str)]) -> Velero {
+        Self::start_with(cluster, &[], env).await
+    }
+
+    /// Like [`Velero::start_on`], with extra `velero server` flags for the plugin.
     pub async fn start_with(
         cluster: FakeKubeBuilder,
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Velero {
-        let (plugin, cluster) = launch_with(cluster, args, env).await;
+        let (plugin, cluster) = launch_with_cluster_from(cluster, args, env).await;
         let cluster = Arc::new(cluster);
         let worker = Worker {
             cluster: Arc::clone(&cluster),
