@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use fake_kube::objects::{csi_persistent_volume, persistent_volume_claim, velero_volume_snapshot};
 use fake_kube::{FakeKube, SnapshotStep, TimelineEventKind};
 use futures_util::{StreamExt, TryStreamExt};
 use kube::api::{
@@ -31,15 +32,11 @@ fn object(value: Value) -> DynamicObject {
     serde_json::from_value(value).unwrap()
 }
 
-/// A VolumeSnapshot of claim `claim` as Velero's CSI action creates it.
+/// A VolumeSnapshot of claim `claim` of `shop` as Velero's CSI action creates it in backup
+/// `nightly` (class `velero-csi-snapclass`).
 fn velero_snapshot(claim: &str) -> DynamicObject {
-    object(json!({
-        "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
-        "metadata": {"generateName": format!("velero-{claim}-"),
-                     "labels": {"velero.io/backup-name": "nightly"}},
-        "spec": {"source": {"persistentVolumeClaimName": claim},
-                 "volumeSnapshotClassName": "csi-snapclass"},
-    }))
+    let claim = persistent_volume_claim("shop", claim, &format!("pv-{claim}")).build();
+    object(velero_volume_snapshot(&claim, "nightly"))
 }
 
 const GROUP: &str = "groupsnapshot.storage.k8s.io";
@@ -68,30 +65,23 @@ async fn create_snapshot(api: &Api<DynamicObject>, claim: &str) -> DynamicObject
         .unwrap()
 }
 
-/// Claim `name` of `shop` with `labels`, bound to a CSI volume `pv-NAME` of 1Gi.
-fn add_claim(kube: &FakeKube, name: &str, labels: Value) {
-    kube.add_object(json!({
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name, "namespace": "shop", "labels": labels},
-        "spec": {"volumeName": format!("pv-{name}"), "storageClassName": "fast",
-                 "resources": {"requests": {"storage": "1Gi"}}},
-        "status": {"phase": "Bound"},
-    }))
-    .unwrap();
-    kube.add_object(json!({
-        "apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": format!("pv-{name}")},
-        "spec": {"capacity": {"storage": "1Gi"},
-                 "claimRef": {"namespace": "shop", "name": name},
-                 "csi": {"driver": "disk.csi.example.com", "volumeHandle": format!("vol-{name}")}},
-    }))
-    .unwrap();
+/// Claim `name` of `shop`, in volume group `group` unless `None`, bound to the CSI volume
+/// `pv-NAME` of 1Gi (volume handle `vol-pv-NAME`).
+fn add_claim(kube: &FakeKube, name: &str, group: Option<&str>) {
+    let volume = format!("pv-{name}");
+    let mut claim = persistent_volume_claim("shop", name, &volume);
+    if let Some(group) = group {
+        claim = claim.label("velero.io/volume-group", group);
+    }
+    kube.add_object(claim.build()).unwrap();
+    kube.add_object(csi_persistent_volume(&volume, "shop", name))
+        .unwrap();
 }
 
 fn add_class(kube: &FakeKube) {
     kube.add_object(json!({
         "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
-        "metadata": {"name": "csi-snapclass",
+        "metadata": {"name": "velero-csi-snapclass",
                      "labels": {"velero.io/csi-volumesnapshot-class": "true"}},
         "driver": "disk.csi.example.com", "deletionPolicy": "Retain",
     }))
@@ -304,7 +294,7 @@ async fn a_group_snapshot_created_at_v1beta1_is_served_at_v1beta2_too() {
 #[tokio::test]
 async fn without_the_controller_a_snapshot_stays_as_created() {
     let kube = FakeKube::start().await.unwrap();
-    add_claim(&kube, "data", json!({}));
+    add_claim(&kube, "data", None);
     let api = snapshots(client(&kube).await, "shop");
     let created = create_snapshot(&api, "data").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -316,7 +306,7 @@ async fn without_the_controller_a_snapshot_stays_as_created() {
 #[tokio::test]
 async fn the_controller_cuts_a_snapshot_and_binds_it_to_a_content_with_a_handle() {
     let kube = with_controller(Duration::from_millis(100)).await;
-    add_claim(&kube, "data", json!({}));
+    add_claim(&kube, "data", None);
     add_class(&kube);
     let client = client(&kube).await;
     let api = snapshots(client.clone(), "shop");
@@ -343,7 +333,10 @@ async fn the_controller_cuts_a_snapshot_and_binds_it_to_a_content_with_a_handle(
     let content = contents.get(content_name).await.unwrap();
     assert_eq!(content.data["spec"]["driver"], "disk.csi.example.com");
     assert_eq!(content.data["spec"]["deletionPolicy"], "Retain");
-    assert_eq!(content.data["spec"]["source"]["volumeHandle"], "vol-data");
+    assert_eq!(
+        content.data["spec"]["source"]["volumeHandle"],
+        "vol-pv-data"
+    );
     assert_eq!(
         content.data["spec"]["volumeSnapshotRef"]["name"],
         name.as_str()
@@ -387,7 +380,7 @@ async fn the_controller_cuts_a_snapshot_and_binds_it_to_a_content_with_a_handle(
 #[tokio::test]
 async fn a_failing_claim_gets_a_snapshot_with_an_error_and_no_content() {
     let kube = with_controller(Duration::ZERO).await;
-    add_claim(&kube, "data", json!({}));
+    add_claim(&kube, "data", None);
     kube.fail_snapshots("shop", "data", "driver: quota exceeded");
     let api = snapshots(client(&kube).await, "shop");
     let created = create_snapshot(&api, "data").await;
@@ -407,10 +400,9 @@ async fn a_failing_claim_gets_a_snapshot_with_an_error_and_no_content() {
 /// What Velero 1.17 (v1beta1) and 1.18.1+ (v1beta2) find after creating a group snapshot.
 async fn group_snapshot_members(version: &str) {
     let kube = with_controller(Duration::from_millis(50)).await;
-    let grouped = json!({"velero.io/volume-group": "orders"});
-    add_claim(&kube, "data-a", grouped.clone());
-    add_claim(&kube, "data-b", grouped);
-    add_claim(&kube, "logs", json!({"velero.io/volume-group": "other"}));
+    add_claim(&kube, "data-a", Some("orders"));
+    add_claim(&kube, "data-b", Some("orders"));
+    add_claim(&kube, "logs", Some("other"));
     let client = client(&kube).await;
     let groups = group_snapshots(client.clone(), version);
     let asked = group_snapshot(
@@ -488,7 +480,7 @@ async fn a_v1beta2_group_snapshot_gets_one_owned_snapshot_per_claim_of_the_group
 #[tokio::test]
 async fn the_timeline_is_served_as_json() {
     let kube = with_controller(Duration::ZERO).await;
-    add_claim(&kube, "data", json!({}));
+    add_claim(&kube, "data", None);
     kube.mark("before");
     let api = snapshots(client(&kube).await, "shop");
     let created = create_snapshot(&api, "data").await;
