@@ -24,7 +24,7 @@
 //! delete), finalizers are never waited for, a claim without a CSI volume is still cut (with a
 //! made-up volume handle), and statuses are written in one step each.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,9 +44,6 @@ const IN_GROUP_FINALIZER: &str =
     "snapshot.storage.kubernetes.io/volumesnapshot-in-group-protection";
 /// Driver of a snapshot whose class and volume name none.
 const DEFAULT_DRIVER: &str = "fake.csi.quiesce.dev";
-
-/// Claims whose snapshots fail, by `(namespace, claim)`, with the error message.
-pub(crate) type Failures = std::sync::Mutex<BTreeMap<(String, String), String>>;
 
 /// Follows the store until `shutdown` flips to true, cutting what is asked for after `latency`.
 /// Cuts still waiting when it stops are dropped.

@@ -13,6 +13,10 @@ use crate::faults::{Decision, Fault, Faults, RequestFacts};
 use crate::store::Store;
 use crate::timeline::{RequestLog, Timeline};
 
+/// Claims whose snapshots the simulated snapshot controller fails, by `(namespace, claim)`,
+/// with the error message.
+pub(crate) type SnapshotFailures = Mutex<std::collections::BTreeMap<(String, String), String>>;
+
 /// Everything the request handlers share.
 pub(crate) struct State {
     pub(crate) store: Store,
@@ -29,7 +33,7 @@ pub(crate) struct State {
     /// Commands left running that way, killed when the server handle drops.
     pub(crate) kept_processes: KeptProcesses,
     /// Claims whose snapshots the simulated snapshot controller fails, with the message.
-    pub(crate) snapshot_failures: crate::snapshots::Failures,
+    pub(crate) snapshot_failures: SnapshotFailures,
     next_exec_id: AtomicU64,
 }
 
