@@ -244,9 +244,7 @@ fn pod_value(name: &str, claims: &[&str], annotations: Value) -> Value {
 
 /// A CSI PersistentVolume bound to `claim`.
 fn pv(name: &str, claim: &str) -> Vec<u8> {
-    let mut pv = objects::persistent_volume(name, "shop", claim);
-    pv["spec"]["csi"] = json!({"driver": "hostpath.csi.k8s.io", "volumeHandle": name});
-    serde_json::to_vec(&pv).unwrap()
+    serde_json::to_vec(&objects::csi_persistent_volume(name, "shop", claim)).unwrap()
 }
 
 /// A PersistentVolume without CSI (native snapshots, or none), bound to `claim`.
@@ -539,18 +537,13 @@ fn backup_with_volume_groups() -> Vec<u8> {
     br#"{"metadata":{"name":"b1","namespace":"velero","uid":"backup-uid"},"spec":{"volumeGroupSnapshotLabelKey":"velero.io/volume-group"},"status":{"phase":"InProgress"}}"#.to_vec()
 }
 
+/// Claim `name` of namespace `shop`, bound, in volume group `group` if given.
 fn claim(name: &str, group: Option<&str>) -> Vec<u8> {
-    let labels = match group {
-        Some(group) => json!({"velero.io/volume-group": group}),
-        None => json!({}),
-    };
-    serde_json::to_vec(&json!({
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name, "namespace": "shop", "labels": labels},
-        "spec": {"volumeName": format!("pv-{name}")},
-        "status": {"phase": "Bound"}
-    }))
-    .unwrap()
+    let mut claim = objects::persistent_volume_claim("shop", name, &format!("pv-{name}"));
+    if let Some(group) = group {
+        claim = claim.label("velero.io/volume-group", group);
+    }
+    serde_json::to_vec(&claim.build()).unwrap()
 }
 
 #[tokio::test]
