@@ -1061,7 +1061,7 @@ async fn soak(loud_per_mille: u64, label: &str) -> Memory {
     let totals = check_timeline(&cases, &expectations, &events, None);
     let lines = soak.stderr();
     let (error_lines, warning_lines) = check_log(&lines, &cases, &expectations, &totals);
-    // One line whenever nothing was frozen, at most once a second; the last has the totals.
+    // One line whenever nothing was frozen and the counts changed; the last has the totals.
     let summary = lines
         .iter()
         .rev()

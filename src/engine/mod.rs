@@ -52,8 +52,6 @@ use report::{EventLimiter, Summary};
 
 /// How often a deferred thaw looks at the pod's PodVolumeBackups.
 const DEFAULT_PVB_POLL: Duration = Duration::from_secs(1);
-/// The least time between two summary lines logged before the plugin stops.
-const SUMMARY_INTERVAL: Duration = Duration::from_secs(1);
 /// How long posting one Event may take, and how long the exit waits for events in flight.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -140,11 +138,9 @@ struct Inner {
     summary: Mutex<Summary>,
     /// Pods frozen (or that may be) and not thawed yet, over every backup of the process.
     frozen_pods: std::sync::atomic::AtomicUsize,
-    /// The summary as last logged, and when: a line is logged whenever nothing is frozen any
-    /// more, at most once a second (see [`Engine::summary_checkpoint`]).
-    summary_logged: Mutex<Option<(tokio::time::Instant, Summary)>>,
-    /// Whether a delayed summary line is already due.
-    summary_due: std::sync::atomic::AtomicBool,
+    /// The summary as last logged: a line is logged whenever nothing is frozen any more and
+    /// the counts changed (see [`Engine::summary_checkpoint`]).
+    summary_logged: Mutex<Option<Summary>>,
     event_limiter: EventLimiter,
     /// Events being posted; the drain waits for them, bounded.
     event_tasks: TaskTracker,
@@ -207,7 +203,6 @@ impl Engine {
                 summary: Mutex::new(Summary::default()),
                 frozen_pods: std::sync::atomic::AtomicUsize::new(0),
                 summary_logged: Mutex::new(None),
-                summary_due: std::sync::atomic::AtomicBool::new(false),
                 event_limiter: EventLimiter::new(),
                 event_tasks: TaskTracker::new(),
                 event_failure_logged: std::sync::atomic::AtomicBool::new(false),
@@ -523,47 +518,29 @@ impl Engine {
         self.log_summary(&backup);
     }
 
-    /// After a thaw: when no pod is frozen any more, log the summary line so far — it must be
-    /// in the backup's log, which Velero closes before it stops its plugins (so the line the
-    /// drain logs reaches only the server's log). At most one line a second: a checkpoint
-    /// within a second of the last line is logged when that second is over, if nothing froze
-    /// meanwhile.
+    /// After a thaw: when no pod is frozen any more, log the summary line so far, before the
+    /// thaw returns. It must be in the backup's log, which Velero closes as soon as its last
+    /// item is done and before it stops its plugins (so the line the drain logs reaches only
+    /// the server's log); a line delayed by even a second is lost when the backup ends sooner,
+    /// and the log would then show counts that are not the backup's. One line per time the
+    /// frozen set empties (with a sequential backup, one per hooked pod); the last one has the
+    /// totals.
     pub(crate) fn summary_checkpoint(&self, backup: &str) {
         use std::sync::atomic::Ordering;
-        if self.inner.frozen_pods.load(Ordering::SeqCst) != 0 {
-            return;
-        }
-        let wait = lock(&self.inner.summary_logged)
-            .as_ref()
-            .map(|(at, _)| SUMMARY_INTERVAL.saturating_sub(at.elapsed()))
-            .unwrap_or_default();
-        if wait.is_zero() {
+        if self.inner.frozen_pods.load(Ordering::SeqCst) == 0 {
             self.log_summary(backup);
-            return;
         }
-        if self.inner.summary_due.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let engine = self.clone();
-        let backup = backup.to_owned();
-        tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
-            engine.inner.summary_due.store(false, Ordering::SeqCst);
-            if engine.inner.frozen_pods.load(Ordering::SeqCst) == 0 {
-                engine.log_summary(&backup);
-            }
-        });
     }
 
     /// Logs the summary line, unless it would say nothing new since the last one.
     fn log_summary(&self, backup: &str) {
         let summary = lock(&self.inner.summary).clone();
         let mut logged = lock(&self.inner.summary_logged);
-        if logged.as_ref().is_some_and(|(_, last)| *last == summary) {
+        if logged.as_ref() == Some(&summary) {
             return;
         }
         summary.log(backup);
-        *logged = Some((tokio::time::Instant::now(), summary));
+        *logged = Some(summary);
     }
 
     /// The Backup Velero sent with a call.

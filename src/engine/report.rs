@@ -1,6 +1,6 @@
 //! What a backup's hooks did, for the people who run Velero: a Kubernetes Event on the pod per
-//! hook outcome (rate-limited, never able to fail a hook), and one summary line when the plugin
-//! stops (counts, the longest freeze window, pods the watchdog had to thaw).
+//! hook outcome (rate-limited, never able to fail a hook), and the summary line (counts, the
+//! longest freeze window, pods the watchdog had to thaw), logged whenever nothing is frozen.
 
 use std::sync::Mutex;
 use std::time::Duration;
