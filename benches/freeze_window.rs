@@ -1,8 +1,9 @@
 //! `make bench`: per-pod freeze windows when 200 pods are backed up by 8 concurrent callers in
 //! Velero's call order (GetRelatedItems, Execute(PV), the snapshot, Execute(pod): the
 //! integration tests' replaying host, `util::velero`), with real hook commands run by the fake
-//! API server. The window is what quiesce itself adds between a
-//! pod's first pre hook and its last post hook, with an instant snapshot. A second run puts
+//! API server. A pod's window is the time its application was frozen — from its last pre hook's
+//! end to its first post hook's start (`freezeWindowMs` of `Pod thawed`) — with an instant
+//! snapshot; a group's, from its first member's freeze to every member thawed. A second run puts
 //! the same pods in 50 consistency groups of 4 (members on different callers) and reports the
 //! groups' windows and what the group bookkeeping (one pod list per group) costs the backup.
 //! Prints numbers only.
