@@ -153,6 +153,12 @@ pub fn check_resolution(pod: &Pod, config: &Config) {
                     panic!("{phase}: runnable hook does not render: {e}: {hook:?}")
                 });
                 assert_eq!(rendered.len(), hook.command.len(), "{hook:?}");
+                // And so does its stdin (a defect otherwise).
+                if let Some(stdin) = &hook.execution.stdin {
+                    template::render_stdin(stdin, &context).unwrap_or_else(|e| {
+                        panic!("{phase}: runnable hook's stdin does not render: {e}: {hook:?}")
+                    });
+                }
             }
             let execution = &hook.execution;
             assert!(execution.retries <= MAX_RETRIES, "{hook:?}");

@@ -13,6 +13,7 @@
 //! through [`Engine::thaw`], which ends whatever session the post hooks did not (one skipped
 //! after a failed `Fail` post hook, say). A session whose handle is dropped ends too.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use tokio::task::AbortHandle;
@@ -375,10 +376,16 @@ impl Engine {
         cause: ThawCause,
     ) -> HookOutcome {
         let executor = self.inner.executor.as_ref();
+        let hook = with_variables(entry, hook);
         let outcome =
-            end_held_session(executor, &entry.plan.pod, hook, session, cause.as_str()).await;
+            end_held_session(executor, &entry.plan.pod, &hook, session, cause.as_str()).await;
         lock(&self.inner.summary).count(&outcome);
-        self.post_event(hook_event(&entry.plan.pod, &entry.plan.uid, hook, &outcome));
+        self.post_event(hook_event(
+            &entry.plan.pod,
+            &entry.plan.uid,
+            &hook,
+            &outcome,
+        ));
         outcome
     }
 
@@ -389,36 +396,16 @@ impl Engine {
         entry: &PodEntry,
         hook: &ResolvedHook,
     ) -> (HookOutcome, Option<HeldSession>) {
-        let rendered;
-        let hook = if template::uses_variables(&hook.command) && hook.defect.is_none() {
-            let context = template::TemplateContext {
-                backup_name: &entry.backup.name,
-                backup_namespace: &entry.backup.namespace,
-                pod_name: &entry.plan.pod.name,
-                pod_namespace: &entry.plan.pod.namespace,
-                container: &hook.container,
-                phase: hook.phase,
-            };
-            let mut copy = hook.clone();
-            match template::render(&hook.command, &context) {
-                Ok(command) => copy.command = command,
-                // Resolution already turned unknown variables into defects.
-                Err(error) => {
-                    copy.defect = Some(HookDefect::UnknownVariable {
-                        pod: entry.plan.pod.clone(),
-                        error,
-                    })
-                }
-            }
-            rendered = copy;
-            &rendered
-        } else {
-            hook
-        };
+        let hook = with_variables(entry, hook);
         let (outcome, session) =
-            run_hook_holding_session(self.inner.executor.as_ref(), &entry.plan.pod, hook).await;
+            run_hook_holding_session(self.inner.executor.as_ref(), &entry.plan.pod, &hook).await;
         lock(&self.inner.summary).count(&outcome);
-        self.post_event(hook_event(&entry.plan.pod, &entry.plan.uid, hook, &outcome));
+        self.post_event(hook_event(
+            &entry.plan.pod,
+            &entry.plan.uid,
+            &hook,
+            &outcome,
+        ));
         (outcome, session)
     }
 
@@ -492,4 +479,44 @@ pub(super) fn hooks_of(plan: &PodPlan, phase: Phase) -> &[ResolvedHook] {
         Phase::Pre => &plan.pre.hooks,
         Phase::Post => &plan.post.hooks,
     }
+}
+
+/// The hook with its template variables filled in (command and stdin) for this backup and
+/// pod; as it is when it uses none or already has a defect. A variable resolution missed
+/// becomes the hook's defect here: it fails in place, never runs with an empty value.
+fn with_variables<'h>(entry: &PodEntry, hook: &'h ResolvedHook) -> Cow<'h, ResolvedHook> {
+    let stdin = hook.execution.stdin.as_deref();
+    let uses =
+        template::uses_variables(&hook.command) || stdin.is_some_and(template::text_uses_variables);
+    if !uses || hook.defect.is_some() {
+        return Cow::Borrowed(hook);
+    }
+    let context = template::TemplateContext {
+        backup_name: &entry.backup.name,
+        backup_namespace: &entry.backup.namespace,
+        pod_name: &entry.plan.pod.name,
+        pod_namespace: &entry.plan.pod.namespace,
+        container: &hook.container,
+        phase: hook.phase,
+    };
+    let mut rendered = hook.clone();
+    let result = template::render(&hook.command, &context).and_then(|command| {
+        let stdin = stdin
+            .map(|text| template::render_stdin(text, &context))
+            .transpose()?;
+        Ok((command, stdin))
+    });
+    match result {
+        Ok((command, stdin)) => {
+            rendered.command = command;
+            rendered.execution.stdin = stdin;
+        }
+        Err(error) => {
+            rendered.defect = Some(HookDefect::UnknownVariable {
+                pod: entry.plan.pod.clone(),
+                error,
+            })
+        }
+    }
+    Cow::Owned(rendered)
 }

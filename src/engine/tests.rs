@@ -1451,6 +1451,62 @@ async fn a_held_session_spans_the_snapshot_and_ends_before_the_post_command() {
     assert_eq!((summary.attempted, summary.succeeded), (3, 3));
 }
 
+/// Backs up pod `db` (claim `data`, volume `pv-1`) whose session is [`holding`] but for the
+/// stdin texts given, and returns the harness.
+async fn back_up_holding(pre_stdin: &str, post_stdin: &str) -> Harness {
+    let h = harness(&[]);
+    let mut annotations = holding();
+    annotations["pre.hook.backup.quiesce.dev/stdin"] = json!(pre_stdin);
+    annotations["post.hook.backup.quiesce.dev/stdin"] = json!(post_stdin);
+    let db = pod("db", &["data"], annotations);
+    h.engine.index_pod(&db, &backup()).await.unwrap();
+    h.volume("pv-1", "data").await;
+    h.engine.back_up_pod(&db, &backup()).await.unwrap();
+    h
+}
+
+#[tokio::test]
+async fn stdin_gets_its_template_variables_filled_in_the_session_end_too() {
+    let h = back_up_holding(
+        "lock {{backup.name}} {{phase}}",
+        "unlock {{pod.name}} {{phase}}",
+    )
+    .await;
+    assert_eq!(
+        h.timeline.events()[..5],
+        [
+            "open pre db",
+            "stdin lock b1 pre\n",
+            "snapshot pv-1",
+            "stdin unlock db post\n",
+            "close",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_session_end_whose_stdin_is_invalid_still_ends_the_session_and_fails() {
+    let h = back_up_holding("lock", "unlock {{pod.nmae}}").await;
+    let events = h.timeline.events();
+    assert_eq!(
+        events[..5],
+        [
+            "open pre db",
+            "stdin lock\n",
+            "snapshot pv-1",
+            "close",
+            "dropped"
+        ],
+        "ended with no input: its stdin closed"
+    );
+    assert!(
+        !events.iter().any(|e| e.starts_with("stdin unlock")),
+        "{events:?}"
+    );
+    let summary = lock(&h.engine.inner.summary).clone();
+    assert_eq!(summary.failed, 1, "the session end failed with its defect");
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_watchdog_ends_a_held_session() {
     let h = harness(&[]);

@@ -319,8 +319,9 @@ pub async fn run_hook_holding_session(
 /// the session's stdin closed, and the session must exit within its `timeout`; its exit is
 /// the hook's outcome. A session that does not exit has its stream closed, and its command
 /// is stopped (TERM, then KILL) when its PID is known (its pre hook had kill-on-timeout).
-/// `thawed_by` says why the thaw happens, for the log. Never fails: every failure is in the
-/// returned [`HookOutcome`].
+/// `thawed_by` says why the thaw happens, for the log. A hook with a defect (its stdin uses an
+/// unknown template variable) still ends the session, with no input, and fails with the
+/// defect. Never fails: every failure is in the returned [`HookOutcome`].
 pub async fn end_held_session(
     executor: &dyn Executor,
     pod: &PodRef,
@@ -329,7 +330,11 @@ pub async fn end_held_session(
     thawed_by: &str,
 ) -> HookOutcome {
     let fields = HookFields::new(pod, hook);
-    let stdin = hook.execution.stdin_bytes();
+    let stdin = hook
+        .defect
+        .is_none()
+        .then(|| hook.execution.stdin_bytes())
+        .flatten();
     let how = match (stdin.is_some(), session.can_close_stdin()) {
         (true, true) => "writing its post stdin, then closing its stdin",
         (false, true) => "closing its stdin",
@@ -367,6 +372,8 @@ pub async fn end_held_session(
         }
         Err(SessionEndError::Exec(error)) => Some(HookFailure::Exec(error)),
     };
+    // The session was ended without its input: the invalid input is the failure to report.
+    let failure = hook.defect.clone().map(HookFailure::Defect).or(failure);
     let outcome = HookOutcome {
         failure,
         exit_code,

@@ -33,12 +33,14 @@
 //!            hookCommand (what runs), onError, timeout,
 //!            execution: null | { wait: { for: running|ready, timeout }|null, retries,
 //!                                 retryBackoff, retryDelays[], retryOnExitCodes[],
-//!                                 killOnTimeout, stdin?, holdUntilOutput? },
+//!                                 killOnTimeout, stdin?, renderedStdin?,
+//!                                 holdUntilOutput? },
 //!            runOnce: null | { owner|null, runOn|null, runsHere, runner|null, reason },
 //!            defect|null, reached, endsSession? }
 //! finding: { kind, severity: error|warning|info, location|null, message }
 //! ```
-//! Keys marked `?` appear only when set: `stdin` (the text written to the command),
+//! Keys marked `?` appear only when set: `stdin` (the text written to the command, as
+//! written), `renderedStdin` (with its template variables substituted, when it uses any),
 //! `holdUntilOutput` (a pre hook holding a session until the thaw), `endsSession: "pre[N]"` (a
 //! post hook that ends that session instead of running a command).
 //! A hook with `runOnce.runsHere: false` is skipped in that pod (another pod of its owner

@@ -312,8 +312,13 @@ fn execution_lines(execution: &ExecutionView) -> Vec<String> {
             format_go_duration(KILL_GRACE)
         ));
     }
-    if let Some(stdin) = &execution.stdin {
-        lines.push(format!("stdin: {stdin:?}"));
+    match (&execution.stdin, &execution.rendered_stdin) {
+        (Some(written), Some(rendered)) => {
+            lines.push(format!("stdin: {rendered:?}"));
+            lines.push(format!("  templated, as written: {written:?}"));
+        }
+        (Some(written), None) => lines.push(format!("stdin: {written:?}")),
+        (None, _) => {}
     }
     if let Some(ready) = &execution.hold_until_output {
         lines.push(format!(

@@ -895,7 +895,14 @@ fn hook_reports(pod: &Pod, hooks: &[ResolvedHook], context: &mut HookContext) ->
             if runs_here && hook.defect.is_some() && hook.on_error == OnError::Fail {
                 blocked = true;
             }
-            let rendered_command = rendered_command(pod, hook, context);
+            let Rendered {
+                command: rendered_command,
+                stdin: rendered_stdin,
+            } = rendered(pod, hook, context).unwrap_or_default();
+            let mut execution = ExecutionView::of(&hook.execution);
+            if let Some(view) = &mut execution {
+                view.rendered_stdin = rendered_stdin;
+            }
             HookReport {
                 order: i + 1,
                 source: hook.source.as_str().to_owned(),
@@ -909,7 +916,7 @@ fn hook_reports(pod: &Pod, hooks: &[ResolvedHook], context: &mut HookContext) ->
                 rendered_command,
                 on_error: hook.on_error.as_str().to_owned(),
                 timeout: format_go_duration(hook.timeout),
-                execution: ExecutionView::of(&hook.execution),
+                execution,
                 run_once,
                 defect: hook.defect.as_ref().map(ToString::to_string),
                 reached,
@@ -922,25 +929,36 @@ fn hook_reports(pod: &Pod, hooks: &[ResolvedHook], context: &mut HookContext) ->
         .collect()
 }
 
-/// The hook's argv with its template variables substituted, `None` when it has none or a
-/// defect (an unknown variable, a missing container: like the plugin, nothing is rendered for
-/// a hook that fails without running). Values explain does not know are shown as
-/// placeholders, and remembered for a notice.
-fn rendered_command(
-    pod: &Pod,
-    hook: &ResolvedHook,
-    context: &mut HookContext,
-) -> Option<Vec<String>> {
-    if !template::uses_variables(&hook.command) || hook.defect.is_some() {
+/// A templated hook's command and stdin with the variables substituted; each `None` when it
+/// uses no variable.
+#[derive(Default)]
+struct Rendered {
+    command: Option<Vec<String>>,
+    stdin: Option<String>,
+}
+
+/// The hook's argv and stdin with their template variables substituted, `None` when they use
+/// none or the hook has a defect (an unknown variable, a missing container: like the plugin,
+/// nothing is rendered for a hook that fails without running). Values explain does not know
+/// are shown as placeholders, and remembered for a notice.
+fn rendered(pod: &Pod, hook: &ResolvedHook, context: &mut HookContext) -> Option<Rendered> {
+    let stdin = hook
+        .execution
+        .stdin
+        .as_ref()
+        .filter(|text| template::text_uses_variables(text));
+    if (!template::uses_variables(&hook.command) && stdin.is_none()) || hook.defect.is_some() {
         return None;
     }
+    // The stdin rendered as one more element: the same values, the same placeholders.
+    let texts: Vec<String> = hook.command.iter().chain(stdin).cloned().collect();
     let pod_ref = PodRef::of(pod);
     let name_placeholder = placeholder("backup.name");
     let namespace_placeholder = placeholder("backup.namespace");
     let values = &context.values;
     let with = |backup_name: &str, backup_namespace: &str| {
         template::render(
-            &hook.command,
+            &texts,
             &TemplateContext {
                 backup_name,
                 backup_namespace,
@@ -959,7 +977,7 @@ fn rendered_command(
             .as_deref()
             .unwrap_or(&namespace_placeholder),
     )?;
-    // Which unknown values the command uses: rendering with other values changes it.
+    // Which unknown values the hook uses: rendering with other values changes it.
     if values.backup_name.is_none()
         && with("", &namespace_placeholder) != with("x", &namespace_placeholder)
     {
@@ -970,7 +988,10 @@ fn rendered_command(
     {
         context.placeholders_used.insert("backup.namespace");
     }
-    Some(rendered)
+    let mut command = rendered;
+    let stdin = stdin.and_then(|_| command.pop());
+    let command = template::uses_variables(&hook.command).then_some(command);
+    Some(Rendered { command, stdin })
 }
 
 /// A notice for a pod asking to run its hooks once per owner when none of its hooks come

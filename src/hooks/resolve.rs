@@ -116,8 +116,8 @@ pub enum HookDefect {
         /// The pod.
         pod: PodRef,
     },
-    /// The command uses a template variable that does not exist.
-    #[error("invalid command: {error}")]
+    /// The command or the stdin uses a template variable that does not exist.
+    #[error("invalid {}: {error}", .error.place.part())]
     UnknownVariable {
         /// The pod.
         pod: PodRef,
@@ -203,7 +203,7 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
                     ..Execution::default()
                 },
                 run_once: run_once.clone(),
-                defect: None,
+                defect: unknown_variable(&pod_ref, &[], hook.execution.stdin.as_deref()),
                 ends_session: Some(HeldBy {
                     source: HookSource::Annotation,
                     name: ANNOTATION_HOOK_NAME.to_owned(),
@@ -218,16 +218,13 @@ pub fn resolve(pod: &Pod, phase: Phase, config: &Config) -> Resolution {
                     key: hook.command_key.clone(),
                 });
             }
-            if let (None, Err(error)) = (&defect, template::check(&command)) {
-                defect = Some(HookDefect::UnknownVariable {
-                    pod: pod_ref.clone(),
-                    error,
-                });
-            }
             let mut execution = hook.execution;
             if session_pre.is_some() {
                 // The post stdin went to the session; the post command runs after it, without.
                 execution.stdin = None;
+            }
+            if defect.is_none() {
+                defect = unknown_variable(&pod_ref, &command, execution.stdin.as_deref());
             }
             hooks.push(ResolvedHook {
                 phase,
@@ -411,6 +408,17 @@ fn skip_reason(pod: &Pod, pod_ref: &PodRef, phase: Phase) -> Option<SkipReason> 
 
 /// The container a hook runs in: the named one if it is a container or a native sidecar
 /// (an init container with `restartPolicy: Always`), else the first of `spec.containers`.
+/// The defect of a hook whose command or stdin uses a template variable that does not exist.
+fn unknown_variable(pod: &PodRef, command: &[String], stdin: Option<&str>) -> Option<HookDefect> {
+    template::check(command)
+        .and_then(|()| stdin.map_or(Ok(()), template::check_stdin))
+        .err()
+        .map(|error| HookDefect::UnknownVariable {
+            pod: pod.clone(),
+            error,
+        })
+}
+
 fn resolve_container(
     pod: &Pod,
     pod_ref: &PodRef,

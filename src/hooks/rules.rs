@@ -1054,6 +1054,10 @@ fn exec_hook(
         ctx.error(&format!("{path}.command"), unknown.to_string());
         ok = false;
     }
+    if let Some(Err(unknown)) = hook.execution.stdin.as_deref().map(template::check_stdin) {
+        ctx.error(&format!("{path}.stdin"), unknown.to_string());
+        ok = false;
+    }
     let ends_session =
         phase == Phase::Post && !mapping.contains_key("command") && hook.execution.stdin.is_some();
     if ends_session {

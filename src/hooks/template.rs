@@ -1,7 +1,9 @@
-//! Argument templating: `{{backup.name}}`, `{{backup.namespace}}`, `{{pod.name}}`,
-//! `{{pod.namespace}}`, `{{container}}` and `{{phase}}` inside argv elements, substituted
-//! without a shell. A variable stands in for part of one element and never splits it, so a
-//! value cannot add argv elements, whatever characters it holds.
+//! Hook templating: `{{backup.name}}`, `{{backup.namespace}}`, `{{pod.name}}`,
+//! `{{pod.namespace}}`, `{{container}}` and `{{phase}}` inside argv elements and a hook's stdin
+//! text, substituted without a shell. A variable stands in for part of one element and never
+//! splits it, so a value cannot add argv elements, whatever characters it holds. The values are
+//! Kubernetes names (lowercase letters, digits, `-` and `.`) and the phase, so in stdin they
+//! cannot end a quoted SQL string either.
 //!
 //! Grammar: `{{`, optional spaces, a name of lowercase words joined by dots (`[a-z][a-z0-9_]*`
 //! segments), optional spaces, `}}`. A well-formed name that is not one of the six variables is
@@ -54,22 +56,50 @@ impl TemplateContext<'_> {
     }
 }
 
-/// A variable a command uses that does not exist.
+/// Where in a hook a variable is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// An argv element (0-based).
+    Command(usize),
+    /// The stdin text.
+    Stdin,
+}
+
+impl Place {
+    /// What the place is part of: `command` or `stdin`.
+    pub fn part(self) -> &'static str {
+        match self {
+            Place::Command(_) => "command",
+            Place::Stdin => "stdin",
+        }
+    }
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Command(element) => write!(f, "command element {element}"),
+            Place::Stdin => f.write_str("stdin"),
+        }
+    }
+}
+
+/// A variable a hook uses that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownVariable {
     /// The name between the braces.
     pub name: String,
-    /// The argv position it is in (0-based).
-    pub element: usize,
+    /// Where it is.
+    pub place: Place,
 }
 
 impl fmt::Display for UnknownVariable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown template variable {{{{{}}}}} in command element {}; known: {}",
+            "unknown template variable {{{{{}}}}} in {}; known: {}",
             self.name,
-            self.element,
+            self.place,
             VARIABLES
                 .iter()
                 .map(|v| format!("{{{{{v}}}}}"))
@@ -81,25 +111,37 @@ impl fmt::Display for UnknownVariable {
 
 /// The first unknown variable of `argv`, if any.
 pub fn check(argv: &[String]) -> Result<(), UnknownVariable> {
-    for (element, arg) in argv.iter().enumerate() {
-        for piece in pieces(arg) {
-            if let Piece::Variable(name) = piece {
-                if !VARIABLES.contains(&name) {
-                    return Err(UnknownVariable {
-                        name: name.to_owned(),
-                        element,
-                    });
-                }
-            }
-        }
+    argv.iter()
+        .enumerate()
+        .try_for_each(|(element, arg)| check_text(arg, Place::Command(element)))
+}
+
+/// The first unknown variable of a hook's stdin text, if any.
+pub fn check_stdin(text: &str) -> Result<(), UnknownVariable> {
+    check_text(text, Place::Stdin)
+}
+
+fn check_text(text: &str, place: Place) -> Result<(), UnknownVariable> {
+    match pieces(text).find_map(|piece| match piece {
+        Piece::Variable(name) if !VARIABLES.contains(&name) => Some(name),
+        _ => None,
+    }) {
+        Some(name) => Err(UnknownVariable {
+            name: name.to_owned(),
+            place,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Whether any element of `argv` uses a variable.
 pub fn uses_variables(argv: &[String]) -> bool {
-    argv.iter()
-        .any(|arg| pieces(arg).any(|p| matches!(p, Piece::Variable(_))))
+    argv.iter().any(|arg| text_uses_variables(arg))
+}
+
+/// Whether `text` (an argv element, a stdin text) uses a variable.
+pub fn text_uses_variables(text: &str) -> bool {
+    pieces(text).any(|p| matches!(p, Piece::Variable(_)))
 }
 
 /// `argv` with every variable replaced by its value; the same number of elements.
@@ -110,25 +152,36 @@ pub fn render(
 ) -> Result<Vec<String>, UnknownVariable> {
     argv.iter()
         .enumerate()
-        .map(|(element, arg)| {
-            let mut out = String::with_capacity(arg.len());
-            for piece in pieces(arg) {
-                match piece {
-                    Piece::Text(text) => out.push_str(text),
-                    Piece::Variable(name) => match context.value(name) {
-                        Some(value) => out.push_str(value),
-                        None => {
-                            return Err(UnknownVariable {
-                                name: name.to_owned(),
-                                element,
-                            })
-                        }
-                    },
-                }
-            }
-            Ok(out)
-        })
+        .map(|(element, arg)| render_text(arg, context, Place::Command(element)))
         .collect()
+}
+
+/// A hook's stdin text with every variable replaced by its value.
+pub fn render_stdin(text: &str, context: &TemplateContext<'_>) -> Result<String, UnknownVariable> {
+    render_text(text, context, Place::Stdin)
+}
+
+fn render_text(
+    text: &str,
+    context: &TemplateContext<'_>,
+    place: Place,
+) -> Result<String, UnknownVariable> {
+    let mut out = String::with_capacity(text.len());
+    for piece in pieces(text) {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Variable(name) => match context.value(name) {
+                Some(value) => out.push_str(value),
+                None => {
+                    return Err(UnknownVariable {
+                        name: name.to_owned(),
+                        place,
+                    })
+                }
+            },
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -238,7 +291,7 @@ mod tests {
             error,
             UnknownVariable {
                 name: "backup.nmae".to_owned(),
-                element: 1
+                place: Place::Command(1)
             }
         );
         assert!(error.to_string().starts_with(
@@ -268,6 +321,24 @@ mod tests {
     fn a_literal_opening_before_a_variable_is_kept() {
         let rendered = render(&argv(&["{{{{pod.name}}}}"]), &context()).unwrap();
         assert_eq!(rendered, argv(&["{{db-0}}"]));
+    }
+
+    #[test]
+    fn stdin_text_is_rendered_whole_and_its_unknown_variables_named() {
+        let sql = "SELECT pg_backup_start('{{backup.name}}', true); -- {{ pod.name }} {\"k\": 1}";
+        assert!(text_uses_variables(sql));
+        assert_eq!(
+            render_stdin(sql, &context()).unwrap(),
+            "SELECT pg_backup_start('nightly-20261125', true); -- db-0 {\"k\": 1}"
+        );
+        assert!(!text_uses_variables("UNLOCK TABLES; {{.Go}}"));
+        assert_eq!(check_stdin("UNLOCK TABLES; {{.Go}}"), Ok(()));
+        let error = check_stdin("SELECT '{{backup.nmae}}';").unwrap_err();
+        assert_eq!(error.place, Place::Stdin);
+        assert!(error
+            .to_string()
+            .starts_with("unknown template variable {{backup.nmae}} in stdin; known: "));
+        assert!(render_stdin("{{backup.nmae}}", &context()).is_err());
     }
 
     #[test]

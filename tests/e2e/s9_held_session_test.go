@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -8,7 +9,8 @@ import (
 // Scenario 9: hooks that talk to their command through stdin, over the real API server's
 // WebSocket exec and the kubelet. A pre hook holds its shell open from the freeze to the thaw
 // (hold-until-output) and the post stdin goes to that same shell, which then exits as its stdin
-// closes (the v5 close signal); a one-shot hook reads its stdin; a session that never prints its
+// closes (the v5 close signal), with the template variables of its input filled in; a one-shot
+// hook reads its stdin; a session that never prints its
 // ready text fails at its timeout. And the backup's log ends with the totals of all three pods:
 // Velero closes that log as soon as its last item is done.
 func TestHeldSessionAndStdinOnTheRealKubelet(t *testing.T) {
@@ -17,9 +19,9 @@ func TestHeldSessionAndStdinOnTheRealKubelet(t *testing.T) {
 	startPods(t,
 		testPod{namespace: ns, name: "db", annotations: map[string]string{
 			"pre.hook.backup.quiesce.dev/command":           shell,
-			"pre.hook.backup.quiesce.dev/stdin":             "echo \"frozen $$\" >> /tmp/held; echo quiesce-frozen\n",
+			"pre.hook.backup.quiesce.dev/stdin":             "echo \"frozen $$ {{backup.name}}\" >> /tmp/held; echo quiesce-frozen\n",
 			"pre.hook.backup.quiesce.dev/hold-until-output": "quiesce-frozen",
-			"post.hook.backup.quiesce.dev/stdin":            "echo \"thawed $$\" >> /tmp/held\n",
+			"post.hook.backup.quiesce.dev/stdin":            "echo \"thawed $$ {{phase}}\" >> /tmp/held\n",
 		}},
 		testPod{namespace: ns, name: "never-ready", annotations: map[string]string{
 			"pre.hook.backup.quiesce.dev/command":           shell,
@@ -52,10 +54,11 @@ func TestHeldSessionAndStdinOnTheRealKubelet(t *testing.T) {
 	case ended < held:
 		t.Errorf("the session ended (line %d) before it was held (line %d)", ended, held)
 	}
-	lines := strings.Split(strings.TrimSpace(fileIn(t, ns, "db", "app", "/tmp/held")), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "frozen ") || !strings.HasPrefix(lines[1], "thawed ") ||
-		strings.TrimPrefix(lines[0], "frozen ") != strings.TrimPrefix(lines[1], "thawed ") {
-		t.Errorf("/tmp/held in pod db: %q, want `frozen PID` then `thawed PID` from one shell", lines)
+	var frozenPID, backupName, thawedPID, phase string
+	heldFile := fileIn(t, ns, "db", "app", "/tmp/held")
+	if _, err := fmt.Sscanf(heldFile, "frozen %s %s\nthawed %s %s\n", &frozenPID, &backupName, &thawedPID, &phase); err != nil ||
+		frozenPID != thawedPID || backupName != b.name || phase != "post" {
+		t.Errorf("/tmp/held in pod db: %q, want `frozen PID %s` then `thawed PID post` from one shell", heldFile, b.name)
 	}
 	for _, process := range processesIn(t, ns, "db", "app") {
 		if strings.TrimSpace(process) == "/bin/sh" {

@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use crate::util::databases::{MariaDb, Postgres};
 use crate::util::velero::{shop_pod, Velero, NAMESPACE};
+use crate::util::BACKUP_NAME;
 
 /// Generous bound for "it happens at all" waits; never a performance assertion.
 const EVENTUALLY: Duration = Duration::from_secs(20);
@@ -520,7 +521,8 @@ async fn mariadb_on_a_v4_server_the_post_input_must_end_the_client() {
 }
 
 /// A pod of `shop` with claim `data` whose pre hook starts a non-exclusive PostgreSQL backup
-/// in one held `psql` session, ended at the thaw by `pg_backup_stop`.
+/// labelled with the Backup's name (a template variable in stdin) in one held `psql` session,
+/// ended at the thaw by `pg_backup_stop`.
 fn postgres_pod(pg: &Postgres, name: &str) -> PodBuilder {
     shop_pod(name)
         .claims(["data"])
@@ -530,7 +532,7 @@ fn postgres_pod(pg: &Postgres, name: &str) -> PodBuilder {
         )
         .annotation(
             &format!("{PRE}stdin"),
-            format!("SELECT pg_backup_start('quiesce', true); SELECT '{READY}';"),
+            format!("SELECT pg_backup_start('{{{{backup.name}}}}', true); SELECT '{READY}';"),
         )
         .annotation(&format!("{PRE}hold-until-output"), READY)
         .annotation(&format!("{POST}stdin"), "SELECT * FROM pg_backup_stop();")
@@ -556,7 +558,9 @@ async fn postgres_backup_mode_in_one_held_session_ends_with_its_label_in_the_pos
     let ended = wait_for_line(&velero, "held session ended").await;
     assert_eq!(ended["exitCode"], 0);
     assert_eq!(ended["hookPhase"], "post");
-    // pg_backup_stop's row: the stop LSN, the backup_label file, the tablespace map.
+    // pg_backup_stop's row: the stop LSN, the backup_label file (labelled with the Backup's
+    // name), the tablespace map.
+    let label_line = format!("LABEL: {BACKUP_NAME}");
     let label = velero
         .stderr()
         .into_iter()
@@ -564,7 +568,7 @@ async fn postgres_backup_mode_in_one_held_session_ends_with_its_label_in_the_pos
             l["hookPhase"] == "post"
                 && l["@message"]
                     .as_str()
-                    .is_some_and(|m| m.starts_with("stdout: ") && m.contains("LABEL: quiesce"))
+                    .is_some_and(|m| m.starts_with("stdout: ") && m.contains(&label_line))
         })
         .unwrap_or_else(|| panic!("no label in the post hook's log: {:#?}", velero.stderr()));
     let text = label["@message"].as_str().unwrap();

@@ -363,6 +363,54 @@ fn a_group_counts_only_its_members_in_the_backup() {
 }
 
 #[test]
+fn a_templated_stdin_is_shown_as_written_and_rendered() {
+    let mut annotations = freeze();
+    annotations["pre.hook.backup.quiesce.dev/stdin"] =
+        json!("SELECT pg_backup_start('{{backup.name}}', true);");
+    let inputs = Inputs {
+        pods: vec![annotated("db-0", annotations)],
+        ..Inputs::default()
+    };
+    let named = BackupScope {
+        name: Some("nightly".into()),
+        ..BackupScope::default()
+    };
+    let report = explain(&inputs, &named);
+    let hook = &report.pods[0].phases.pre.hooks[0];
+    assert_eq!(hook.rendered_command, None, "the command uses no variable");
+    let execution = hook
+        .execution
+        .as_ref()
+        .expect("stdin is an execution option");
+    assert_eq!(
+        execution.stdin.as_deref(),
+        Some("SELECT pg_backup_start('{{backup.name}}', true);")
+    );
+    assert_eq!(
+        execution.rendered_stdin.as_deref(),
+        Some("SELECT pg_backup_start('nightly', true);")
+    );
+    let text = crate::explain::render::render_text(&report);
+    assert!(
+        text.contains("stdin: \"SELECT pg_backup_start('nightly', true);\"")
+            && text.contains(
+                "templated, as written: \"SELECT pg_backup_start('{{backup.name}}', true);\""
+            ),
+        "{text}"
+    );
+
+    let report = explain(&inputs, &BackupScope::default());
+    let execution = report.pods[0].phases.pre.hooks[0]
+        .execution
+        .clone()
+        .unwrap();
+    assert_eq!(
+        execution.rendered_stdin.as_deref(),
+        Some("SELECT pg_backup_start('<backup.name>', true);")
+    );
+}
+
+#[test]
 fn templated_commands_render_with_the_backup_and_unknown_values_get_a_placeholder() {
     let mut annotations = freeze();
     annotations["pre.hook.backup.quiesce.dev/command"] =

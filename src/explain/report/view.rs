@@ -159,9 +159,12 @@ pub struct ExecutionView {
     pub retry_on_exit_codes: Vec<i32>,
     /// On timeout, TERM then KILL the command.
     pub kill_on_timeout: bool,
-    /// Text written to the command's stdin (absent from the JSON when none).
+    /// Text written to the command's stdin, as written (absent from the JSON when none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stdin: Option<String>,
+    /// The stdin with the variables substituted (absent when it uses none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rendered_stdin: Option<String>,
     /// The ready text of a held session (absent from the JSON when the hook holds none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hold_until_output: Option<String>,
@@ -196,6 +199,7 @@ impl ExecutionView {
             retry_on_exit_codes: execution.retry_on_exit_codes.clone(),
             kill_on_timeout: execution.kill_on_timeout,
             stdin: execution.stdin.clone(),
+            rendered_stdin: None,
             hold_until_output: execution.hold_until_output.clone(),
         })
     }

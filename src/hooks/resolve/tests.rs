@@ -998,6 +998,33 @@ fn the_post_phase_of_a_held_annotation_session_ends_it_then_runs_its_command() {
 }
 
 #[test]
+fn an_unknown_variable_in_stdin_fails_the_hook_in_place_the_session_end_included() {
+    let pod = holding(&[
+        (
+            "pre.hook.backup.quiesce.dev/stdin",
+            "SELECT '{{backup.nmae}}';",
+        ),
+        (
+            "post.hook.backup.quiesce.dev/stdin",
+            "UNLOCK TABLES; -- {{pod.nmae}}",
+        ),
+    ]);
+    let pre = resolve(&pod, Phase::Pre, &Config::default());
+    let defect = pre.hooks[0].defect.as_ref().expect("a defect").to_string();
+    assert!(
+        defect.starts_with("invalid stdin: unknown template variable {{backup.nmae}} in stdin; "),
+        "{defect}"
+    );
+    let post = resolve(&pod, Phase::Post, &Config::default());
+    let defect = post.hooks[0].defect.as_ref().expect("a defect").to_string();
+    assert!(defect.contains("{{pod.nmae}} in stdin"), "{defect}");
+
+    let known = holding(&[("post.hook.backup.quiesce.dev/stdin", "-- {{backup.name}}")]);
+    let post = resolve(&known, Phase::Post, &Config::default());
+    assert_eq!(post.hooks[0].defect, None);
+}
+
+#[test]
 fn a_held_annotation_session_ends_at_the_thaw_without_any_post_key() {
     let post = resolve(&holding(&[]), Phase::Post, &Config::default());
     let [end] = post.hooks.as_slice() else {

@@ -1083,6 +1083,24 @@ fn a_rule_holds_a_session_and_ends_it_with_a_post_hook_of_only_stdin() {
 }
 
 #[test]
+fn stdin_may_use_template_variables_and_an_unknown_one_is_a_rule_error() {
+    let templated = HOLDING_RULE.replace(
+        "SELECT 'quiesce-frozen';",
+        "DO '{{backup.name}}'; SELECT 'quiesce-frozen';",
+    );
+    load_clean(&templated);
+    let (_, problems) =
+        load(&HOLDING_RULE.replace("UNLOCK TABLES;", "UNLOCK TABLES; -- {{backup.nmae}}"));
+    assert_eq!(
+        paths(&problems),
+        [(Severity::Error, "hooks.resources[0].post[0].exec.stdin")]
+    );
+    assert!(problems[0]
+        .message
+        .starts_with("unknown template variable {{backup.nmae}} in stdin; known: "));
+}
+
+#[test]
 fn a_session_end_ignores_what_only_a_command_would_use() {
     let (config, problems) = load(&HOLDING_RULE.replace(
         "        stdin: \"UNLOCK TABLES;\"\n",
