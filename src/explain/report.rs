@@ -899,10 +899,7 @@ fn hook_reports(pod: &Pod, hooks: &[ResolvedHook], context: &mut HookContext) ->
                 command: rendered_command,
                 stdin: rendered_stdin,
             } = rendered(pod, hook, context).unwrap_or_default();
-            let mut execution = ExecutionView::of(&hook.execution);
-            if let Some(view) = &mut execution {
-                view.rendered_stdin = rendered_stdin;
-            }
+            let execution = ExecutionView::of(&hook.execution, rendered_stdin);
             HookReport {
                 order: i + 1,
                 source: hook.source.as_str().to_owned(),

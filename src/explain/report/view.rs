@@ -181,8 +181,9 @@ pub struct WaitView {
 }
 
 impl ExecutionView {
-    /// The options as shown; `None` for the default (one attempt, no wait).
-    pub(super) fn of(execution: &Execution) -> Option<Self> {
+    /// The options as shown, with the stdin's variables substituted when it uses any; `None`
+    /// for the default (one attempt, no wait).
+    pub(super) fn of(execution: &Execution, rendered_stdin: Option<String>) -> Option<Self> {
         if *execution == Execution::default() {
             return None;
         }
@@ -199,7 +200,7 @@ impl ExecutionView {
             retry_on_exit_codes: execution.retry_on_exit_codes.clone(),
             kill_on_timeout: execution.kill_on_timeout,
             stdin: execution.stdin.clone(),
-            rendered_stdin: None,
+            rendered_stdin,
             hold_until_output: execution.hold_until_output.clone(),
         })
     }
